@@ -1,0 +1,242 @@
+"""Design matrices and the accounting of rows used and dropped.
+
+The fixed part of a formula goes through statsmodels' formula engine (patsy by
+default) exactly as in ``smf.ols``; rows it cannot use, and rows with a missing
+grouping id, are dropped here and counted by reason, never silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from statsmodels.formula._manager import FormulaManager
+
+from .formula import ParsedFormula
+
+__all__ = ["RowAccounting", "ModelData", "data_from_formula", "data_from_arrays"]
+
+
+@dataclass(frozen=True)
+class RowAccounting:
+    """How many input rows were used, and why the others were not.
+
+    Attributes
+    ----------
+    n_input : int
+        Rows in the data given.
+    n_used : int
+        Rows that enter the likelihood.
+    dropped : dict
+        Reason -> number of rows; every dropped row is counted once, under the first
+        reason that applies (outcome, then covariates, then ids).
+    """
+
+    n_input: int
+    n_used: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_dropped(self) -> int:
+        return self.n_input - self.n_used
+
+    def describe(self) -> str:
+        """One line for a summary: ``400 of 412 rows used; dropped 12 (missing x: 12)``."""
+        text = f"{self.n_used:,} of {self.n_input:,} rows used"
+        if self.dropped:
+            reasons = ", ".join(f"{reason}: {count:,}" for reason, count in self.dropped.items())
+            text += f"; dropped {self.n_dropped:,} ({reasons})"
+        return text
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Outcome, fixed-effect design and ids of the rows used, in input order.
+
+    Attributes
+    ----------
+    endog : ndarray
+    exog : ndarray
+    exog_names : list of str
+    ids : DataFrame
+        One column per id column named in the random terms.
+    row_labels : pandas.Index
+        Index labels (in the input data) of the rows used.
+    accounting : RowAccounting
+    endog_name : str
+    design_info : object or None
+        The formula engine's description of the fixed part, for predictions.
+    """
+
+    endog: np.ndarray
+    exog: np.ndarray
+    exog_names: list[str]
+    ids: pd.DataFrame
+    row_labels: pd.Index
+    accounting: RowAccounting
+    endog_name: str
+    design_info: object | None = None
+
+
+def _missing_ids(ids: pd.DataFrame) -> pd.Series:
+    return ids.isna().any(axis=1)
+
+
+def _check_finite(endog: np.ndarray, exog: np.ndarray, endog_name: str, exog_names: list[str]) -> None:
+    for name, column in [(endog_name, endog), *zip(exog_names, exog.T)]:
+        bad = ~np.isfinite(column)
+        if bad.any():
+            raise ValueError(
+                f"column {name!r} has {bad.sum():,} infinite value(s) (first at used row "
+                f"{int(np.flatnonzero(bad)[0])}); remove or recode them"
+            )
+
+
+def _check_columns(data: pd.DataFrame, names, what: str) -> None:
+    for name in names:
+        if name not in data.columns:
+            close = [c for c in map(str, data.columns) if c.lower() == name.lower()]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{what} {name!r} is not a column of the data{hint}")
+
+
+def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int = 0) -> ModelData:
+    """Evaluate the fixed part with statsmodels' formula engine and collect ids.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+    data : DataFrame
+    eval_env : int
+        Passed to the formula engine (how many frames up to look for names that
+        are not columns).
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    _check_columns(data, parsed.columns, "grouping factor")
+    if re.fullmatch(r"\w+", parsed.outcome):  # a transform such as log(y) is left to the formula engine
+        _check_columns(data, [parsed.outcome], "outcome")
+    if parsed.outcome in data.columns and not pd.api.types.is_numeric_dtype(data[parsed.outcome]):
+        raise ValueError(f"outcome {parsed.outcome!r} is not numeric (dtype {data[parsed.outcome].dtype})")
+
+    ids_all = data[list(parsed.columns)]
+    manager = FormulaManager()
+    try:
+        endog, exog = manager.get_matrices(
+            parsed.fixed, data, eval_env=eval_env + 1, pandas=True, na_action=manager.get_na_action("drop")
+        )
+    except Exception as err:  # the formula engine's own errors name the problem; keep its text
+        raise ValueError(f"cannot build the fixed part {parsed.fixed!r}: {err}") from None
+    if exog.shape[1] == 0:
+        raise ValueError(f"the fixed part {parsed.fixed!r} has no columns")
+
+    kept = pd.Series(False, index=data.index)
+    kept[endog.index] = True
+    kept &= ~_missing_ids(ids_all)
+    dropped = _dropped_reasons(data, parsed, ~kept)
+    rows = kept.to_numpy()
+    used_labels = data.index[rows]
+    endog_used = endog.loc[used_labels].iloc[:, 0].to_numpy(dtype=float)
+    exog_used = exog.loc[used_labels].to_numpy(dtype=float)
+    names = list(exog.columns)
+    _check_finite(endog_used, exog_used, parsed.outcome, names)
+    if len(endog_used) == 0:
+        raise ValueError(f"no row of the data has the outcome, covariates and ids all present ({dropped})")
+    return ModelData(
+        endog=endog_used,
+        exog=exog_used,
+        exog_names=names,
+        ids=ids_all.loc[used_labels].reset_index(drop=True),
+        row_labels=used_labels,
+        accounting=RowAccounting(len(data), int(rows.sum()), dropped),
+        endog_name=parsed.outcome,
+        design_info=manager.spec,
+    )
+
+
+def _dropped_reasons(data: pd.DataFrame, parsed: ParsedFormula, dropped: pd.Series) -> dict[str, int]:
+    """Attribute each dropped row to the first column that explains it."""
+    remaining = dropped.copy()
+    reasons: dict[str, int] = {}
+    fixed_rhs = parsed.fixed.split("~", 1)[1]
+    referenced = [c for c in map(str, data.columns) if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", fixed_rhs)]
+    candidates = [("outcome", parsed.outcome)] if parsed.outcome in data.columns else []
+    candidates += [("covariate", c) for c in referenced if c != parsed.outcome]
+    candidates += [("id", c) for c in parsed.columns]
+    for kind, column in candidates:
+        hit = remaining & data[column].isna()
+        if hit.any():
+            reasons[f"missing {kind} {column}"] = int(hit.sum())
+            remaining &= ~hit
+    if remaining.any():
+        reasons["missing value in a term of the fixed part"] = int(remaining.sum())
+    return reasons
+
+
+def data_from_arrays(endog, exog, groups, group_names=None) -> ModelData:
+    """Collect arrays given without a formula; rows with a missing value are dropped and counted.
+
+    Parameters
+    ----------
+    endog : array_like, shape (n,)
+    exog : array_like, shape (n, p)
+        Include a column of ones for an intercept (see ``statsmodels.api.add_constant``).
+    groups : sequence of array_like, or DataFrame
+        One id array per grouping level, top level first.
+    group_names : sequence of str, optional
+        Names of the levels; taken from ``groups`` when it is a DataFrame or a list of
+        named Series, ``group0, group1, ...`` otherwise.
+    """
+    endog_s = pd.Series(np.asarray(endog)) if not isinstance(endog, pd.Series) else endog.reset_index(drop=True)
+    endog_name = str(endog.name) if getattr(endog, "name", None) is not None else "y"
+    exog_df = pd.DataFrame(exog) if not isinstance(exog, pd.DataFrame) else exog.reset_index(drop=True)
+    if exog_df.shape[1] == 1 and not isinstance(exog, pd.DataFrame) and np.ndim(exog) == 1:
+        exog_df.columns = ["x1"]
+    elif not isinstance(exog, pd.DataFrame):
+        exog_df.columns = [f"x{i + 1}" for i in range(exog_df.shape[1])]
+    if isinstance(groups, pd.DataFrame):
+        ids = groups.reset_index(drop=True)
+    else:
+        groups = list(groups) if not isinstance(groups, np.ndarray) or groups.ndim == 1 else list(groups.T)
+        if groups and np.ndim(groups[0]) == 0:
+            groups = [groups]
+        names = group_names or [
+            str(g.name) if getattr(g, "name", None) is not None else f"group{i}" for i, g in enumerate(groups)
+        ]
+        ids = pd.DataFrame({n: (g.reset_index(drop=True) if isinstance(g, pd.Series) else np.asarray(g))
+                            for n, g in zip(names, groups)})
+    if group_names is not None:
+        ids.columns = list(group_names)
+    n = len(endog_s)
+    for what, frame in [("exog", exog_df), ("groups", ids)]:
+        if len(frame) != n:
+            raise ValueError(f"{what} has {len(frame):,} rows but endog has {n:,}")
+    if not pd.api.types.is_numeric_dtype(endog_s):
+        raise ValueError(f"endog is not numeric (dtype {endog_s.dtype})")
+    reasons: dict[str, int] = {}
+    remaining = pd.Series(False, index=range(n))
+    for label, miss in [(f"missing outcome {endog_name}", endog_s.isna()),
+                        *[(f"missing covariate {c}", exog_df[c].isna()) for c in exog_df.columns],
+                        *[(f"missing id {c}", ids[c].isna()) for c in ids.columns]]:
+        hit = miss & ~remaining
+        if hit.any():
+            reasons[label] = int(hit.sum())
+            remaining |= hit
+    used = ~remaining.to_numpy()
+    endog_used = endog_s[used].to_numpy(dtype=float)
+    exog_used = exog_df[used].to_numpy(dtype=float)
+    names = [str(c) for c in exog_df.columns]
+    _check_finite(endog_used, exog_used, endog_name, names)
+    return ModelData(
+        endog=endog_used,
+        exog=exog_used,
+        exog_names=names,
+        ids=ids[used].reset_index(drop=True),
+        row_labels=pd.RangeIndex(n)[used],
+        accounting=RowAccounting(n, int(used.sum()), reasons),
+        endog_name=endog_name,
+    )

@@ -1,0 +1,80 @@
+"""The parameter table written as a Stata ``sem`` command and as lavaan model syntax."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+
+from .spec import ParameterTable
+
+__all__ = ["to_stata", "to_lavaan"]
+
+
+def _wrap(items: list[str], indent: str, width: int = 76) -> list[str]:
+    return textwrap.wrap(" ".join(items), width=width, initial_indent=indent, subsequent_indent=indent,
+                         break_long_words=False)
+
+
+def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> str:
+    """A Stata ``sem`` command for the wide data (one ``///``-continued statement).
+
+    Parameters
+    ----------
+    table : ParameterTable
+    expanded : DataFrame
+        ``table.expand(layout)``.
+    balanced : bool
+        Without missing positions ``method(ml)`` suffices; otherwise ``method(mlmv)``
+        (full-information ML) is requested.
+    """
+    equations = []
+    loadings = expanded[expanded["op"] == "=~"]
+    for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
+        terms = [f"{r.rhs}@{r.label}" for r in rows.itertuples() if r.op == "~"]
+        has_constant = (rows["op"] == "~1").any()
+        if has_constant:
+            terms.append(f"_cons@{rows.loc[rows['op'] == '~1', 'label'].iloc[0]}")
+        terms += [f"{latent}@1" for latent in loadings.loc[loadings["rhs"] == y, "lhs"]]
+        equations.append(f"({y} <- {' '.join(terms)}{'' if has_constant else ', noconstant'})")
+    variances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] == expanded["rhs"])]
+    observed = set(expanded.loc[expanded["op"].isin(["~", "~1"]), "lhs"])
+    cov_items = [f"{'e.' if v.lhs in observed else ''}{v.lhs}@{v.label}" for v in variances.itertuples()]
+    lines = ["sem " + equations[0] + " ///"] + [f"    {eq} ///" for eq in equations[1:]]
+    options = ["covstruct(_lexog, diagonal)"]
+    if table.covariates:
+        options.append("cov(_lexog*_oexog@0)")
+    options.append(f"method({'ml' if balanced else 'mlmv'})")
+    lines.append("    , " + " ".join(options) + " ///")
+    cov_lines = _wrap(cov_items, "      ")
+    cov_lines[0] = "    cov(" + cov_lines[0].lstrip()
+    cov_lines[-1] += ")"
+    lines += [line + " ///" for line in cov_lines[:-1]] + [cov_lines[-1]]
+    return "\n".join(lines)
+
+
+def to_lavaan(expanded: pd.DataFrame) -> str:
+    """lavaan model syntax; shared labels are equality constraints.
+
+    Fit it to the wide data with ``sem(model, data = wide, missing = "ml", fixed.x = TRUE)``.
+    """
+    blocks = ["# regressions: equal labels are equality constraints"]
+    for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
+        terms = [f"{r.label}*{r.rhs}" if r.op == "~" else f"{r.label}*1" for r in rows.itertuples()]
+        blocks.append(f"{y} ~ {' + '.join(terms)}")
+    blocks.append("# random effects: latent variables with loadings fixed at 1")
+    for latent, rows in expanded[expanded["op"] == "=~"].groupby("lhs", sort=False):
+        blocks += _wrap_formula(f"{latent} =~ ", [f"1*{y}" for y in rows["rhs"]])
+    blocks.append("# variances")
+    variances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] == expanded["rhs"])]
+    blocks += [f"{v.lhs} ~~ {v.label}*{v.rhs}" for v in variances.itertuples()]
+    zero = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"]) & ~expanded["free"]]
+    if len(zero):
+        blocks.append("# effects are uncorrelated")
+        blocks += [f"{c.lhs} ~~ {c.value:g}*{c.rhs}" for c in zero.itertuples()]
+    return "\n".join(blocks)
+
+
+def _wrap_formula(head: str, terms: list[str]) -> list[str]:
+    lines = textwrap.wrap(" + ".join(terms), width=76 - len(head), break_long_words=False)
+    return [head + lines[0]] + [" " * len(head) + line for line in lines[1:]]

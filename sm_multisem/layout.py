@@ -1,0 +1,253 @@
+"""Long data -> wide layout: one row per top-level cluster, one position per lower-level slot.
+
+The layout is stored ragged (long rows sorted by cluster and unit, with offsets), never as
+a dense clusters x positions array: real cluster sizes are ragged and a dense array can be
+thousands of times larger than the data. :meth:`WideLayout.wide_frame` materialises the
+wide data only to show or export it.
+
+A *slot* is a unit's position inside its parent, in sorted order of its id (as Stata's
+``reshape wide`` numbers them); the slot of an observation inside its lowest unit is its
+order of appearance in the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["WideLayout", "build_layout", "nesting_chain", "level_name"]
+
+
+def level_name(grouping: tuple[str, ...]) -> str:
+    """The name of a grouping level as lme4 prints it: ``k``, ``k:j``."""
+    return ":".join(grouping)
+
+
+def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """Integer codes in sorted order of the values (categoricals in category order)."""
+    try:
+        codes, uniques = pd.factorize(values, sort=True)
+    except TypeError as err:  # mixed types that cannot be sorted
+        raise ValueError(f"id column {name!r} mixes values that cannot be ordered: {err}") from None
+    return codes.astype(np.int64), len(uniques)
+
+
+def _combine(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes of the pairs (left, right), in lexicographic order."""
+    return _codes(left * n_right + right, "combined id")
+
+
+def nesting_chain(
+    groupings: tuple[tuple[str, ...], ...], id_codes: dict[str, tuple[np.ndarray, int]], terms: str
+) -> tuple[tuple[str, ...], ...]:
+    """Order grouping factors from the top level down and check that each is nested in the last.
+
+    Parameters
+    ----------
+    groupings : tuple of tuple of str
+        Grouping factors as written in the random terms.
+    id_codes : dict
+        Integer codes and their count for every id column (see :func:`_codes`).
+    terms : str
+        The random terms as written, for messages.
+
+    Raises
+    ------
+    ValueError
+        When a grouping factor repeats, or two factors are crossed (a unit of the finer one
+        appears in more than one unit of the coarser one), which is not a nested model.
+    """
+    seen: set[tuple[str, ...]] = set()
+    for grouping in groupings:
+        if grouping in seen:
+            raise ValueError(f"grouping factor {level_name(grouping)!r} appears twice in {terms}")
+        seen.add(grouping)
+    unit_codes = {g: _grouping_codes(g, id_codes) for g in groupings}
+    chain = sorted(groupings, key=lambda g: (unit_codes[g][1], len(g)))
+    for coarse, fine in zip(chain, chain[1:]):
+        fine_codes, n_fine = unit_codes[fine]
+        coarse_codes, _ = unit_codes[coarse]
+        _, n_pairs = _combine(fine_codes, unit_codes[coarse][1], coarse_codes)
+        if n_pairs != n_fine:
+            hint = ""
+            if len(fine) == 1 and len(coarse) == 1:
+                hint = f"; if {fine[0]!r} ids are reused inside each {coarse[0]!r}, write (1|{coarse[0]}/{fine[0]})"
+            raise ValueError(
+                f"random terms {terms} are crossed, not nested: some units of "
+                f"{level_name(fine)!r} belong to more than one unit of {level_name(coarse)!r}{hint}"
+            )
+    return tuple(chain)
+
+
+def _grouping_codes(grouping: tuple[str, ...], id_codes) -> tuple[np.ndarray, int]:
+    codes, n = id_codes[grouping[0]]
+    for column in grouping[1:]:
+        codes, n = _combine(codes, id_codes[column][1], id_codes[column][0])
+    return codes, n
+
+
+@dataclass(frozen=True)
+class WideLayout:
+    """Where every long row sits in the wide model.
+
+    Attributes
+    ----------
+    levels : tuple of tuple of str
+        Grouping columns of each level, top level first.
+    order : ndarray
+        Positions (into the rows used) that sort them by cluster, unit and slot.
+    row_starts : ndarray
+        First sorted row of every unit of the lowest grouping level.
+    child_starts : tuple of ndarray
+        For each level above the lowest, the first child (a unit of the next level)
+        of every unit.
+    slots : tuple of ndarray
+        For each level below the top, the slot of every unit inside its parent
+        (0-based); the last entry is the slot of every sorted row inside its unit.
+    unit_ids : tuple of pandas.DataFrame
+        Id values of every unit of each level.
+    """
+
+    levels: tuple[tuple[str, ...], ...]
+    order: np.ndarray
+    row_starts: np.ndarray
+    child_starts: tuple[np.ndarray, ...]
+    slots: tuple[np.ndarray, ...]
+    unit_ids: tuple[pd.DataFrame, ...]
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(level_name(g) for g in self.levels)
+
+    @property
+    def n_units(self) -> tuple[int, ...]:
+        """Number of units at each level, top first."""
+        return tuple(len(ids) for ids in self.unit_ids)
+
+    @property
+    def n_clusters(self) -> int:
+        return self.n_units[0]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.order)
+
+    def unit_sizes(self, level: int) -> np.ndarray:
+        """Number of observations in every unit of a level."""
+        sizes = np.diff(np.append(self.row_starts, self.n_rows))
+        for starts in reversed(self.child_starts[level:]):
+            sizes = np.add.reduceat(sizes, starts)
+        return sizes
+
+    def slot_counts(self) -> tuple[int, ...]:
+        """Largest number of slots at each level below the top (and of rows per lowest unit)."""
+        return tuple(int(s.max()) + 1 for s in self.slots)
+
+    def unit_of_rows(self, level: int) -> np.ndarray:
+        """Unit (0-based, in sorted order) of every sorted row at a level (0 = top)."""
+        unit = np.repeat(np.arange(len(self.row_starts)), np.diff(np.append(self.row_starts, self.n_rows)))
+        for parent_level in range(len(self.levels) - 2, level - 1, -1):
+            starts = self.child_starts[parent_level]
+            n_children = len(self.slots[parent_level])
+            parent = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_children)))
+            unit = parent[unit]
+        return unit
+
+    def position_of_rows(self) -> np.ndarray:
+        """Slots (one column per level below the top, then the row slot) of every sorted row."""
+        columns = [self.slots[level - 1][self.unit_of_rows(level)] for level in range(1, len(self.levels))]
+        return np.column_stack([*columns, self.slots[-1]])
+
+    def cluster_of_rows(self) -> np.ndarray:
+        """Top-level cluster (0-based) of every sorted row."""
+        return self.unit_of_rows(0)
+
+    def wide_frame(self, long: pd.DataFrame, max_cells: int = 10_000_000) -> pd.DataFrame:
+        """Reshape sorted long columns to one row per cluster.
+
+        Parameters
+        ----------
+        long : DataFrame
+            Columns to spread, rows in the order of the rows used (before sorting).
+        max_cells : int
+            Refuse to build a frame with more cells than this.
+
+        Notes
+        -----
+        Column ``x1_2`` holds ``x`` at slot 1 of level 2 and slot 2 inside it (1-based).
+        Absent positions are missing.
+        """
+        positions = self.position_of_rows()
+        n_positions = len(np.unique(positions, axis=0))
+        if self.n_clusters * n_positions * long.shape[1] > max_cells:
+            raise ValueError(
+                f"the wide data would have {self.n_clusters:,} rows x "
+                f"{n_positions * long.shape[1]:,} columns; raise max_cells to build it anyway"
+            )
+        suffix = pd.Series(["_".join(map(str, row + 1)) for row in positions])
+        sorted_long = long.iloc[self.order].reset_index(drop=True)
+        sorted_long["_cluster"] = self.cluster_of_rows()
+        sorted_long["_position"] = suffix
+        wide = sorted_long.pivot(index="_cluster", columns="_position")
+        ordered = sorted(set(suffix), key=lambda s: tuple(int(t) for t in s.split("_")))
+        wide = wide.reindex(columns=pd.MultiIndex.from_product([long.columns, ordered]))
+        wide.columns = [f"{name}{pos}" for name, pos in wide.columns]
+        top = self.unit_ids[0].reset_index(drop=True)
+        return pd.concat([top, wide.reset_index(drop=True)], axis=1)
+
+
+def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], terms: str) -> WideLayout:
+    """Build the wide layout from the id columns of the rows used.
+
+    Parameters
+    ----------
+    ids : DataFrame
+        The id columns (ints, strings or categoricals), one row per observation used,
+        without missing values.
+    groupings : tuple of tuple of str
+        Grouping factors as written in the random terms.
+    terms : str
+        The random terms as written, for messages.
+    """
+    id_codes = {col: _codes(ids[col], col) for col in ids.columns}
+    levels = nesting_chain(groupings, id_codes, terms)
+    unit_codes = []
+    codes, n = _grouping_codes(levels[0], id_codes)
+    unit_codes.append(codes)
+    for grouping in levels[1:]:
+        own, n_own = _grouping_codes(grouping, id_codes)
+        codes, n = _combine(codes, n_own, own)
+        unit_codes.append(codes)
+
+    order = np.argsort(unit_codes[-1], kind="stable")
+    sorted_codes = [c[order] for c in unit_codes]
+    n_rows = len(order)
+    row_starts = np.flatnonzero(np.r_[True, np.diff(sorted_codes[-1]) != 0])
+    # first row of every unit at each level, and each unit's first child
+    first_rows = [np.flatnonzero(np.r_[True, np.diff(c) != 0]) for c in sorted_codes]
+    child_starts = tuple(
+        np.searchsorted(first_rows[level + 1], first_rows[level]) for level in range(len(levels) - 1)
+    )
+    slots = []
+    for level in range(1, len(levels)):
+        n_children = len(first_rows[level])
+        parent_start = np.repeat(child_starts[level - 1], np.diff(np.append(child_starts[level - 1], n_children)))
+        slots.append(np.arange(n_children) - parent_start)
+    row_unit_start = np.repeat(row_starts, np.diff(np.append(row_starts, n_rows)))
+    slots.append(np.arange(n_rows) - row_unit_start)
+
+    sorted_ids = ids.iloc[order].reset_index(drop=True)
+    unit_ids = tuple(
+        sorted_ids.loc[first_rows[level], list(grouping)].reset_index(drop=True)
+        for level, grouping in enumerate(levels)
+    )
+    return WideLayout(
+        levels=levels,
+        order=order,
+        row_starts=row_starts,
+        child_starts=child_starts,
+        slots=tuple(slots),
+        unit_ids=unit_ids,
+    )

@@ -1,0 +1,343 @@
+"""``MultilevelSEM``: the statsmodels face of the pipeline.
+
+A thin adapter: it chains parse -> layout -> specify -> compile (each a public function
+of its own module) and exposes the likelihood with statsmodels' method names. Fitting
+never changes the model: options of a fit belong to the fit and its results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.base.model import GenericLikelihoodModel
+
+from . import export
+from .covariance import COV_TYPES, covariance, numerical_jacobian
+from .data import ModelData, data_from_arrays, data_from_formula
+from .estimation import fit_profiled
+from .formula import parse_formula
+from .layout import WideLayout, build_layout
+from .likelihood import NestedNormal
+from .plan import Plan, compile_plan
+from .spec import ParameterTable, specify
+
+__all__ = ["MultilevelSEM"]
+
+
+class MultilevelSEM(GenericLikelihoodModel):
+    """Nested random-intercept model estimated as a wide, constrained SEM by FIML.
+
+    Parameters
+    ----------
+    endog : array_like
+        The outcome, one value per observation.
+    exog : array_like
+        Fixed-effect design (include a constant for an intercept).
+    groups : sequence of array_like, or DataFrame
+        One id array per grouping level, top level first. Ids of a level may repeat
+        across units of the level above (nesting is implied, as lme4 reads ``k/j``).
+    group_names : sequence of str, optional
+        Names of the grouping levels.
+
+    Notes
+    -----
+    Observation ``t`` in top-level cluster ``k``, unit ``j`` of ``k``:
+
+    .. math:: y_t = x_t'\\beta + u_k + v_{jk} + e_t, \\quad u_k \\sim N(0, \\sigma_k^2),\\;
+              v_{jk} \\sim N(0, \\sigma_j^2),\\; e_t \\sim N(0, \\sigma_e^2)
+
+    In the wide form one row is one cluster, each slot of ``j`` and of the observations
+    inside it is a position with its own equation, and equality constraints (shared
+    slopes, equal variances) make the SEM identical to the mixed model; unbalanced data
+    are missing positions, handled by full-information ML. ``nobs`` is the number of
+    top-level clusters, the rows of the wide model.
+
+    The parameter vector is the fixed effects (named as the design names them)
+    followed by ``var(<level>)`` for each grouping level and ``var(Residual)``.
+
+    Examples
+    --------
+    >>> import sm_multisem as sms
+    >>> data = sms.simulate_article_data(n_clusters=50, seed=1)
+    >>> res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    >>> list(res.params.index)
+    ['Intercept', 'x', 'var(k)', 'var(k:j)', 'var(Residual)']
+    """
+
+    def __init__(self, endog, exog, groups, *, group_names=None, **kwargs):
+        model_data = data_from_arrays(endog, exog, groups, group_names)
+        names = tuple(model_data.ids.columns)
+        groupings = tuple(names[: i + 1] for i in range(len(names)))
+        self._build(model_data, groupings, terms="groups " + "/".join(names), formula=None, **kwargs)
+
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args, **kwargs):
+        """Create a model from a formula such as ``"y ~ x + (1|k/j)"``.
+
+        Parameters
+        ----------
+        formula : str
+            Fixed part as in ``statsmodels.formula.api.ols`` (categoricals, interactions,
+            transforms) plus random intercepts ``(1|k/j)``, ``(1|k) + (1|k:j)`` or any
+            deeper nesting ``(1|a/b/c)``.
+        data : DataFrame
+        subset : array_like, optional
+            Boolean mask or index labels of the rows to use.
+
+        Notes
+        -----
+        Rows missing the outcome, a covariate or an id are dropped; how many, and why,
+        is recorded in ``model.row_accounting`` and printed in the summary.
+        """
+        if drop_cols is not None or args:
+            raise TypeError("from_formula accepts formula, data, subset and keyword options only")
+        if subset is not None:
+            data = data.loc[subset]
+        eval_env = kwargs.pop("eval_env", 0)
+        parsed = parse_formula(formula)
+        model_data = data_from_formula(parsed, data, eval_env=eval_env + 1)
+        terms = " + ".join(term.text for term in parsed.terms)
+        model = cls.__new__(cls)
+        model._build(model_data, parsed.groupings, terms=terms, formula=formula, **kwargs)
+        return model
+
+    def _build(self, model_data: ModelData, groupings, *, terms: str, formula: str | None, **kwargs) -> None:
+        if kwargs:
+            raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
+        _check_rank(model_data)
+        layout = build_layout(model_data.ids, groupings, terms)
+        table = specify(model_data.endog_name, model_data.exog_names, layout)
+        plan = compile_plan(table, model_data.exog_names)
+        columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
+        endog = pd.Series(model_data.endog, name=model_data.endog_name)
+        exog = pd.DataFrame(model_data.exog, columns=model_data.exog_names)
+        super().__init__(endog, exog, missing="none")
+        self.formula = formula
+        self.model_data = model_data
+        self.layout: WideLayout = layout
+        self.table: ParameterTable = table
+        self.plan: Plan = plan
+        self.likelihood = NestedNormal(columns, layout.row_starts, layout.child_starts)
+        self.data.param_names = list(plan.param_names)
+        self.k_levels = len(layout.levels)
+        self.nobs = layout.n_clusters
+        self.nobs_long = layout.n_rows
+        self.k_extra = plan.k_params - len(model_data.exog_names)
+        self.df_model = float(len(model_data.exog_names) - int("Intercept" in model_data.exog_names))
+        self.df_resid = float(self.nobs_long - len(model_data.exog_names))
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the parameters: fixed effects, ``var(<level>)``, ``var(Residual)``."""
+        return list(self.plan.param_names)
+
+    @property
+    def row_accounting(self):
+        """Rows used and dropped, by reason (:class:`~sm_multisem.data.RowAccounting`)."""
+        return self.model_data.accounting
+
+    @property
+    def parameter_table(self) -> pd.DataFrame:
+        """The wide SEM, one row per parameter at every position, with its constraint label."""
+        return self.table.expand(self.layout)
+
+    def wide_data(self, max_cells: int = 10_000_000) -> pd.DataFrame:
+        """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``)."""
+        long = pd.DataFrame({self.table.outcome: self.model_data.endog})
+        for name, ident in zip(self.model_data.exog_names, self._covariate_identifiers()):
+            if ident is not None:
+                long[ident] = self.model_data.exog[:, self.model_data.exog_names.index(name)]
+        return self.layout.wide_frame(long, max_cells=max_cells)
+
+    def _covariate_identifiers(self) -> list[str | None]:
+        covariates = iter(self.table.covariates)
+        return [None if name == "Intercept" else next(covariates) for name in self.model_data.exog_names]
+
+    def to_stata(self) -> str:
+        """The wide constrained model as a Stata ``sem`` command."""
+        return export.to_stata(self.table, self.parameter_table, balanced=self._balanced())
+
+    def to_lavaan(self) -> str:
+        """The wide constrained model in lavaan model syntax."""
+        return export.to_lavaan(self.parameter_table)
+
+    def _balanced(self) -> bool:
+        counts = np.bincount(self.layout.cluster_of_rows())
+        return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_of_rows(), axis=0)) == counts[0]
+
+    # -------------------------------------------------------------- likelihood
+    def _arguments(self, params) -> tuple[np.ndarray, np.ndarray, float]:
+        beta, level_var, resid_var = self.plan.split(params)
+        if resid_var <= 0:
+            raise ValueError(f"var(Residual) must be positive, got {resid_var}")
+        return beta, level_var, resid_var
+
+    def loglike(self, params, reml: bool = False) -> float:
+        """Log-likelihood (ML), or the restricted log-likelihood if ``reml``.
+
+        The restricted log-likelihood does not depend on the fixed effects.
+        """
+        beta, level_var, resid_var = self._arguments(params)
+        if reml:
+            return float(self.likelihood.restricted_loglike(level_var, resid_var)[0])
+        return float(self.likelihood.loglikeobs(beta, level_var, resid_var).sum())
+
+    def loglikeobs(self, params) -> np.ndarray:
+        """ML log-likelihood of every top-level cluster (row of the wide data)."""
+        return self.likelihood.loglikeobs(*self._arguments(params))
+
+    def score_obs(self, params) -> np.ndarray:
+        """ML score of every top-level cluster, one column per parameter."""
+        return self.plan.gradient_to_params(self.likelihood.score_obs(*self._arguments(params)))
+
+    def score(self, params, reml: bool = False) -> np.ndarray:
+        """Gradient of :meth:`loglike` (analytic)."""
+        if not reml:
+            return self.score_obs(params).sum(0)
+        beta, level_var, resid_var = self._arguments(params)
+        grad = self.likelihood.restricted_loglike(level_var, resid_var)[1]
+        return self.plan.gradient_to_params(np.r_[np.zeros(len(beta)), grad])
+
+    def hessian(self, params, reml: bool = False) -> np.ndarray:
+        """Hessian of :meth:`loglike`, by central differences of the analytic score."""
+        hess = numerical_jacobian(lambda p: self.score(p, reml=reml), params)
+        return 0.5 * (hess + hess.T)
+
+    def information(self, params, reml: bool = False, kind: str = "oim") -> np.ndarray:
+        """Observed (``"oim"``) or expected (``"eim"``) information matrix.
+
+        ``"oim"`` is minus the Hessian of the log-likelihood; under REML its variance block
+        is minus the Hessian of the restricted log-likelihood, as statsmodels ``MixedLM``
+        computes it. ``"eim"`` has ``X'Sigma^{-1}X`` for the fixed effects, a zero cross
+        block, and ``tr(P Sigma_i P Sigma_j)/2`` for the variances (``P`` of the restricted
+        likelihood under REML): the fixed-effect block is lme4's, nlme's and Stata
+        ``mixed``'s.
+        """
+        if kind not in COV_TYPES:
+            raise ValueError(f"kind must be one of {COV_TYPES}, got {kind!r}")
+        beta, level_var, resid_var = self._arguments(params)
+        variances = np.r_[level_var, resid_var]
+        n_levels, n_beta = len(level_var), len(beta)
+
+        def variance_gradient(v):
+            """A function of the variances whose negative Jacobian is their information."""
+            if kind == "oim":
+                return self.likelihood.restricted_loglike(v[:n_levels], v[n_levels])[1]
+            return 0.5 * self.likelihood.logdet_gradient(v[:n_levels], v[n_levels], restricted=reml)
+
+        if kind == "oim":
+            info_args = -self._hessian_arguments(beta, level_var, resid_var)
+            if not reml:
+                return self._to_params(info_args)
+        else:
+            _, cov_beta, _ = self.likelihood.gls(level_var, resid_var)
+            info_args = np.zeros((n_beta + len(variances),) * 2)
+            info_args[:n_beta, :n_beta] = np.linalg.inv(cov_beta)
+        var_block = -numerical_jacobian(variance_gradient, variances)
+        info_args[n_beta:, n_beta:] = 0.5 * (var_block + var_block.T)
+        return self._to_params(info_args)
+
+    def _hessian_arguments(self, beta, level_var, resid_var) -> np.ndarray:
+        """ML Hessian with respect to the likelihood arguments ``[beta, variances]``."""
+        n_beta, n_levels = len(beta), len(level_var)
+
+        def gradient(z):
+            return self.likelihood.score_obs(z[:n_beta], z[n_beta:n_beta + n_levels], z[-1]).sum(0)
+
+        hess = numerical_jacobian(gradient, np.r_[beta, level_var, resid_var])
+        return 0.5 * (hess + hess.T)
+
+    def _to_params(self, matrix_args: np.ndarray) -> np.ndarray:
+        """Map a matrix over likelihood arguments to one over parameters."""
+        jac = self.plan.gradient_to_params(np.eye(len(matrix_args)))
+        return jac.T @ matrix_args @ jac
+
+    def profiled_deviance(self, theta, reml: bool = False) -> float:
+        """Deviance as a function of the relative standard deviations only (lme4's ``devfun``).
+
+        Parameters
+        ----------
+        theta : array_like
+            ``sigma_level / sigma_e`` for each grouping level, top first.
+        """
+        theta = np.asarray(theta, dtype=float)
+        return float(self.likelihood.profiled_deviance(theta * theta, reml)[0])
+
+    @property
+    def start_params(self) -> np.ndarray:
+        """OLS coefficients, and the residual variance split equally across the levels."""
+        beta, *_ = np.linalg.lstsq(self.model_data.exog, self.model_data.endog, rcond=None)
+        resid = self.model_data.endog - self.model_data.exog @ beta
+        share = resid.var() / (self.k_levels + 1)
+        return self.plan.join(beta, np.full(self.k_levels, share), share)
+
+    # --------------------------------------------------------------------- fit
+    def fit(
+        self,
+        start_params=None,
+        *,
+        reml: bool = False,
+        cov_type: str = "oim",
+        maxiter: int = 500,
+        gtol: float = 1e-6,
+        disp: bool = False,
+        **kwargs,
+    ):
+        """Estimate by maximum likelihood (default) or REML.
+
+        Parameters
+        ----------
+        start_params : array_like, optional
+            Starting values in the order of :attr:`param_names`; only the variances are
+            used (the fixed effects are profiled out).
+        reml : bool
+            Restricted maximum likelihood.
+        cov_type : {"oim", "eim"}
+            Covariance of the estimates (see :mod:`sm_multisem.covariance`).
+        maxiter : int
+            Iteration limit of the optimizer.
+        gtol : float
+            Largest gradient of the profiled deviance accepted as converged.
+        disp : bool
+            Print the optimizer's outcome.
+
+        Returns
+        -------
+        MultilevelSEMResults
+        """
+        from .results import MultilevelSEMResults, MultilevelSEMResultsWrapper
+
+        if kwargs:
+            raise TypeError(f"unexpected keyword argument(s) to fit: {sorted(kwargs)}")
+        if cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
+        start_theta = None
+        if start_params is not None:
+            _, level_var, resid_var = self._arguments(start_params)
+            start_theta = np.sqrt(np.maximum(level_var, 0.0) / resid_var)
+        optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol)
+        params = self.plan.join(optimum.beta, optimum.level_var, optimum.resid_var)
+        fixed = np.zeros(self.plan.k_params, dtype=bool)
+        fixed[self.plan.level_var_index[optimum.boundary]] = True
+        cov = covariance(self, params, reml=reml, cov_type=cov_type, fixed=fixed)
+        if disp:
+            print(f"{'REML' if reml else 'ML'} fit: {optimum.message}; deviance {optimum.deviance:.8f} "
+                  f"after {optimum.iterations} iterations ({optimum.n_evaluations} evaluations)")
+        results = MultilevelSEMResults(self, params, cov, optimum=optimum, cov_type=cov_type)
+        return MultilevelSEMResultsWrapper(results)
+
+
+def _check_rank(model_data: ModelData) -> None:
+    """Refuse a fixed-effect design whose columns are linearly dependent, naming them."""
+    exog = model_data.exog
+    if exog.shape[0] < exog.shape[1]:
+        raise ValueError(f"{exog.shape[0]} rows cannot estimate {exog.shape[1]} fixed effects")
+    diag = np.abs(np.diag(np.linalg.qr(exog, mode="r")))
+    dependent = [name for name, d in zip(model_data.exog_names, diag) if d <= 1e-10 * diag.max()]
+    if dependent:
+        raise ValueError(
+            f"the fixed-effect columns are collinear: {dependent} "
+            f"{'is a linear combination' if len(dependent) == 1 else 'are linear combinations'} "
+            "of the columns before it; remove it from the formula"
+        )

@@ -1,0 +1,129 @@
+"""Compile the parameter table into the index arrays the likelihood evaluates.
+
+The table is the meaning of the model; the plan is how it is computed. The likelihood
+never walks the table: it receives ``beta``, one variance per level and the residual
+variance, gathered from the parameter vector through the indices built here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spec import ParameterTable
+
+__all__ = ["Plan", "compile_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Index arrays from the parameter vector to the likelihood's arguments.
+
+    Attributes
+    ----------
+    param_names : tuple of str
+        Names of the free parameters, in the order of the parameter vector.
+    labels : tuple of str
+        Constraint label of each free parameter.
+    beta_index : ndarray
+        For each column of the fixed-effect design, its parameter.
+    level_var_index : ndarray
+        For each grouping level (top first), the parameter holding its variance.
+    resid_var_index : int
+        The parameter holding the residual variance.
+    """
+
+    param_names: tuple[str, ...]
+    labels: tuple[str, ...]
+    beta_index: np.ndarray
+    level_var_index: np.ndarray
+    resid_var_index: int
+
+    @property
+    def k_params(self) -> int:
+        return len(self.param_names)
+
+    @property
+    def variance_mask(self) -> np.ndarray:
+        """True for the parameters that are variances."""
+        mask = np.zeros(self.k_params, dtype=bool)
+        mask[self.level_var_index] = True
+        mask[self.resid_var_index] = True
+        return mask
+
+    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(beta, level variances, residual variance)`` from the parameter vector."""
+        params = np.asarray(params, dtype=float)
+        if params.shape != (self.k_params,):
+            raise ValueError(f"expected {self.k_params} parameters {list(self.param_names)}, got shape {params.shape}")
+        return params[self.beta_index], params[self.level_var_index], float(params[self.resid_var_index])
+
+    @property
+    def likelihood_index(self) -> np.ndarray:
+        """Parameter behind every likelihood argument ``[beta, level variances, residual variance]``."""
+        return np.r_[self.beta_index, self.level_var_index, self.resid_var_index]
+
+    def gradient_to_params(self, gradient: np.ndarray) -> np.ndarray:
+        """Chain rule from likelihood arguments to parameters (sums over shared labels).
+
+        ``gradient`` has the likelihood arguments on its last axis.
+        """
+        gradient = np.asarray(gradient, dtype=float)
+        jacobian = np.zeros((len(self.likelihood_index), self.k_params))
+        jacobian[np.arange(len(self.likelihood_index)), self.likelihood_index] = 1.0
+        return gradient @ jacobian
+
+    def join(self, beta, level_var, resid_var: float) -> np.ndarray:
+        """The inverse of :meth:`split`."""
+        params = np.empty(self.k_params)
+        params[self.beta_index] = beta
+        params[self.level_var_index] = level_var
+        params[self.resid_var_index] = resid_var
+        return params
+
+
+_SUPPORTED = {
+    "slope": (True, None),
+    "intercept": (True, None),
+    "loading": (False, 1.0),
+    "variance": (True, None),
+    "residual variance": (True, None),
+    "covariance": (False, 0.0),
+}
+
+
+def compile_plan(table: ParameterTable, exog_names: list[str]) -> Plan:
+    """Build the :class:`Plan` of a parameter table.
+
+    Raises
+    ------
+    NotImplementedError
+        For a rule the nested-intercept likelihood cannot evaluate (a freed loading or
+        covariance).
+    """
+    for rule in table.rules.itertuples(index=False):
+        if rule.kind not in _SUPPORTED:
+            raise NotImplementedError(f"parameter rule of kind {rule.kind!r} cannot be compiled")
+        free, value = _SUPPORTED[rule.kind]
+        if bool(rule.free) != free or (value is not None and rule.value != value):
+            raise NotImplementedError(
+                f"{rule.kind} {rule.lhs} {rule.op} {rule.rhs} must be "
+                + ("free" if free else f"fixed at {value:g}") + " in the nested random-intercept model"
+            )
+    free = table.free_parameters
+    index = {label: i for i, label in enumerate(free["label"])}
+    rules = table.rules
+    by_name = {row.name: index[row.label] for row in rules[rules["kind"].isin(["slope", "intercept"])].itertuples()}
+    missing = [name for name in exog_names if name not in by_name]
+    if missing:
+        raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
+    variances = rules[rules["kind"] == "variance"]
+    residual = rules[rules["kind"] == "residual variance"]
+    return Plan(
+        param_names=tuple(free["name"]),
+        labels=tuple(free["label"]),
+        beta_index=np.array([by_name[name] for name in exog_names], dtype=np.intp),
+        level_var_index=np.array([index[label] for label in variances["label"]], dtype=np.intp),
+        resid_var_index=index[residual["label"].iloc[0]],
+    )

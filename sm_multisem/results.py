@@ -1,0 +1,213 @@
+"""Results of a ``MultilevelSEM`` fit, built once from the finished fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.base import wrapper as wrap
+from statsmodels.base.model import (
+    GenericLikelihoodModelResults,
+    LikelihoodModelResults,
+    LikelihoodResultsWrapper,
+)
+
+from .estimation import Optimum
+
+__all__ = ["MultilevelSEMResults", "LRTest"]
+
+
+@dataclass(frozen=True)
+class LRTest:
+    """A likelihood-ratio test with the reference distribution it was referred to.
+
+    Attributes
+    ----------
+    statistic : float
+    df : int
+    pvalue : float
+    distribution : str
+        ``"chibar2(01)"`` for a single variance tested at its boundary (a 50:50 mixture of
+        chi2(0) and chi2(1)), ``"chi2(df)"`` otherwise.
+    note : str
+        Caveat to print with the test, empty when there is none.
+    """
+
+    statistic: float
+    df: int
+    pvalue: float
+    distribution: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.distribution} = {self.statistic:.2f}   Prob > chi2 = {self.pvalue:.4f}"
+
+
+class MultilevelSEMResults(GenericLikelihoodModelResults):
+    """Estimates, their covariance and tests for a fitted :class:`~sm_multisem.MultilevelSEM`.
+
+    Attributes
+    ----------
+    params : Series
+        Fixed effects, then ``var(<level>)`` for every grouping level and ``var(Residual)``.
+    llf : float
+        Log-likelihood (restricted log-likelihood for REML fits).
+    nobs : int
+        Number of top-level clusters (rows of the wide model).
+    nobs_long : int
+        Number of observations (long rows) used.
+    reml : bool
+    cov_type : str
+    converged : bool
+    boundary : list of str
+        Variances estimated at 0.
+    optimum : Optimum
+        The optimizer's outcome (iterations, gradient, message).
+    """
+
+    def __init__(self, model, params: np.ndarray, cov: np.ndarray, *, optimum: Optimum, cov_type: str):
+        LikelihoodModelResults.__init__(self, model, params, normalized_cov_params=cov, scale=1.0)
+        self._cache = {}
+        self._data_attr = []
+        self._data_in_cache = []
+        self.optimum = optimum
+        self.reml = optimum.reml
+        self.cov_type = cov_type
+        self.converged = optimum.converged
+        self.nobs = model.nobs
+        self.nobs_long = model.nobs_long
+        self.df_model = model.df_model
+        self.df_resid = model.df_resid
+        self.k_levels = model.k_levels
+        self.row_accounting = model.row_accounting
+        self.boundary = [model.param_names[i] for i in model.plan.level_var_index[optimum.boundary]]
+        self.method = "reml" if optimum.reml else "ml"
+        self.mle_retvals = {
+            "converged": optimum.converged,
+            "iterations": optimum.iterations,
+            "fcalls": optimum.n_evaluations,
+            "gradient": optimum.gradient,
+            "message": optimum.message,
+        }
+
+    # ----------------------------------------------------------- statistics
+    @cached_property
+    def llf(self) -> float:
+        return -0.5 * self.optimum.deviance
+
+    @cached_property
+    def df_modelwc(self) -> int:
+        """Number of estimated parameters (fixed effects and variances)."""
+        return len(self.params)
+
+    @cached_property
+    def aic(self) -> float:
+        return -2.0 * self.llf + 2.0 * self.df_modelwc
+
+    @cached_property
+    def bic(self) -> float:
+        """BIC with ``nobs`` = number of top-level clusters, as Stata ``sem`` counts."""
+        return -2.0 * self.llf + np.log(self.nobs) * self.df_modelwc
+
+    @property
+    def _variance_mask(self) -> np.ndarray:
+        return self.model.plan.variance_mask
+
+    @cached_property
+    def tvalues(self) -> np.ndarray:
+        """z statistics of the fixed effects; missing for variances (a test of 0 is a boundary test)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = self.params / self.bse
+        return np.where(self._variance_mask, np.nan, z)
+
+    @cached_property
+    def pvalues(self) -> np.ndarray:
+        return 2.0 * stats.norm.sf(np.abs(self.tvalues))
+
+    def conf_int(self, alpha: float = 0.05, cols=None) -> np.ndarray:
+        """Confidence intervals; variances get intervals on the log scale, as Stata reports them.
+
+        .. math:: \\exp\\{\\log\\hat v \\pm z_{1-\\alpha/2}\\,\\mathrm{se}(\\hat v)/\\hat v\\}
+        """
+        params, bse = np.asarray(self.params), np.asarray(self.bse)
+        q = stats.norm.ppf(1 - alpha / 2)
+        lower, upper = params - q * bse, params + q * bse
+        var = self._variance_mask
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_se = bse[var] / params[var]
+            lower[var] = params[var] * np.exp(-q * log_se)
+            upper[var] = params[var] * np.exp(q * log_se)
+        out = np.column_stack([lower, upper])
+        return out if cols is None else out[cols]
+
+    @cached_property
+    def llf_linear(self) -> float:
+        """(Restricted) log-likelihood of the linear regression: every level variance 0."""
+        return -0.5 * self.model.profiled_deviance(np.zeros(self.k_levels), reml=self.reml)
+
+    def lr_test_linear(self) -> LRTest:
+        """LR test against the linear regression (Stata's "LR test vs. linear model").
+
+        With one variance tested the statistic is referred to the chi-bar-square mixture
+        ``chibar2(01)``; with several, to ``chi2(k)``, which is conservative.
+        """
+        statistic = max(2.0 * (self.llf - self.llf_linear), 0.0)
+        if self.k_levels == 1:
+            pvalue = 0.5 * stats.chi2.sf(statistic, 1) if statistic > 0 else 1.0
+            return LRTest(statistic, 1, pvalue, "chibar2(01)")
+        pvalue = stats.chi2.sf(statistic, self.k_levels)
+        return LRTest(statistic, self.k_levels, pvalue, f"chi2({self.k_levels})",
+                      "LR test is conservative and provided only for reference.")
+
+    def wald_test_fixed(self) -> tuple[float, int, float]:
+        """Joint Wald chi2 test that every fixed effect except the intercept is 0."""
+        names = list(self.model.model_data.exog_names)
+        idx = [self.model.plan.beta_index[i] for i, n in enumerate(names) if n != "Intercept"]
+        if not idx:
+            return np.nan, 0, np.nan
+        b = np.asarray(self.params)[idx]
+        cov = np.asarray(self.cov_params())[np.ix_(idx, idx)]
+        statistic = float(b @ np.linalg.solve(cov, b))
+        return statistic, len(idx), float(stats.chi2.sf(statistic, len(idx)))
+
+    @cached_property
+    def groups(self) -> pd.DataFrame:
+        """Number of groups and observations per group (min, mean, max) at each level."""
+        layout = self.model.layout
+        rows = []
+        for level, name in enumerate(layout.level_names):
+            sizes = layout.unit_sizes(level)
+            rows.append((name, len(sizes), sizes.min(), sizes.mean(), sizes.max()))
+        return pd.DataFrame(rows, columns=["level", "groups", "min", "mean", "max"]).set_index("level")
+
+    # -------------------------------------------------------------- reports
+    def compare_mixedlm(self, **fit_kwargs) -> pd.DataFrame:
+        """Fit statsmodels ``MixedLM`` to the same data and set the two fits side by side.
+
+        See :func:`sm_multisem.compare.compare_mixedlm`.
+        """
+        from .compare import compare_mixedlm
+
+        return compare_mixedlm(self, **fit_kwargs)
+
+    def summary(self, alpha: float = 0.05):
+        """Stata ``mixed``-style summary: groups, fixed effects, random-effects parameters, LR test.
+
+        Returns
+        -------
+        statsmodels.iolib.summary2.Summary
+            Printable, with ``as_text()``, ``as_html()`` and ``as_latex()``.
+        """
+        from .summary import build_summary
+
+        return build_summary(self, alpha=alpha)
+
+
+class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):
+    """Labels parameters, standard errors and intervals with the parameter names."""
+
+
+wrap.populate_wrapper(MultilevelSEMResultsWrapper, MultilevelSEMResults)

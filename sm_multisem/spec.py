@@ -1,0 +1,180 @@
+"""The parameter table: the wide, constrained SEM that equals the nested mixed model.
+
+One row per parameter *rule* (lavaan's ``partable`` with equal labels as equality
+constraints): the slope of ``x`` is one rule, ``y{p} ~ x{p}`` labelled ``bx`` at every
+position ``p``. This compact form stays small however ragged the design;
+:meth:`ParameterTable.expand` writes one row per position, as the ``sem`` command in
+the source article does, when the table is shown or exported.
+
+Naming in the wide model
+------------------------
+* observed: the outcome or covariate name followed by the position, ``y1_2`` is the
+  outcome at slot 1 of the second level and slot 2 inside it (slots are 1-based);
+* latent: the capitalised name of the level's grouping column followed by the slots of
+  the levels above it, ``K`` for the top level, ``J1``, ``J2`` for the units of ``k:j``;
+* labels: ``b<x>`` for slopes, ``c`` for the intercept, ``S_<level>`` for effect
+  variances and ``S_e`` for the residual variance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from .layout import WideLayout
+
+__all__ = ["ParameterTable", "specify", "identifier", "INTERCEPT"]
+
+INTERCEPT = "Intercept"
+RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to"]
+TABLE_COLUMNS = ["lhs", "op", "rhs", "label", "free", "value"]
+
+
+def identifier(name: str) -> str:
+    """A name usable as a variable or label in Stata and lavaan (``C(t)[T.b]`` -> ``C_t_T_b``)."""
+    text = re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "v"
+    return text if not text[0].isdigit() else f"v{text}"
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}_{count + 1}")
+    return out
+
+
+@dataclass(frozen=True)
+class ParameterTable:
+    """The wide SEM as rules over positions.
+
+    Attributes
+    ----------
+    rules : DataFrame
+        One row per parameter rule with columns ``kind, lhs, op, rhs, label, free, value,
+        name, applies_to``. ``{p}`` in ``lhs``/``rhs`` stands for a position, ``{u}`` for
+        the slots of a unit. Rows with the same label are one parameter; ``name`` is
+        the parameter's name in the results.
+    outcome : str
+        Identifier of the outcome in the wide model.
+    covariates : tuple of str
+        Identifiers of the covariate columns (excluding the intercept), in design order.
+    latent_bases : tuple of str
+        Latent name stem of each level, top first.
+    """
+
+    rules: pd.DataFrame
+    outcome: str
+    covariates: tuple[str, ...]
+    latent_bases: tuple[str, ...]
+
+    @property
+    def free_parameters(self) -> pd.DataFrame:
+        """One row per free parameter (distinct label), in the order of the parameter vector."""
+        free = self.rules[self.rules["free"]]
+        return free.drop_duplicates("label")[["label", "name", "kind"]].reset_index(drop=True)
+
+    def expand(self, layout: WideLayout) -> pd.DataFrame:
+        """One row per parameter of the wide SEM at every position present in the data.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``lhs, op, rhs, label, free, value`` in lavaan's order: regressions,
+            loadings, variances, covariances.
+        """
+        positions = _present_positions(layout)
+        suffixes = ["_".join(map(str, pos)) for pos in positions]
+        rows: list[tuple] = []
+        rules = self.rules
+        for rule in rules.itertuples(index=False):
+            if rule.kind == "slope":
+                covariate = rule.rhs.replace("{p}", "")
+                rows += [(f"{self.outcome}{s}", "~", f"{covariate}{s}", rule.label, True, np.nan) for s in suffixes]
+            elif rule.kind == "intercept":
+                rows += [(f"{self.outcome}{s}", "~1", "", rule.label, True, np.nan) for s in suffixes]
+        latents = self.latents(positions)
+        for level, names in enumerate(latents):
+            for name, members in names.items():
+                rows += [(name, "=~", f"{self.outcome}{suffixes[i]}", "", False, 1.0) for i in members]
+        variance = rules[rules["kind"] == "variance"]
+        for level, names in enumerate(latents):
+            rule = variance.iloc[level]
+            rows += [(name, "~~", name, rule.label, True, np.nan) for name in names]
+        residual = rules[rules["kind"] == "residual variance"].iloc[0]
+        rows += [(f"{self.outcome}{s}", "~~", f"{self.outcome}{s}", residual.label, True, np.nan) for s in suffixes]
+        all_latents = [name for names in latents for name in names]
+        rows += [(a, "~~", b, "", False, 0.0) for a, b in combinations(all_latents, 2)]
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+    def latents(self, positions: list[tuple[int, ...]]) -> list[dict[str, list[int]]]:
+        """Latent variables of each level and the positions (indices) each one loads on."""
+        out: list[dict[str, list[int]]] = []
+        for level, base in enumerate(self.latent_bases):
+            members: dict[str, list[int]] = {}
+            for i, pos in enumerate(positions):
+                name = base + "_".join(map(str, pos[:level]))
+                members.setdefault(name, []).append(i)
+            out.append(members)
+        return out
+
+
+def _present_positions(layout: WideLayout) -> list[tuple[int, ...]]:
+    """Positions (1-based slot tuples) that hold at least one observation."""
+    unique = np.unique(layout.position_of_rows(), axis=0) + 1
+    return [tuple(int(v) for v in row) for row in unique]
+
+
+def specify(outcome: str, exog_names: list[str], layout: WideLayout) -> ParameterTable:
+    """The parameter table of the standard nested model: every constraint of the mixed model.
+
+    Parameters
+    ----------
+    outcome : str
+        Name of the outcome.
+    exog_names : list of str
+        Fixed-effect column names as the formula engine gives them; ``Intercept`` is the
+        constant.
+    layout : WideLayout
+
+    Returns
+    -------
+    ParameterTable
+        Shared slope labels, a shared intercept, equal effect variances within each level,
+        equal residual variances and zero covariances among all effects.
+    """
+    y = identifier(outcome)
+    covariates = [name for name in exog_names if name != INTERCEPT]
+    covariate_ids = _unique([identifier(name) for name in covariates])
+    latent_bases = _unique([identifier(grouping[-1]).capitalize() for grouping in layout.levels])
+    if y in latent_bases or y in covariate_ids:
+        raise ValueError(f"outcome identifier {y!r} clashes with a covariate or a level name")
+    variance_labels = _unique([f"S_{base.lower()}" for base in latent_bases] + ["S_e"])
+    slot_text = ["{u}" if level else "" for level in range(len(latent_bases))]
+
+    rules: list[tuple] = []
+    identifiers = dict(zip(covariates, covariate_ids))
+    for name in exog_names:  # in design order, so the parameter vector starts with the design's columns
+        if name == INTERCEPT:
+            rules.append(("intercept", f"{y}{{p}}", "~1", "", "c", True, np.nan, INTERCEPT, "every position"))
+        else:
+            ident = identifiers[name]
+            rules.append(("slope", f"{y}{{p}}", "~", f"{ident}{{p}}", f"b{ident}", True, np.nan, name,
+                          "every position"))
+    for base, slots, level in zip(latent_bases, slot_text, layout.level_names):
+        rules.append(("loading", f"{base}{slots}", "=~", f"{y}{{p}}", "", False, 1.0, "",
+                      f"positions inside the {level} unit"))
+    for base, slots, level, label in zip(latent_bases, slot_text, layout.level_names, variance_labels):
+        rules.append(("variance", f"{base}{slots}", "~~", f"{base}{slots}", label, True, np.nan, f"var({level})",
+                      f"every unit of {level}"))
+    rules.append(("residual variance", f"{y}{{p}}", "~~", f"{y}{{p}}", variance_labels[-1], True, np.nan,
+                  "var(Residual)", "every position"))
+    rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "", "every pair of effects"))
+    table = pd.DataFrame(rules, columns=RULE_COLUMNS)
+    return ParameterTable(rules=table, outcome=y, covariates=tuple(covariate_ids), latent_bases=tuple(latent_bases))

@@ -1,0 +1,26 @@
+# Reference values for tests/test_reference_lme4.py: lme4's Pastes data,
+# strength ~ 1 + (1 | batch/cask), fitted by ML and REML.
+# Regenerate with:  Rscript tests/reference/pastes_lme4.R   (from the repository root)
+suppressPackageStartupMessages(library(lme4))
+out_dir <- "tests/reference"
+data(Pastes, package = "lme4")
+write.csv(Pastes[, c("strength", "batch", "cask", "sample")],
+          file.path(out_dir, "pastes.csv"), row.names = FALSE)
+ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhobeg = 2e-4, rhoend = 2e-12, maxfun = 1e5))
+rows <- list()
+for (reml in c(FALSE, TRUE)) {
+  fit <- lmer(strength ~ 1 + (1 | batch/cask), data = Pastes, REML = reml, control = ctrl)
+  vc <- as.data.frame(VarCorr(fit))
+  rows[[length(rows) + 1]] <- data.frame(
+    reml = reml,
+    intercept = unname(fixef(fit)[1]),
+    se_intercept = sqrt(vcov(fit)[1, 1]),
+    var_batch = vc$vcov[vc$grp == "batch"],
+    var_cask = vc$vcov[vc$grp == "cask:batch"],
+    var_residual = vc$vcov[vc$grp == "Residual"],
+    loglik = as.numeric(logLik(fit)),
+    n_obs = nobs(fit)
+  )
+}
+write.csv(do.call(rbind, rows), file.path(out_dir, "pastes_lme4.csv"), row.names = FALSE)
+writeLines(capture.output(sessionInfo())[1:3], file.path(out_dir, "pastes_lme4_session.txt"))

@@ -16,7 +16,7 @@ from scipy import optimize
 
 from .likelihood import NestedNormal
 
-__all__ = ["Optimum", "fit_profiled", "START_MULTIPLIERS"]
+__all__ = ["Optimum", "fit_profiled", "convergence_problems", "START_MULTIPLIERS"]
 
 #: Candidate starting points, all relative standard deviations equal to one of these.
 START_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
@@ -188,3 +188,24 @@ def _boundary_levels(objective: _Counter, theta: np.ndarray) -> np.ndarray:
         if grad_rho[level] >= 0.0 or value_zero <= value_here:
             boundary[level] = True
     return boundary
+
+
+def convergence_problems(optimum: Optimum, level_names: tuple[str, ...]) -> list[str]:
+    """What a user should be warned about after a fit (empty when nothing).
+
+    Kept apart from the optimizer so that fitting and judging the fit stay separate.
+    """
+    problems = []
+    for name in np.asarray(level_names)[optimum.boundary]:
+        problems.append(
+            f"the variance of {name} is estimated at its boundary, 0: the data show no variation "
+            f"between {name} units beyond what the other levels explain. Its standard error is not "
+            "reported; consider removing the term."
+        )
+    if not optimum.converged:
+        problems.append(
+            f"the optimizer did not converge ({optimum.message}); the largest gradient of the "
+            f"profiled deviance is {np.max(np.abs(optimum.gradient)):.2e}. Try other start_params, "
+            "a larger maxiter, or rescaling the outcome and covariates."
+        )
+    return problems

@@ -7,14 +7,17 @@ never changes the model: options of a fit belong to the fit and its results.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import GenericLikelihoodModel
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export
 from .covariance import COV_TYPES, covariance, numerical_jacobian
 from .data import ModelData, data_from_arrays, data_from_formula
-from .estimation import fit_profiled
+from .estimation import convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout
 from .likelihood import NestedNormal
@@ -317,6 +320,8 @@ class MultilevelSEM(GenericLikelihoodModel):
             _, level_var, resid_var = self._arguments(start_params)
             start_theta = np.sqrt(np.maximum(level_var, 0.0) / resid_var)
         optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol)
+        for problem in convergence_problems(optimum, self.layout.level_names):
+            warnings.warn(problem, ConvergenceWarning, stacklevel=2)
         params = self.plan.join(optimum.beta, optimum.level_var, optimum.resid_var)
         fixed = np.zeros(self.plan.k_params, dtype=bool)
         fixed[self.plan.level_var_index[optimum.boundary]] = True

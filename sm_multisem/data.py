@@ -66,8 +66,6 @@ class ModelData:
         Index labels (in the input data) of the rows used.
     accounting : RowAccounting
     endog_name : str
-    design_info : object or None
-        The formula engine's description of the fixed part, for predictions.
     """
 
     endog: np.ndarray
@@ -77,7 +75,6 @@ class ModelData:
     row_labels: pd.Index
     accounting: RowAccounting
     endog_name: str
-    design_info: object | None = None
 
 
 def _missing_ids(ids: pd.DataFrame) -> pd.Series:
@@ -154,7 +151,6 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         row_labels=used_labels,
         accounting=RowAccounting(len(data), int(rows.sum()), dropped),
         endog_name=parsed.outcome,
-        design_info=manager.spec,
     )
 
 

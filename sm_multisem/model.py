@@ -145,13 +145,32 @@ class MultilevelSEM(GenericLikelihoodModel):
         """The wide SEM, one row per parameter at every position, with its constraint label."""
         return self.table.expand(self.layout)
 
-    def wide_data(self, max_cells: int = 10_000_000) -> pd.DataFrame:
-        """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``)."""
+    def wide_data(self, fill_absent_covariates: bool = False, max_cells: int = 10_000_000) -> pd.DataFrame:
+        """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``).
+
+        Parameters
+        ----------
+        fill_absent_covariates : bool
+            Set the covariates of absent positions (where the outcome is missing) to 0.
+            Their value does not enter the likelihood, which conditions on covariates,
+            but software that drops incomplete covariates (lavaan with ``fixed.x=TRUE``)
+            would otherwise discard whole clusters. Use it to fit :meth:`to_lavaan`.
+        max_cells : int
+            Refuse to build a larger frame.
+        """
         long = pd.DataFrame({self.table.outcome: self.model_data.endog})
-        for name, ident in zip(self.model_data.exog_names, self._covariate_identifiers()):
+        for column, ident in zip(self.model_data.exog.T, self._covariate_identifiers()):
             if ident is not None:
-                long[ident] = self.model_data.exog[:, self.model_data.exog_names.index(name)]
-        return self.layout.wide_frame(long, max_cells=max_cells)
+                long[ident] = column
+        wide = self.layout.wide_frame(long, max_cells=max_cells)
+        if fill_absent_covariates:
+            outcome_columns = [c for c in wide.columns if c.startswith(self.table.outcome)]
+            for y_column in outcome_columns:
+                absent = wide[y_column].isna()
+                suffix = y_column[len(self.table.outcome):]
+                for ident in self.table.covariates:
+                    wide.loc[absent, f"{ident}{suffix}"] = 0.0
+        return wide
 
     def _covariate_identifiers(self) -> list[str | None]:
         covariates = iter(self.table.covariates)

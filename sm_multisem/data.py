@@ -81,22 +81,27 @@ def _missing_ids(ids: pd.DataFrame) -> pd.Series:
     return ids.isna().any(axis=1)
 
 
-def _check_finite(endog: np.ndarray, exog: np.ndarray, endog_name: str, exog_names: list[str]) -> None:
+def _check_finite(
+    endog: np.ndarray, exog: np.ndarray, endog_name: str, exog_names: list[str], labels: pd.Index
+) -> None:
     for name, column in [(endog_name, endog), *zip(exog_names, exog.T)]:
         bad = ~np.isfinite(column)
         if bad.any():
             raise ValueError(
-                f"column {name!r} has {bad.sum():,} infinite value(s) (first at used row "
-                f"{int(np.flatnonzero(bad)[0])}); remove or recode them"
+                f"column {name!r} has {bad.sum():,} infinite value(s) (first in row "
+                f"{labels[int(np.flatnonzero(bad)[0])]!r}); remove or recode them"
             )
+
+
+def _near_miss(name: str, columns) -> str:
+    close = [c for c in map(str, columns) if c.lower() == name.lower() and c != name]
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _check_columns(data: pd.DataFrame, names, what: str) -> None:
     for name in names:
         if name not in data.columns:
-            close = [c for c in map(str, data.columns) if c.lower() == name.lower()]
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{what} {name!r} is not a column of the data{hint}")
+            raise ValueError(f"{what} {name!r} is not a column of the data{_near_miss(name, data.columns)}")
 
 
 def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int = 0) -> ModelData:
@@ -120,6 +125,8 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     if parsed.outcome in data.columns and not pd.api.types.is_numeric_dtype(data[parsed.outcome]):
         raise ValueError(f"outcome {parsed.outcome!r} is not numeric (dtype {data[parsed.outcome].dtype})")
 
+    labels = data.index
+    data = data.reset_index(drop=True)  # rows by position: the index may repeat labels
     ids_all = data[list(parsed.columns)]
     manager = FormulaManager()
     try:
@@ -127,7 +134,19 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
             parsed.fixed, data, eval_env=eval_env + 1, pandas=True, na_action=manager.get_na_action("drop")
         )
     except Exception as err:  # the formula engine's own errors name the problem; keep its text
+        unknown = re.search(r"name '([^']+)' is not defined", str(err))
+        if unknown:
+            name = unknown.group(1)
+            raise ValueError(
+                f"{name!r} in {parsed.fixed!r} is neither a column of the data nor a defined name"
+                f"{_near_miss(name, data.columns)}"
+            ) from None
         raise ValueError(f"cannot build the fixed part {parsed.fixed!r}: {err}") from None
+    if endog.shape[1] != 1:
+        raise ValueError(
+            f"outcome {parsed.outcome!r} gives {endog.shape[1]} columns ({', '.join(map(str, endog.columns))}); "
+            "the outcome must be one numeric column"
+        )
     if exog.shape[1] == 0:
         raise ValueError(f"the fixed part {parsed.fixed!r} has no columns")
 
@@ -136,18 +155,19 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     kept &= ~_missing_ids(ids_all)
     dropped = _dropped_reasons(data, parsed, ~kept)
     rows = kept.to_numpy()
-    used_labels = data.index[rows]
-    endog_used = endog.loc[used_labels].iloc[:, 0].to_numpy(dtype=float)
-    exog_used = exog.loc[used_labels].to_numpy(dtype=float)
+    used = data.index[rows]
+    endog_used = endog.loc[used].iloc[:, 0].to_numpy(dtype=float)
+    exog_used = exog.loc[used].to_numpy(dtype=float)
     names = list(exog.columns)
-    _check_finite(endog_used, exog_used, parsed.outcome, names)
+    used_labels = labels[rows]
+    _check_finite(endog_used, exog_used, parsed.outcome, names, used_labels)
     if len(endog_used) == 0:
         raise ValueError(f"no row of the data has the outcome, covariates and ids all present ({dropped})")
     return ModelData(
         endog=endog_used,
         exog=exog_used,
         exog_names=names,
-        ids=ids_all.loc[used_labels].reset_index(drop=True),
+        ids=ids_all.loc[used].reset_index(drop=True),
         row_labels=used_labels,
         accounting=RowAccounting(len(data), int(rows.sum()), dropped),
         endog_name=parsed.outcome,
@@ -187,32 +207,65 @@ def data_from_arrays(endog, exog, groups, group_names=None) -> ModelData:
         Names of the levels; taken from ``groups`` when it is a DataFrame or a list of
         named Series, ``group0, group1, ...`` otherwise.
     """
-    endog_s = pd.Series(np.asarray(endog)) if not isinstance(endog, pd.Series) else endog.reset_index(drop=True)
+    if isinstance(endog, pd.DataFrame) and endog.shape[1] == 1:
+        endog = endog.iloc[:, 0]
+    if not isinstance(endog, pd.Series):
+        endog = np.asarray(endog)
+        if endog.ndim == 2 and endog.shape[1] == 1:
+            endog = endog[:, 0]
+        if endog.ndim != 1:
+            raise ValueError(f"endog must be one-dimensional, got shape {endog.shape}")
+    endog_s = pd.Series(endog) if not isinstance(endog, pd.Series) else endog.reset_index(drop=True)
     endog_name = str(endog.name) if getattr(endog, "name", None) is not None else "y"
+    if not isinstance(exog, pd.DataFrame) and np.ndim(exog) not in (1, 2):
+        raise ValueError(f"exog must be one- or two-dimensional, got shape {np.shape(exog)}")
     exog_df = pd.DataFrame(exog) if not isinstance(exog, pd.DataFrame) else exog.reset_index(drop=True)
     if exog_df.shape[1] == 1 and not isinstance(exog, pd.DataFrame) and np.ndim(exog) == 1:
         exog_df.columns = ["x1"]
     elif not isinstance(exog, pd.DataFrame):
         exog_df.columns = [f"x{i + 1}" for i in range(exog_df.shape[1])]
+    if len(exog_df) != len(endog_s):
+        raise ValueError(f"exog has {len(exog_df):,} rows but endog has {len(endog_s):,}")
     if isinstance(groups, pd.DataFrame):
         ids = groups.reset_index(drop=True)
     else:
+        if isinstance(groups, pd.Series):
+            groups = [groups]
         groups = list(groups) if not isinstance(groups, np.ndarray) or groups.ndim == 1 else list(groups.T)
         if groups and np.ndim(groups[0]) == 0:
             groups = [groups]
-        names = group_names or [
+        names = list(group_names) if group_names is not None else [
             str(g.name) if getattr(g, "name", None) is not None else f"group{i}" for i, g in enumerate(groups)
         ]
-        ids = pd.DataFrame({n: (g.reset_index(drop=True) if isinstance(g, pd.Series) else np.asarray(g))
-                            for n, g in zip(names, groups)})
+        if len(names) != len(groups):
+            raise ValueError(f"group_names has {len(names)} name(s) for {len(groups)} id array(s) in groups")
+        for name, g in zip(names, groups):
+            if np.ndim(g) != 1:
+                raise ValueError(f"id array {name!r} in groups must be one-dimensional, got shape {np.shape(g)}")
+            if len(g) != len(endog_s):
+                raise ValueError(f"id array {name!r} in groups has {len(g):,} rows but endog has {len(endog_s):,}")
+        ids = pd.DataFrame({i: (g.reset_index(drop=True) if isinstance(g, pd.Series) else np.asarray(g))
+                            for i, g in enumerate(groups)})
+        ids.columns = names
     if group_names is not None:
+        if len(group_names) != ids.shape[1]:
+            raise ValueError(f"group_names has {len(group_names)} name(s) for {ids.shape[1]} id column(s) in groups")
         ids.columns = list(group_names)
+    if ids.shape[1] == 0:
+        raise ValueError("groups is empty; give one id array per grouping level")
+    repeated = sorted({str(c) for c in ids.columns if list(ids.columns).count(c) > 1})
+    if repeated:
+        raise ValueError(f"grouping level name(s) {repeated} appear more than once; give distinct group_names")
     n = len(endog_s)
-    for what, frame in [("exog", exog_df), ("groups", ids)]:
-        if len(frame) != n:
-            raise ValueError(f"{what} has {len(frame):,} rows but endog has {n:,}")
+    if len(ids) != n:
+        raise ValueError(f"groups has {len(ids):,} rows but endog has {n:,}")
     if not pd.api.types.is_numeric_dtype(endog_s):
         raise ValueError(f"endog is not numeric (dtype {endog_s.dtype})")
+    for column in exog_df.columns:
+        if not pd.api.types.is_numeric_dtype(exog_df[column]) and pd.api.types.infer_dtype(
+            exog_df[column], skipna=True
+        ) not in ("floating", "integer", "mixed-integer-float", "decimal", "boolean", "empty"):
+            raise ValueError(f"exog column {column!r} is not numeric (dtype {exog_df[column].dtype})")
     reasons: dict[str, int] = {}
     remaining = pd.Series(False, index=range(n))
     for label, miss in [(f"missing outcome {endog_name}", endog_s.isna()),
@@ -223,16 +276,19 @@ def data_from_arrays(endog, exog, groups, group_names=None) -> ModelData:
             reasons[label] = int(hit.sum())
             remaining |= hit
     used = ~remaining.to_numpy()
+    if not used.any():
+        raise ValueError(f"no row has the outcome, covariates and ids all present ({reasons})")
     endog_used = endog_s[used].to_numpy(dtype=float)
     exog_used = exog_df[used].to_numpy(dtype=float)
     names = [str(c) for c in exog_df.columns]
-    _check_finite(endog_used, exog_used, endog_name, names)
+    labels = pd.RangeIndex(n)[used]
+    _check_finite(endog_used, exog_used, endog_name, names, labels)
     return ModelData(
         endog=endog_used,
         exog=exog_used,
         exog_names=names,
         ids=ids[used].reset_index(drop=True),
-        row_labels=pd.RangeIndex(n)[used],
+        row_labels=labels,
         accounting=RowAccounting(n, int(used.sum()), reasons),
         endog_name=endog_name,
     )

@@ -42,13 +42,9 @@ class ParsedFormula:
     outcome : str
         The left-hand side.
     terms : tuple of RandomTerm
-        The random terms as written.
-    levels : tuple of tuple of str
-        The grouping chain from the top level down; level ``l`` is identified by the
-        columns ``levels[l]`` (``(("k",), ("k", "j"))`` for ``(1|k/j)``). Filled in by
-        :func:`parse_formula` only when the terms spell out the nesting; grouping
-        factors written separately, ``(1|k) + (1|j)``, are resolved against the data
-        by :func:`sm_multisem.layout.nesting_chain`.
+        The random terms as written. Their grouping factors (:attr:`groupings`) are put in
+        order from the top level down, and checked for nesting against the data, by
+        :func:`sm_multisem.layout.nesting_chain`.
     """
 
     formula: str
@@ -76,28 +72,79 @@ def _pointer(text: str, start: int, end: int | None = None) -> str:
     return f"\n    {text}\n    {' ' * start}{'^' * width}"
 
 
+def _is_call(text: str, paren: int) -> bool:
+    """Whether the parenthesis at ``paren`` opens a function call such as ``C(a)``."""
+    before = text[:paren].rstrip()
+    return bool(before) and (before[-1].isalnum() or before[-1] in "_.")
+
+
+def _scan_strings(text: str) -> tuple[list[tuple[int, str]], int | None]:
+    """Characters outside quoted strings as ``(position, character)``, and the position
+    of a quote that is never closed (None when every string is closed)."""
+    outside: list[tuple[int, str]] = []
+    quote, opened, escaped = None, None, False
+    for pos, char in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote, opened = char, pos
+        else:
+            outside.append((pos, char))
+    return outside, (opened if quote else None)
+
+
+def _check_parentheses(outside: list[tuple[int, str]], formula: str, offset: int) -> None:
+    depth: list[int] = []
+    for pos, char in outside:
+        if char == "(":
+            depth.append(pos)
+        elif char == ")":
+            if not depth:
+                raise FormulaError("unmatched ')' in formula:" + _pointer(formula, offset + pos))
+            depth.pop()
+    if depth:
+        raise FormulaError("unmatched '(' in formula:" + _pointer(formula, offset + depth[-1]))
+
+
 def _random_spans(rhs: str, formula: str, offset: int) -> list[tuple[int, int]]:
     """Locate parenthesised terms with a top-level ``|`` (not function calls like ``C(a)``)."""
-    spans, stack = [], []
-    for pos, char in enumerate(rhs):
+    outside, open_quote = _scan_strings(rhs)
+    if open_quote is not None:
+        raise FormulaError("unterminated string in formula:" + _pointer(formula, offset + open_quote))
+    _check_parentheses(outside, formula, offset)
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[int, bool]] = []  # open parentheses: position, opens a call
+    for pos, char in outside:
         if char == "(":
-            stack.append(pos)
+            stack.append((pos, _is_call(rhs, pos)))
         elif char == ")":
+            start, is_call = stack.pop()
+            if is_call or not _has_top_level_bar(rhs[start + 1 : pos]):
+                continue
             if not stack:
-                raise FormulaError("unmatched ')' in formula:" + _pointer(formula, offset + pos))
-            start = stack.pop()
-            before = rhs[:start].rstrip()
-            is_call = bool(before) and (before[-1].isalnum() or before[-1] in "_.")
-            if not stack and not is_call and _has_top_level_bar(rhs[start + 1 : pos]):
                 spans.append((start, pos + 1))
-    if stack:
-        raise FormulaError("unmatched '(' in formula:" + _pointer(formula, offset + stack[-1]))
+            elif not any(call for _, call in stack):
+                text = rhs[start : pos + 1]
+                raise FormulaError(
+                    f"random term {text!r} must not be inside parentheses; add it as a term of its own, "
+                    f"'+ {text}':" + _pointer(formula, offset + start, offset + pos + 1)
+                )
+        elif char == "|" and not stack:
+            raise FormulaError(
+                "'|' outside parentheses; write a random term in parentheses, e.g. (1|k):"
+                + _pointer(formula, offset + pos)
+            )
     return spans
 
 
 def _has_top_level_bar(inner: str) -> bool:
     depth = 0
-    for char in inner:
+    for _, char in _scan_strings(inner)[0]:
         depth += char == "("
         depth -= char == ")"
         if char == "|" and depth == 0:
@@ -105,19 +152,26 @@ def _has_top_level_bar(inner: str) -> bool:
     return False
 
 
-def _parse_grouping(text: str, formula: str, where: int) -> tuple[tuple[str, ...], ...]:
-    """``k/j/i`` -> ``(k,), (k,j), (k,j,i)``; ``k:j`` -> ``(k,j)``."""
+def _parse_grouping(term: str, text: str, formula: str, where: int) -> tuple[tuple[str, ...], ...]:
+    """``k/j/i`` -> ``(k,), (k,j), (k,j,i)``; ``k:j`` -> ``(k,j)``.
+
+    ``text`` is the grouping part of the random term ``term``; it starts at ``where``
+    in ``formula``.
+    """
+    here = _pointer(formula, where, where + len(text))
     groupings: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
     for part in text.split("/"):
         names = tuple(name.strip() for name in part.split(":"))
         for name in names:
+            if not name:
+                raise FormulaError(f"random term {term!r} has an empty grouping factor in {text!r}:" + here)
             if not _IDENTIFIER.match(name):
-                shown = name or "(nothing)"
                 raise FormulaError(
-                    f"grouping factor {shown!r} in random term is not a column name:"
-                    + _pointer(formula, where, where + len(text))
+                    f"grouping factor {name!r} in random term {term!r} is not a column name:" + here
                 )
+            if name in prefix or names.count(name) > 1:
+                raise FormulaError(f"grouping factor {name!r} appears twice in random term {term!r}:" + here)
         prefix = prefix + names
         groupings.append(prefix)
     return tuple(groupings)
@@ -139,7 +193,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     ------
     FormulaError
         For a missing ``~``, unbalanced parentheses, a malformed random term, a random
-        slope (not supported), a subtracted random term, or no random term at all.
+        slope (not supported), a random term not added with ``+``, or no random term at all.
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")
@@ -151,26 +205,45 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError("formula has no outcome before '~':" + _pointer(formula, 0))
     offset = len(lhs) + 1
 
-    terms, pieces, last = [], [], 0
-    for start, end in _random_spans(rhs, formula, offset):
-        text = rhs[start:end]
-        where = offset + start
-        preceding = rhs[last:start].rstrip()
-        if preceding.endswith("-"):
-            raise FormulaError("a random term cannot be subtracted:" + _pointer(formula, where, where + len(text)))
-        if preceding and not preceding.endswith("+"):
-            raise FormulaError("expected '+' before the random term:" + _pointer(formula, where, where + len(text)))
-        pieces.append(preceding[:-1] if preceding.endswith("+") else preceding)
-        terms.append(_parse_term(text, formula, where))
-        last = end
-    pieces.append(rhs[last:])
-
-    fixed_rhs = " + ".join(p.strip().strip("+").strip() for p in pieces if p.strip().strip("+").strip())
-    if not terms:
+    spans = _random_spans(rhs, formula, offset)
+    if not spans:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1|k); "
             "without one it is a linear regression (statsmodels OLS)"
         )
+    terms, pieces = [], []
+    for number, (start, end) in enumerate(spans):
+        text = rhs[start:end]
+        where = offset + start
+        here = _pointer(formula, where, where + len(text))
+        before = rhs[spans[number - 1][1] if number else 0 : start]
+        after = rhs[end : spans[number + 1][0] if number + 1 < len(spans) else len(rhs)]
+        preceding = before.rstrip()
+        if preceding.endswith("-"):
+            raise FormulaError(f"random term {text!r} cannot be subtracted:" + here)
+        if preceding.endswith("+"):
+            pieces.append(preceding[:-1])  # the term leaves with the '+' that added it
+        elif preceding or number:
+            raise FormulaError(f"expected '+' before the random term {text!r}:" + here)
+        following = after.lstrip()
+        if following and following[0] not in "+-":
+            raise FormulaError(f"expected '+' after the random term {text!r}:" + here)
+        if number + 1 == len(spans):
+            if following.rstrip() in ("+", "-"):
+                raise FormulaError(
+                    f"formula ends with {following.rstrip()!r}:" + _pointer(formula, len(formula.rstrip()) - 1)
+                )
+            pieces.append(after)
+        terms.append(_parse_term(text, formula, where))
+
+    fixed_rhs = ""
+    for piece in pieces:  # rejoin what surrounds the random terms, keeping each '-'
+        piece = piece.strip()
+        piece = piece[1:].strip() if piece.startswith("+") else piece
+        if piece and fixed_rhs:
+            fixed_rhs += (" " if piece.startswith("-") else " + ") + piece
+        elif piece:
+            fixed_rhs = piece
     return ParsedFormula(
         formula=formula,
         fixed=f"{outcome} ~ {fixed_rhs or '1'}",
@@ -180,29 +253,28 @@ def parse_formula(formula: str) -> ParsedFormula:
 
 
 def _parse_term(text: str, formula: str, where: int) -> RandomTerm:
+    here = _pointer(formula, where, where + len(text))
     inner = text[1:-1]
     if "||" in inner:
         raise FormulaError(
-            "'||' (uncorrelated random effects) is not supported; write (1|k):"
-            + _pointer(formula, where, where + len(text))
+            f"'||' (uncorrelated random effects) in {text!r} is not supported; write (1|k):" + here
         )
     effects, _, grouping = inner.partition("|")
     if "|" in grouping:
-        raise FormulaError("a random term has one '|':" + _pointer(formula, where, where + len(text)))
+        raise FormulaError(f"random term {text!r} has more than one '|':" + here)
     effects = effects.strip()
     if not effects:
         raise FormulaError(
-            "random term has nothing before '|' (write (1|k) for a random intercept):"
-            + _pointer(formula, where, where + len(text))
+            f"random term {text!r} has nothing before '|' (write (1|k) for a random intercept):" + here
         )
     if re.sub(r"\s+", "", effects) != "1":
         raise FormulaError(
             f"random term {text!r} asks for random effects {effects!r}; only random "
-            "intercepts (1|...) are supported:" + _pointer(formula, where, where + len(text))
+            "intercepts (1|...) are supported:" + here
         )
     if not grouping.strip():
-        raise FormulaError("random term has no grouping factor after '|':" + _pointer(formula, where, where + len(text)))
-    grouping_start = where + 1 + inner.index("|") + 1
+        raise FormulaError(f"random term {text!r} has no grouping factor after '|':" + here)
+    grouping_start = where + 1 + inner.index("|") + 1 + len(grouping) - len(grouping.lstrip())
     return RandomTerm(
-        text=text, effects=effects, grouping=_parse_grouping(grouping.strip(), formula, grouping_start)
+        text=text, effects=effects, grouping=_parse_grouping(text, grouping.strip(), formula, grouping_start)
     )

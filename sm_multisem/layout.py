@@ -59,11 +59,13 @@ def nesting_chain(
         When a grouping factor repeats, or two factors are crossed (a unit of the finer one
         appears in more than one unit of the coarser one), which is not a nested model.
     """
-    seen: set[tuple[str, ...]] = set()
+    seen: dict[frozenset[str], tuple[str, ...]] = {}
     for grouping in groupings:
-        if grouping in seen:
-            raise ValueError(f"grouping factor {level_name(grouping)!r} appears twice in {terms}")
-        seen.add(grouping)
+        if frozenset(grouping) in seen:
+            first = seen[frozenset(grouping)]
+            also = "" if first == grouping else f" (as {level_name(first)!r})"
+            raise ValueError(f"grouping factor {level_name(grouping)!r} appears twice{also} in {terms}")
+        seen[frozenset(grouping)] = grouping
     unit_codes = {g: _grouping_codes(g, id_codes) for g in groupings}
     chain = sorted(groupings, key=lambda g: (unit_codes[g][1], len(g)))
     for coarse, fine in zip(chain, chain[1:]):
@@ -71,12 +73,14 @@ def nesting_chain(
         coarse_codes, _ = unit_codes[coarse]
         _, n_pairs = _combine(fine_codes, unit_codes[coarse][1], coarse_codes)
         if n_pairs != n_fine:
+            # neither factor is nested in the other; name them in the order written
+            outer, inner = sorted((coarse, fine), key=groupings.index)
             hint = ""
-            if len(fine) == 1 and len(coarse) == 1:
-                hint = f"; if {fine[0]!r} ids are reused inside each {coarse[0]!r}, write (1|{coarse[0]}/{fine[0]})"
+            if len(outer) == 1 and len(inner) == 1:
+                hint = f"; if {inner[0]!r} ids are reused inside each {outer[0]!r}, write (1|{outer[0]}/{inner[0]})"
             raise ValueError(
                 f"random terms {terms} are crossed, not nested: some units of "
-                f"{level_name(fine)!r} belong to more than one unit of {level_name(coarse)!r}{hint}"
+                f"{level_name(inner)!r} belong to more than one unit of {level_name(outer)!r}{hint}"
             )
     return tuple(chain)
 

@@ -22,6 +22,8 @@ __all__ = ["Optimum", "fit_profiled", "convergence_problems", "START_MULTIPLIERS
 START_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
 #: A relative standard deviation below this is tested for a boundary solution.
 _BOUNDARY_THETA = 1e-3
+#: Newton polishing stops once no gradient entry of the deviance exceeds this.
+_CONVERGED_GRADIENT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def _newton_polish(objective: _Counter, theta: np.ndarray, free: np.ndarray, ste
     value, grad = objective(theta)
     for _ in range(steps):
         idx = np.flatnonzero(free)
+        if np.max(np.abs(grad[idx])) <= _CONVERGED_GRADIENT:
+            break
         eps = 1e-5 * np.maximum(np.abs(theta[idx]), 1e-2)
         hess = np.empty((len(idx), len(idx)))
         for col, (i, e) in enumerate(zip(idx, eps)):
@@ -142,7 +146,7 @@ def fit_profiled(
         jac=True,
         method="L-BFGS-B",
         bounds=[(0.0, None)] * n_levels,
-        options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10},
+        options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},  # Newton steps finish the job
     )
     theta = np.asarray(result.x, dtype=float)
     boundary = _boundary_levels(objective, theta)

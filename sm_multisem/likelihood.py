@@ -38,6 +38,17 @@ _LOG_2PI = np.log(2.0 * np.pi)
 
 
 @dataclass(frozen=True)
+class _Pooling:
+    """What one pooling step leaves for the derivative pass: one row per child unit."""
+
+    a: np.ndarray  # 1 / h of each child
+    dev: np.ndarray  # child GLS mean minus its parent's, (units, m)
+    d_mean: np.ndarray  # (units, n_var, m)
+    d_h: np.ndarray  # (units, n_var)
+    cluster_starts: np.ndarray  # first child of every top-level cluster
+
+
+@dataclass(frozen=True)
 class ClusterMoments:
     """``log|Sigma_k|`` and ``C_k = W_k' Sigma_k^{-1} W_k`` per cluster, with derivatives.
 
@@ -49,27 +60,57 @@ class ClusterMoments:
     d_logdet : ndarray, shape (n_clusters, n_var)
         Derivative of ``logdet`` with respect to each variance (levels top to
         bottom, then the residual variance).
-    d_cross : ndarray, shape (n_clusters, n_var, m, m)
+
+    Notes
+    -----
+    The derivatives of ``cross`` are only ever needed contracted with a symmetric matrix
+    ``A`` (``v' dC v`` for a quadratic form, ``tr(M dC)`` for a log-determinant), so they
+    are never stored as ``(n_clusters, n_var, m, m)`` arrays: :meth:`contract` computes
+    ``tr(A dC_k)`` from the per-level pieces kept by the recursion.
     """
 
     logdet: np.ndarray
     cross: np.ndarray
     d_logdet: np.ndarray
-    d_cross: np.ndarray
+    _poolings: tuple[_Pooling, ...]
+    _lowest_within: np.ndarray  # W'W scatter of every lowest unit about its mean
+    _lowest_cluster_starts: np.ndarray
+    _resid_var: float
 
+    def contract(self, weight: np.ndarray) -> np.ndarray:
+        """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and variance ``v``.
 
-@dataclass
-class _UnitState:
-    """Summary of every unit of one level (see the module docstring)."""
+        With ``d_c`` a unit's GLS mean minus its parent's (the cluster's own mean for
+        the top level) and ``a_c = 1/h_c``, the derivative of ``C_k`` is
 
-    logdet: np.ndarray
-    h: np.ndarray
-    mean: np.ndarray
-    within: np.ndarray
-    d_logdet: np.ndarray
-    d_h: np.ndarray
-    d_mean: np.ndarray
-    d_within: np.ndarray
+        .. math::
+
+            \\sum_c a_c (\\dot m_c d_c' + d_c \\dot m_c') - a_c^2 \\dot h_c d_c d_c'
+            \\;-\\; \\sum_u S_u \\dot\\sigma^2_e / \\sigma_e^4,
+
+        summed over the units ``c`` of every level inside cluster ``k`` and the within-unit
+        scatter ``S_u`` of its lowest units.
+
+        Parameters
+        ----------
+        weight : ndarray, shape (m, m)
+            The symmetric matrix ``A``.
+
+        Returns
+        -------
+        ndarray, shape (n_clusters, n_var)
+        """
+        n_clusters, n_var = self.d_logdet.shape
+        out = np.zeros((n_clusters, n_var))
+        for pooling in self._poolings:
+            weighted = pooling.dev @ weight
+            per_unit = 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted) - (
+                pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev)
+            )[:, None] * pooling.d_h
+            out += np.add.reduceat(per_unit, pooling.cluster_starts, axis=0)
+        within = np.einsum("uij,ij->u", self._lowest_within, weight)
+        out[:, -1] -= np.add.reduceat(within, self._lowest_cluster_starts) / self._resid_var**2
+        return out
 
 
 class NestedNormal:
@@ -111,21 +152,18 @@ class NestedNormal:
                     centred[:, a] * centred[:, b], row_starts
                 )
         self._unit_within = within
+        sizes = [len(s) for s in self.child_starts] + [len(counts)]
+        # parent of every unit (levels below the top), and its top-level cluster
         self._parents = tuple(
             np.repeat(np.arange(len(s)), np.diff(np.append(s, n_children)))
-            for s, n_children in zip(self.child_starts, self._level_sizes()[1:])
+            for s, n_children in zip(self.child_starts, sizes[1:])
         )
-        top_rows = counts
-        for starts in reversed(self.child_starts):
-            top_rows = np.add.reduceat(top_rows, starts)
-        self.cluster_size = top_rows
+        cluster = [np.arange(sizes[0])]
+        for parent in self._parents:
+            cluster.append(cluster[-1][parent])
+        self._cluster_starts = tuple(np.searchsorted(c, np.arange(sizes[0])) for c in cluster)
+        self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
         self.n_obs = n_rows
-
-    def _level_sizes(self) -> list[int]:
-        sizes = [len(self._unit_size)]
-        for starts in reversed(self.child_starts):
-            sizes.insert(0, len(starts))
-        return sizes
 
     @property
     def n_var(self) -> int:
@@ -136,93 +174,62 @@ class NestedNormal:
     def moments(self, level_var: np.ndarray, resid_var: float) -> ClusterMoments:
         """Cluster moments for level variances (top first) and the residual variance."""
         level_var = np.asarray(level_var, dtype=float)
-        state = self._lowest_units(float(resid_var))
-        for level in range(self.n_levels - 1, -1, -1):
-            state = self._add_intercept(state, level, level_var[level])
-            if level > 0:
-                state = self._pool(state, self.child_starts[level - 1], self._parents[level - 1])
-        a = 1.0 / state.h
-        outer = state.mean[:, :, None] * state.mean[:, None, :]
-        cross = state.within + a[:, None, None] * outer
-        d_outer = state.d_mean[:, :, :, None] * state.mean[:, None, None, :]
-        d_outer = d_outer + np.swapaxes(d_outer, 2, 3)
-        d_cross = (
-            state.d_within
-            + a[:, None, None, None] * d_outer
-            - (a * a)[:, None, None, None] * state.d_h[:, :, None, None] * outer[:, None]
-        )
-        return ClusterMoments(state.logdet, cross, state.d_logdet, d_cross)
-
-    def _lowest_units(self, resid_var: float) -> _UnitState:
-        n = self._unit_size
-        n_units, m = self._unit_mean.shape
+        resid_var = float(resid_var)
+        n, mean = self._unit_size, self._unit_mean
+        n_units, m = mean.shape
         res = self.n_var - 1
-        d_logdet = np.zeros((n_units, self.n_var))
-        d_logdet[:, res] = n / resid_var
+        # lowest units before their own intercept: B = resid_var * I
+        h = resid_var / n
+        logdet = n * np.log(resid_var)
         d_h = np.zeros((n_units, self.n_var))
         d_h[:, res] = 1.0 / n
-        d_within = np.zeros((n_units, self.n_var, m, m))
-        d_within[:, res] = -self._unit_within / resid_var**2
-        return _UnitState(
-            logdet=n * np.log(resid_var),
-            h=resid_var / n,
-            mean=self._unit_mean,
-            within=self._unit_within / resid_var,
+        d_logdet = np.zeros((n_units, self.n_var))
+        d_logdet[:, res] = n / resid_var
+        d_mean = np.zeros((n_units, self.n_var, m))
+        within = np.add.reduceat(self._unit_within, self._cluster_starts[-1], axis=0) / resid_var
+        poolings = []
+        for level in range(self.n_levels - 1, -1, -1):
+            # add the level's random intercept: B -> B + s 1 1'
+            h_new = h + level_var[level]
+            d_h_new = d_h.copy()
+            d_h_new[:, level] += 1.0
+            logdet = logdet + np.log(h_new) - np.log(h)
+            d_logdet = d_logdet + d_h_new / h_new[:, None] - d_h / h[:, None]
+            h, d_h = h_new, d_h_new
+            if level == 0:
+                break
+            # pool sibling units into their parent: a weighted one-way ANOVA
+            starts, parent = self.child_starts[level - 1], self._parents[level - 1]
+            a = 1.0 / h
+            a_parent = np.add.reduceat(a, starts)
+            mean_parent = np.add.reduceat(a[:, None] * mean, starts, axis=0) / a_parent[:, None]
+            dev = mean - mean_parent[parent]
+            cluster_starts = self._cluster_starts[level]
+            within = within + np.add.reduceat(a[:, None, None] * dev[:, :, None] * dev[:, None, :],
+                                              cluster_starts, axis=0)
+            poolings.append(_Pooling(a, dev, d_mean, d_h, cluster_starts))
+            a2_dh = (a * a)[:, None] * d_h  # = -d(a)
+            d_a_parent = -np.add.reduceat(a2_dh, starts, axis=0)
+            d_mean = np.add.reduceat(
+                a[:, None, None] * d_mean - a2_dh[:, :, None] * dev[:, None, :], starts, axis=0
+            ) / a_parent[:, None, None]
+            h = 1.0 / a_parent
+            d_h = -d_a_parent * (h * h)[:, None]
+            mean = mean_parent
+            logdet = np.add.reduceat(logdet, starts)
+            d_logdet = np.add.reduceat(d_logdet, starts, axis=0)
+        # the cluster's own GLS mean enters C_k as a_k m_k m_k'
+        a = 1.0 / h
+        cross = within + a[:, None, None] * mean[:, :, None] * mean[:, None, :]
+        poolings.append(_Pooling(a, mean, d_mean, d_h, np.arange(len(a))))
+        return ClusterMoments(
+            logdet=logdet,
+            cross=cross,
             d_logdet=d_logdet,
-            d_h=d_h,
-            d_mean=np.zeros((n_units, self.n_var, m)),
-            d_within=d_within,
-        )
-
-    @staticmethod
-    def _add_intercept(state: _UnitState, level: int, variance: float) -> _UnitState:
-        """Add a random intercept of the given variance to every unit."""
-        h_new = state.h + variance
-        d_h_new = state.d_h.copy()
-        d_h_new[:, level] += 1.0
-        return _UnitState(
-            logdet=state.logdet + np.log(h_new) - np.log(state.h),
-            h=h_new,
-            mean=state.mean,
-            within=state.within,
-            d_logdet=state.d_logdet + d_h_new / h_new[:, None] - state.d_h / state.h[:, None],
-            d_h=d_h_new,
-            d_mean=state.d_mean,
-            d_within=state.d_within,
-        )
-
-    @staticmethod
-    def _pool(state: _UnitState, starts: np.ndarray, parent: np.ndarray) -> _UnitState:
-        """Pool sibling units into their parent (a weighted one-way ANOVA)."""
-        a = 1.0 / state.h
-        a_parent = np.add.reduceat(a, starts)
-        mean_parent = np.add.reduceat(a[:, None] * state.mean, starts, axis=0) / a_parent[:, None]
-        dev = state.mean - mean_parent[parent]
-        outer = dev[:, :, None] * dev[:, None, :]
-        within = np.add.reduceat(state.within + a[:, None, None] * outer, starts, axis=0)
-
-        a2_dh = (a * a)[:, None] * state.d_h  # = -d(a)
-        d_a_parent = -np.add.reduceat(a2_dh, starts, axis=0)
-        d_mean = np.add.reduceat(
-            a[:, None, None] * state.d_mean - a2_dh[:, :, None] * dev[:, None, :], starts, axis=0
-        ) / a_parent[:, None, None]
-        cross_term = state.d_mean[:, :, :, None] * dev[:, None, None, :]
-        d_within = np.add.reduceat(
-            state.d_within
-            + a[:, None, None, None] * (cross_term + np.swapaxes(cross_term, 2, 3))
-            - a2_dh[:, :, None, None] * outer[:, None],
-            starts,
-            axis=0,
-        )
-        return _UnitState(
-            logdet=np.add.reduceat(state.logdet, starts),
-            h=1.0 / a_parent,
-            mean=mean_parent,
-            within=within,
-            d_logdet=np.add.reduceat(state.d_logdet, starts, axis=0),
-            d_h=-d_a_parent / (a_parent * a_parent)[:, None],
-            d_mean=d_mean,
-            d_within=d_within,
+            _poolings=tuple(poolings),
+            _lowest_within=self._unit_within,
+            _lowest_cluster_starts=self._cluster_starts[-1],
+            _resid_var=resid_var,
         )
 
     # ---------------------------------------------------------- log-likelihoods
@@ -249,7 +256,7 @@ class NestedNormal:
         v = np.append(-np.asarray(beta, dtype=float), 1.0)
         p = len(v) - 1
         score_beta = mom.cross[:, :p, :] @ v
-        d_quad = np.einsum("i,kvij,j->kv", v, mom.d_cross, v)
+        d_quad = mom.contract(np.outer(v, v))
         return np.hstack([score_beta, -0.5 * (mom.d_logdet + d_quad)])
 
     def restricted_loglike(self, level_var, resid_var: float) -> tuple[float, np.ndarray]:
@@ -261,17 +268,16 @@ class NestedNormal:
             + \\hat r'\\Sigma^{-1}\\hat r]
         """
         mom = self.moments(level_var, resid_var)
-        total, d_total = mom.cross.sum(0), mom.d_cross.sum(0)
+        total = mom.cross.sum(0)
         p = self.n_columns - 1
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         quad = v @ total @ v
         logdet_xx = 2.0 * np.log(np.diag(chol)).sum()
-        inv_xx = _chol_inverse(chol)
-        d_logdet_xx = np.einsum("ij,vji->v", inv_xx, d_total[:, :p, :p])
-        d_quad = np.einsum("i,vij,j->v", v, d_total, v)
+        # d log|X'S^-1 X| + d(r'S^-1 r) in one contraction: A = [[(X'S^-1X)^-1, 0], [0, 0]] + v v'
+        weight = _trace_weight(chol) + np.outer(v, v)
         llf = -0.5 * ((self.n_obs - p) * _LOG_2PI + mom.logdet.sum() + logdet_xx + quad)
-        grad = -0.5 * (mom.d_logdet.sum(0) + d_logdet_xx + d_quad)
+        grad = -0.5 * (mom.d_logdet.sum(0) + mom.contract(weight).sum(0))
         return llf, grad
 
     def profiled_deviance(self, rel_var: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
@@ -298,19 +304,19 @@ class NestedNormal:
         REML adds ``log|X'V^{-1}X|`` and replaces ``N`` by ``N - p``.
         """
         mom = self.moments(rel_var, 1.0)
-        total, d_total = mom.cross.sum(0), mom.d_cross.sum(0)[:-1]
+        total = mom.cross.sum(0)
         p = self.n_columns - 1
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         quad = v @ total @ v
-        d_quad = np.einsum("i,vij,j->v", v, d_total, v)
         dof = self.n_obs - p if reml else self.n_obs
         deviance = mom.logdet.sum() + dof * (1.0 + np.log(2.0 * np.pi * quad / dof))
-        gradient = mom.d_logdet.sum(0)[:-1] + dof * d_quad / quad
+        weight = dof / quad * np.outer(v, v)
         if reml:
             deviance += 2.0 * np.log(np.diag(chol)).sum()
-            gradient += np.einsum("ij,vji->v", _chol_inverse(chol), d_total[:, :p, :p])
-        return deviance, gradient
+            weight += _trace_weight(chol)
+        gradient = mom.d_logdet.sum(0) + mom.contract(weight).sum(0)
+        return deviance, gradient[:-1]
 
     def gls(self, level_var, resid_var: float) -> tuple[np.ndarray, np.ndarray, float]:
         """GLS estimate of beta, its covariance ``(X'Sigma^{-1}X)^{-1}``, and the quadratic form."""
@@ -329,10 +335,8 @@ class NestedNormal:
         mom = self.moments(level_var, resid_var)
         gradient = mom.d_logdet.sum(0)
         if restricted:
-            p = self.n_columns - 1
-            total, d_total = mom.cross.sum(0), mom.d_cross.sum(0)
-            _, chol = _gls(total)
-            gradient = gradient + np.einsum("ij,vji->v", _chol_inverse(chol), d_total[:, :p, :p])
+            _, chol = _gls(mom.cross.sum(0))
+            gradient = gradient + mom.contract(_trace_weight(chol)).sum(0)
         return gradient
 
 
@@ -342,6 +346,14 @@ def _gls(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     chol = np.linalg.cholesky(total[:p, :p])
     z = np.linalg.solve(chol, total[:p, p])
     return np.linalg.solve(chol.T, z), chol
+
+
+def _trace_weight(chol: np.ndarray) -> np.ndarray:
+    """``A`` with ``tr(A dC) = tr((X'S^-1X)^-1 d(X'S^-1X))``: the inverse padded with zeros."""
+    p = chol.shape[0]
+    weight = np.zeros((p + 1, p + 1))
+    weight[:p, :p] = _chol_inverse(chol)
+    return weight
 
 
 def _chol_inverse(chol: np.ndarray) -> np.ndarray:

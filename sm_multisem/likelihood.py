@@ -142,15 +142,14 @@ class NestedNormal:
         self.child_starts = tuple(np.asarray(s, dtype=np.intp) for s in child_starts)
         counts = np.diff(np.append(row_starts, n_rows))
         self._unit_size = counts.astype(float)
-        unit_of_row = np.repeat(np.arange(len(counts)), counts)
-        self._unit_mean = np.add.reduceat(columns, row_starts, axis=0) / self._unit_size[:, None]
-        centred = columns - self._unit_mean[unit_of_row]
+        by_column = np.ascontiguousarray(columns.T)  # one contiguous row per data column
+        unit_mean = np.add.reduceat(by_column, row_starts, axis=1) / self._unit_size
+        centred = by_column - np.repeat(unit_mean, counts, axis=1)
+        self._unit_mean = np.ascontiguousarray(unit_mean.T)
         within = np.empty((len(counts), m, m))
         for a in range(m):
             for b in range(a, m):
-                within[:, a, b] = within[:, b, a] = np.add.reduceat(
-                    centred[:, a] * centred[:, b], row_starts
-                )
+                within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], row_starts)
         self._unit_within = within
         sizes = [len(s) for s in self.child_starts] + [len(counts)]
         # parent of every unit (levels below the top), and its top-level cluster

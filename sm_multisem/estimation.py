@@ -16,7 +16,7 @@ from scipy import optimize
 
 from .likelihood import NestedNormal
 
-__all__ = ["Optimum", "fit_profiled", "convergence_problems", "START_MULTIPLIERS"]
+__all__ = ["Optimum", "ProfiledObjective", "fit_profiled", "convergence_problems", "START_MULTIPLIERS"]
 
 #: Candidate starting points, all relative standard deviations equal to one of these.
 START_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
@@ -24,6 +24,8 @@ START_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
 _BOUNDARY_THETA = 1e-3
 #: Newton polishing stops once no gradient entry of the deviance exceeds this.
 _CONVERGED_GRADIENT = 1e-9
+#: Smallest ratio of two residual standard deviations the optimizer may reach.
+_SMALLEST_RESIDUAL_RATIO = 1e-4
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,11 @@ class Optimum:
 
     Attributes
     ----------
-    beta, level_var, resid_var
-        Estimates on the variance scale (levels top first).
+    beta, variances
+        Estimates, variances on their own scale (the likelihood's variance vector).
     theta : ndarray
-        Relative standard deviations at the optimum.
+        Relative standard deviations at the optimum (every variance but the reference
+        residual variance, relative to it).
     deviance : float
         ``-2`` times the (restricted) log-likelihood.
     reml : bool
@@ -43,14 +46,13 @@ class Optimum:
     gradient : ndarray
         Gradient of the deviance in ``theta`` at the optimum (0 for boundary entries).
     boundary : ndarray of bool
-        Levels whose variance is estimated at 0.
+        Entries of the variance vector estimated at 0.
     iterations, n_evaluations : int
     message : str
     """
 
     beta: np.ndarray
-    level_var: np.ndarray
-    resid_var: float
+    variances: np.ndarray
     theta: np.ndarray
     deviance: float
     reml: bool
@@ -62,25 +64,46 @@ class Optimum:
     message: str
 
 
-class _Counter:
-    """The profiled deviance in ``theta`` with an evaluation count."""
+class ProfiledObjective:
+    """The profiled deviance as a function of relative standard deviations ``theta``.
+
+    Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference
+    residual variance (the first one), profiled out with the fixed effects. ``theta``
+    holds every other variance; random-intercept variances may be 0, residual ratios not.
+    """
 
     def __init__(self, lik: NestedNormal, reml: bool):
         self.lik, self.reml, self.count = lik, reml, 0
+        self.reference = int(lik.residual_variances[0])
+        self.free = np.delete(np.arange(lik.n_var), self.reference)
+        self.is_level = np.isin(self.free, lik.level_variances)
+
+    def rel_var(self, theta: np.ndarray) -> np.ndarray:
+        rho = np.ones(self.lik.n_var)
+        rho[self.free] = theta * theta
+        return rho
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         self.count += 1
-        deviance, grad_rho = self.lik.profiled_deviance(theta * theta, self.reml)
-        return deviance, 2.0 * theta * grad_rho
+        deviance, grad_rho = self.lik.profiled_deviance(self.rel_var(theta), self.reml)
+        return deviance, 2.0 * theta * grad_rho[self.free]
+
+    def gradient_in_rho(self, theta: np.ndarray) -> np.ndarray:
+        """Derivative in the relative variances ``rho = theta^2`` (non-zero at theta = 0)."""
+        return self.lik.profiled_deviance(self.rel_var(theta), self.reml)[1][self.free]
+
+    @property
+    def bounds(self) -> list[tuple[float, float | None]]:
+        return [(0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None) for level in self.is_level]
 
 
-def _start(objective: _Counter, n_levels: int) -> np.ndarray:
-    candidates = [np.full(n_levels, c) for c in START_MULTIPLIERS]
+def _start(objective: ProfiledObjective) -> np.ndarray:
+    candidates = [np.where(objective.is_level, c, 1.0) for c in START_MULTIPLIERS]
     values = [objective(c)[0] for c in candidates]
     return candidates[int(np.nanargmin(values))]
 
 
-def _newton_polish(objective: _Counter, theta: np.ndarray, free: np.ndarray, steps: int = 8) -> np.ndarray:
+def _newton_polish(objective: ProfiledObjective, theta: np.ndarray, free: np.ndarray, steps: int = 8) -> np.ndarray:
     """Newton steps on the free coordinates with a finite-difference Hessian of the gradient."""
     if not free.any():
         return theta
@@ -104,7 +127,8 @@ def _newton_polish(objective: _Counter, theta: np.ndarray, free: np.ndarray, ste
         if not np.all(np.isfinite(step)) or np.any(np.linalg.eigvalsh(hess) <= 0):
             break
         trial = theta.copy()
-        trial[idx] = np.maximum(theta[idx] - step, 0.0)
+        lower = np.array([b[0] for b in objective.bounds])[idx]
+        trial[idx] = np.maximum(theta[idx] - step, lower)
         trial_value, trial_grad = objective(trial)
         if not trial_value <= value + 1e-12 * abs(value):
             break
@@ -121,6 +145,7 @@ def fit_profiled(
     start_theta: np.ndarray | None = None,
     maxiter: int = 500,
     gtol: float = 1e-6,
+    fixed_zero: np.ndarray | None = None,
 ) -> Optimum:
     """Minimise the profiled deviance over the relative standard deviations.
 
@@ -130,81 +155,85 @@ def fit_profiled(
     reml : bool
         REML instead of ML.
     start_theta : ndarray, optional
-        Starting relative standard deviations; by default the best of
-        :data:`START_MULTIPLIERS`.
+        Starting relative standard deviations (see :class:`ProfiledObjective`); by
+        default the best of :data:`START_MULTIPLIERS` for the random-intercept variances
+        and 1 for residual ratios.
     maxiter : int
         Iteration limit of L-BFGS-B.
     gtol : float
         Largest absolute gradient of the deviance (in ``theta``) accepted as converged.
+    fixed_zero : ndarray of bool, optional
+        Entries of ``theta`` held at 0 (e.g. every random-intercept variance, for the
+        linear regression the LR test compares with).
     """
-    objective = _Counter(lik, reml)
-    n_levels = lik.n_levels
-    theta0 = _start(objective, n_levels) if start_theta is None else np.asarray(start_theta, dtype=float)
-    result = optimize.minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(0.0, None)] * n_levels,
-        options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},  # Newton steps finish the job
-    )
-    theta = np.asarray(result.x, dtype=float)
-    boundary = _boundary_levels(objective, theta)
+    objective = ProfiledObjective(lik, reml)
+    theta0 = _start(objective) if start_theta is None else np.asarray(start_theta, dtype=float)
+    held = np.zeros(len(theta0), dtype=bool) if fixed_zero is None else np.asarray(fixed_zero, dtype=bool)
+    theta0 = np.where(held, 0.0, theta0)
+    bounds = [(0.0, 0.0) if h else b for h, b in zip(held, objective.bounds)]
+    if len(theta0) and not held.all():
+        result = optimize.minimize(
+            objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},  # Newton steps finish the job
+        )
+        theta, iterations, message = np.asarray(result.x, dtype=float), int(result.nit), str(result.message)
+    else:
+        theta, iterations, message = theta0, 0, "nothing to optimize"
+    boundary = held | _boundary_levels(objective, theta)
     theta[boundary] = 0.0
     theta = _newton_polish(objective, theta, ~boundary)
     deviance, gradient = objective(theta)
     gradient = np.where(boundary, 0.0, gradient)
-    rho = theta * theta
-    beta, _, quad = lik.gls(rho, 1.0)
+    rho = objective.rel_var(theta)
+    beta, _, quad = lik.gls(rho)
     dof = lik.n_obs - (lik.n_columns - 1 if reml else 0)
-    resid_var = quad / dof
+    scale = quad / dof
+    boundary_var = np.zeros(lik.n_var, dtype=bool)
+    boundary_var[objective.free] = boundary
     converged = bool(np.all(np.isfinite(theta)) and np.max(np.abs(gradient), initial=0.0) < gtol)
     return Optimum(
         beta=beta,
-        level_var=rho * resid_var,
-        resid_var=resid_var,
+        variances=rho * scale,
         theta=theta,
         deviance=float(deviance),
         reml=reml,
         converged=converged,
         gradient=gradient,
-        boundary=boundary,
-        iterations=int(result.nit),
+        boundary=boundary_var,
+        iterations=iterations,
         n_evaluations=objective.count,
-        message=str(result.message),
+        message=message,
     )
 
 
-def _boundary_levels(objective: _Counter, theta: np.ndarray) -> np.ndarray:
-    """Levels whose variance belongs at 0: small, and the deviance rises as it leaves 0.
+def _boundary_levels(objective: ProfiledObjective, theta: np.ndarray) -> np.ndarray:
+    """Random-intercept variances that belong at 0: small, and the deviance rises as they leave 0.
 
     The derivative in ``theta`` vanishes at 0 whatever the data, so the test uses the
     derivative in the variance ratio ``rho = theta^2`` (the Kuhn-Tucker condition).
     """
     boundary = np.zeros(len(theta), dtype=bool)
-    for level in np.flatnonzero(theta < _BOUNDARY_THETA):
-        at_zero = theta.copy()
-        at_zero[boundary] = 0.0
-        at_zero[level] = 0.0
+    for index in np.flatnonzero(objective.is_level & (theta < _BOUNDARY_THETA)):
+        at_zero = np.where(boundary, 0.0, theta)
+        at_zero[index] = 0.0
         value_zero, _ = objective(at_zero)
-        _, grad_rho = objective.lik.profiled_deviance(at_zero * at_zero, objective.reml)
         value_here, _ = objective(np.where(boundary, 0.0, theta))
-        if grad_rho[level] >= 0.0 or value_zero <= value_here:
-            boundary[level] = True
+        if objective.gradient_in_rho(at_zero)[index] >= 0.0 or value_zero <= value_here:
+            boundary[index] = True
     return boundary
 
 
-def convergence_problems(optimum: Optimum, level_names: tuple[str, ...]) -> list[str]:
+def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[str]:
     """What a user should be warned about after a fit (empty when nothing).
 
     Kept apart from the optimizer so that fitting and judging the fit stay separate.
     """
     problems = []
-    for name in np.asarray(level_names)[optimum.boundary]:
+    for name in np.asarray(variance_names)[optimum.boundary]:
         problems.append(
-            f"the variance of {name} is estimated at its boundary, 0: the data show no variation "
-            f"between {name} units beyond what the other levels explain. Its standard error is not "
-            "reported; consider removing the term."
+            f"{name} is estimated at its boundary, 0: the data show no variation of these effects "
+            "beyond what the rest of the model explains. Its standard error is not reported; "
+            "consider removing the term."
         )
     if not optimum.converged:
         problems.append(

@@ -73,9 +73,10 @@ class ClusterMoments:
     cross: np.ndarray
     d_logdet: np.ndarray
     _poolings: tuple[_Pooling, ...]
-    _lowest_within: np.ndarray  # W'W scatter of every lowest unit about its mean
-    _lowest_cluster_starts: np.ndarray
-    _resid_var: float
+    _lowest_within: np.ndarray  # W'W scatter of every cell about its mean
+    _lowest_cluster: np.ndarray  # cluster of every cell
+    _lowest_variance: np.ndarray  # residual variance parameter of every cell
+    _variances: np.ndarray
 
     def contract(self, weight: np.ndarray) -> np.ndarray:
         """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and variance ``v``.
@@ -89,7 +90,7 @@ class ClusterMoments:
             \\;-\\; \\sum_u S_u \\dot\\sigma^2_e / \\sigma_e^4,
 
         summed over the units ``c`` of every level inside cluster ``k`` and the within-unit
-        scatter ``S_u`` of its lowest units.
+        scatter ``S_u`` of its cells (rows of a lowest unit sharing a residual variance).
 
         Parameters
         ----------
@@ -108,13 +109,67 @@ class ClusterMoments:
                 pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev)
             )[:, None] * pooling.d_h
             out += np.add.reduceat(per_unit, pooling.cluster_starts, axis=0)
-        within = np.einsum("uij,ij->u", self._lowest_within, weight)
-        out[:, -1] -= np.add.reduceat(within, self._lowest_cluster_starts) / self._resid_var**2
+        which = self._lowest_variance
+        within = np.einsum("uij,ij->u", self._lowest_within, weight) / self._variances[which] ** 2
+        out -= np.bincount(self._lowest_cluster * n_var + which, within, minlength=out.size).reshape(out.shape)
         return out
 
 
+@dataclass(frozen=True)
+class _Units:
+    """Summary of every unit of one level (see the module docstring), with derivatives."""
+
+    logdet: np.ndarray
+    h: np.ndarray
+    mean: np.ndarray
+    d_logdet: np.ndarray
+    d_h: np.ndarray
+    d_mean: np.ndarray
+
+    def add_intercept(self, variance: np.ndarray, which: np.ndarray) -> "_Units":
+        """``B -> B + s 1 1'`` for every unit; ``which`` is the variance parameter of each unit."""
+        h = self.h + variance
+        d_h = self.d_h.copy()
+        d_h[np.arange(len(h)), which] += 1.0
+        return _Units(
+            logdet=self.logdet + np.log(h) - np.log(self.h),
+            h=h,
+            mean=self.mean,
+            d_logdet=self.d_logdet + d_h / h[:, None] - self.d_h / self.h[:, None],
+            d_h=d_h,
+            d_mean=self.d_mean,
+        )
+
+    def pool(self, starts: np.ndarray, parent: np.ndarray, cluster_starts: np.ndarray):
+        """Pool sibling units into their parent: a weighted one-way ANOVA.
+
+        Returns the parents, the between-children scatter of every cluster, and what
+        the derivative pass needs (:class:`_Pooling`).
+        """
+        a = 1.0 / self.h
+        a_parent = np.add.reduceat(a, starts)
+        mean_parent = np.add.reduceat(a[:, None] * self.mean, starts, axis=0) / a_parent[:, None]
+        dev = self.mean - mean_parent[parent]
+        between = np.add.reduceat(a[:, None, None] * dev[:, :, None] * dev[:, None, :], cluster_starts, axis=0)
+        record = _Pooling(a, dev, self.d_mean, self.d_h, cluster_starts)
+        a2_dh = (a * a)[:, None] * self.d_h  # = -d(a)
+        d_mean = np.add.reduceat(
+            a[:, None, None] * self.d_mean - a2_dh[:, :, None] * dev[:, None, :], starts, axis=0
+        ) / a_parent[:, None, None]
+        h = 1.0 / a_parent
+        parents = _Units(
+            logdet=np.add.reduceat(self.logdet, starts),
+            h=h,
+            mean=mean_parent,
+            d_logdet=np.add.reduceat(self.d_logdet, starts, axis=0),
+            d_h=np.add.reduceat(a2_dh, starts, axis=0) * (h * h)[:, None],
+            d_mean=d_mean,
+        )
+        return parents, between, record
+
+
 class NestedNormal:
-    """Normal model with nested random intercepts and iid residuals.
+    """Normal model with nested random intercepts and independent residuals.
 
     Parameters
     ----------
@@ -126,33 +181,41 @@ class NestedNormal:
     child_starts : sequence of ndarray
         For each grouping level above the lowest (top first), the start index of
         every unit's children among the units of the next level down.
+    unit_variance : sequence of ndarray, optional
+        For each level (top first), the variance parameter of every unit's random
+        intercept. By default one parameter per level, ``0 .. n_levels - 1``.
+    row_variance : ndarray, optional
+        The residual variance parameter of every row; by default all rows share
+        parameter ``n_levels``.
 
     Notes
     -----
-    The data enter only through per-unit counts, means and within-unit scatter
-    matrices, computed once here. Each evaluation then costs O(number of units),
-    independent of the number of rows.
+    The data enter only through per-cell counts, means and within-cell scatter
+    matrices, computed once here (a cell is the rows of one lowest unit that share a
+    residual variance). Each evaluation then costs O(number of units), independent of
+    the number of rows.
     """
 
-    def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts):
+    def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
+                 row_variance=None):
         columns = np.asarray(columns, dtype=float)
         n_rows, m = columns.shape
         self.n_columns = m
         self.n_levels = len(child_starts) + 1
         self.child_starts = tuple(np.asarray(s, dtype=np.intp) for s in child_starts)
         counts = np.diff(np.append(row_starts, n_rows))
-        self._unit_size = counts.astype(float)
-        by_column = np.ascontiguousarray(columns.T)  # one contiguous row per data column
-        unit_mean = np.add.reduceat(by_column, row_starts, axis=1) / self._unit_size
-        centred = by_column - np.repeat(unit_mean, counts, axis=1)
-        self._unit_mean = np.ascontiguousarray(unit_mean.T)
-        within = np.empty((len(counts), m, m))
-        for a in range(m):
-            for b in range(a, m):
-                within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], row_starts)
-        self._unit_within = within
         sizes = [len(s) for s in self.child_starts] + [len(counts)]
-        # parent of every unit (levels below the top), and its top-level cluster
+        if unit_variance is None:
+            unit_variance = [np.full(n, level, dtype=np.intp) for level, n in enumerate(sizes)]
+        if row_variance is None:
+            row_variance = np.full(n_rows, self.n_levels, dtype=np.intp)
+        self.unit_variance = tuple(np.asarray(u, dtype=np.intp) for u in unit_variance)
+        row_variance = np.asarray(row_variance, dtype=np.intp)
+        self.residual_variances = np.unique(row_variance)
+        self.level_variances = np.unique(np.concatenate(self.unit_variance))
+        self.n_var = int(max(self.residual_variances.max(), self.level_variances.max())) + 1
+
+        # parent of every unit (levels below the top), and the first unit of every cluster
         self._parents = tuple(
             np.repeat(np.arange(len(s)), np.diff(np.append(s, n_children)))
             for s, n_children in zip(self.child_starts, sizes[1:])
@@ -164,86 +227,83 @@ class NestedNormal:
         self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
         self.n_obs = n_rows
 
-    @property
-    def n_var(self) -> int:
-        """Number of variance parameters: one per level and the residual."""
-        return self.n_levels + 1
+        # cells: the rows of one lowest unit with one residual variance
+        unit_of_row = np.repeat(np.arange(len(counts)), counts)
+        order = np.lexsort((row_variance, unit_of_row))
+        key = unit_of_row[order] * self.n_var + row_variance[order]
+        cell_starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
+        cell_counts = np.diff(np.append(cell_starts, n_rows))
+        self._cell_size = cell_counts.astype(float)
+        self._cell_variance = row_variance[order][cell_starts]
+        self._cell_unit = unit_of_row[order][cell_starts]
+        self._unit_cell_starts = np.searchsorted(self._cell_unit, np.arange(len(counts)))
+        self._cell_cluster = cluster[-1][self._cell_unit]
+        self._cell_cluster_starts = np.searchsorted(self._cell_cluster, np.arange(sizes[0]))
+        by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
+        cell_mean = np.add.reduceat(by_column, cell_starts, axis=1) / self._cell_size
+        centred = by_column - np.repeat(cell_mean, cell_counts, axis=1)
+        self._cell_mean = np.ascontiguousarray(cell_mean.T)
+        within = np.empty((len(cell_counts), m, m))
+        for a in range(m):
+            for b in range(a, m):
+                within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], cell_starts)
+        self._cell_within = within
 
     # ------------------------------------------------------------------ recursion
-    def moments(self, level_var: np.ndarray, resid_var: float) -> ClusterMoments:
-        """Cluster moments for level variances (top first) and the residual variance."""
-        level_var = np.asarray(level_var, dtype=float)
-        resid_var = float(resid_var)
-        n, mean = self._unit_size, self._unit_mean
-        n_units, m = mean.shape
-        res = self.n_var - 1
-        # lowest units before their own intercept: B = resid_var * I
-        h = resid_var / n
-        logdet = n * np.log(resid_var)
-        d_h = np.zeros((n_units, self.n_var))
-        d_h[:, res] = 1.0 / n
-        d_logdet = np.zeros((n_units, self.n_var))
-        d_logdet[:, res] = n / resid_var
-        d_mean = np.zeros((n_units, self.n_var, m))
-        within = np.add.reduceat(self._unit_within, self._cluster_starts[-1], axis=0) / resid_var
+    def moments(self, variances: np.ndarray) -> ClusterMoments:
+        """Cluster moments for the variance parameters (see ``unit_variance``, ``row_variance``)."""
+        variances = np.asarray(variances, dtype=float)
+        n_cells, m = self._cell_mean.shape
+        which, n = self._cell_variance, self._cell_size
+        resid = variances[which]
+        d_h = np.zeros((n_cells, self.n_var))
+        d_h[np.arange(n_cells), which] = 1.0 / n
+        d_logdet = np.zeros((n_cells, self.n_var))
+        d_logdet[np.arange(n_cells), which] = n / resid
+        units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, np.zeros((n_cells, self.n_var, m)))
+        within = np.add.reduceat(self._cell_within / resid[:, None, None], self._cell_cluster_starts, axis=0)
         poolings = []
+        if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit
+            units, between, record = units.pool(self._unit_cell_starts, self._cell_unit, self._cell_cluster_starts)
+            within += between
+            poolings.append(record)
         for level in range(self.n_levels - 1, -1, -1):
-            # add the level's random intercept: B -> B + s 1 1'
-            h_new = h + level_var[level]
-            d_h_new = d_h.copy()
-            d_h_new[:, level] += 1.0
-            logdet = logdet + np.log(h_new) - np.log(h)
-            d_logdet = d_logdet + d_h_new / h_new[:, None] - d_h / h[:, None]
-            h, d_h = h_new, d_h_new
-            if level == 0:
-                break
-            # pool sibling units into their parent: a weighted one-way ANOVA
-            starts, parent = self.child_starts[level - 1], self._parents[level - 1]
-            a = 1.0 / h
-            a_parent = np.add.reduceat(a, starts)
-            mean_parent = np.add.reduceat(a[:, None] * mean, starts, axis=0) / a_parent[:, None]
-            dev = mean - mean_parent[parent]
-            cluster_starts = self._cluster_starts[level]
-            within = within + np.add.reduceat(a[:, None, None] * dev[:, :, None] * dev[:, None, :],
-                                              cluster_starts, axis=0)
-            poolings.append(_Pooling(a, dev, d_mean, d_h, cluster_starts))
-            a2_dh = (a * a)[:, None] * d_h  # = -d(a)
-            d_a_parent = -np.add.reduceat(a2_dh, starts, axis=0)
-            d_mean = np.add.reduceat(
-                a[:, None, None] * d_mean - a2_dh[:, :, None] * dev[:, None, :], starts, axis=0
-            ) / a_parent[:, None, None]
-            h = 1.0 / a_parent
-            d_h = -d_a_parent * (h * h)[:, None]
-            mean = mean_parent
-            logdet = np.add.reduceat(logdet, starts)
-            d_logdet = np.add.reduceat(d_logdet, starts, axis=0)
+            which = self.unit_variance[level]
+            units = units.add_intercept(variances[which], which)
+            if level > 0:
+                units, between, record = units.pool(
+                    self.child_starts[level - 1], self._parents[level - 1], self._cluster_starts[level]
+                )
+                within += between
+                poolings.append(record)
         # the cluster's own GLS mean enters C_k as a_k m_k m_k'
-        a = 1.0 / h
-        cross = within + a[:, None, None] * mean[:, :, None] * mean[:, None, :]
-        poolings.append(_Pooling(a, mean, d_mean, d_h, np.arange(len(a))))
+        a = 1.0 / units.h
+        cross = within + a[:, None, None] * units.mean[:, :, None] * units.mean[:, None, :]
+        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, np.arange(len(a))))
         return ClusterMoments(
-            logdet=logdet,
+            logdet=units.logdet,
             cross=cross,
-            d_logdet=d_logdet,
+            d_logdet=units.d_logdet,
             _poolings=tuple(poolings),
-            _lowest_within=self._unit_within,
-            _lowest_cluster_starts=self._cluster_starts[-1],
-            _resid_var=resid_var,
+            _lowest_within=self._cell_within,
+            _lowest_cluster=self._cell_cluster,
+            _lowest_variance=self._cell_variance,
+            _variances=variances,
         )
 
     # ---------------------------------------------------------- log-likelihoods
-    def loglikeobs(self, beta: np.ndarray, level_var, resid_var: float) -> np.ndarray:
+    def loglikeobs(self, beta: np.ndarray, variances: np.ndarray) -> np.ndarray:
         """Log-likelihood of every cluster.
 
         .. math:: l_k = -\\tfrac12 [n_k \\log 2\\pi + \\log|\\Sigma_k| + r_k'\\Sigma_k^{-1} r_k]
         """
-        mom = self.moments(level_var, resid_var)
+        mom = self.moments(variances)
         v = np.append(-np.asarray(beta, dtype=float), 1.0)
         quad = np.einsum("i,kij,j->k", v, mom.cross, v)
         return -0.5 * (self.cluster_size * _LOG_2PI + mom.logdet + quad)
 
-    def score_obs(self, beta: np.ndarray, level_var, resid_var: float) -> np.ndarray:
-        """Score of every cluster with respect to ``[beta, level variances, residual variance]``.
+    def score_obs(self, beta: np.ndarray, variances: np.ndarray) -> np.ndarray:
+        """Score of every cluster with respect to ``[beta, variances]``.
 
         .. math::
 
@@ -251,14 +311,14 @@ class NestedNormal:
             \\partial l_k/\\partial\\theta = -\\tfrac12[\\partial\\log|\\Sigma_k|
             + r_k'\\,\\partial(\\Sigma_k^{-1})\\, r_k]
         """
-        mom = self.moments(level_var, resid_var)
+        mom = self.moments(variances)
         v = np.append(-np.asarray(beta, dtype=float), 1.0)
         p = len(v) - 1
         score_beta = mom.cross[:, :p, :] @ v
         d_quad = mom.contract(np.outer(v, v))
         return np.hstack([score_beta, -0.5 * (mom.d_logdet + d_quad)])
 
-    def restricted_loglike(self, level_var, resid_var: float) -> tuple[float, np.ndarray]:
+    def restricted_loglike(self, variances: np.ndarray) -> tuple[float, np.ndarray]:
         """REML log-likelihood and its gradient with respect to the variances.
 
         .. math::
@@ -266,7 +326,7 @@ class NestedNormal:
             l_R = -\\tfrac12[(N-p)\\log 2\\pi + \\log|\\Sigma| + \\log|X'\\Sigma^{-1}X|
             + \\hat r'\\Sigma^{-1}\\hat r]
         """
-        mom = self.moments(level_var, resid_var)
+        mom = self.moments(variances)
         total = mom.cross.sum(0)
         p = self.n_columns - 1
         beta, chol = _gls(total)
@@ -280,21 +340,22 @@ class NestedNormal:
         return llf, grad
 
     def profiled_deviance(self, rel_var: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
-        """Deviance with beta and the residual variance profiled out.
+        """Deviance with beta and the scale profiled out.
 
         Parameters
         ----------
         rel_var : ndarray
-            Level variances relative to the residual variance (top first).
+            Every variance relative to the profiled scale ``sigma^2`` (give the reference
+            residual variance as 1).
         reml : bool
             Restricted (REML) instead of maximum-likelihood deviance.
 
         Returns
         -------
         deviance : float
-            ``-2 l`` at the profiled beta and residual variance.
+            ``-2 l`` at the profiled beta and scale.
         gradient : ndarray
-            Derivative of the deviance with respect to ``rel_var``.
+            Derivative of the deviance with respect to every entry of ``rel_var``.
 
         Notes
         -----
@@ -302,7 +363,7 @@ class NestedNormal:
         the metric ``V^{-1}``, the ML deviance is ``log|V| + N (1 + log(2 pi q / N))``;
         REML adds ``log|X'V^{-1}X|`` and replaces ``N`` by ``N - p``.
         """
-        mom = self.moments(rel_var, 1.0)
+        mom = self.moments(rel_var)
         total = mom.cross.sum(0)
         p = self.n_columns - 1
         beta, chol = _gls(total)
@@ -315,23 +376,23 @@ class NestedNormal:
             deviance += 2.0 * np.log(np.diag(chol)).sum()
             weight += _trace_weight(chol)
         gradient = mom.d_logdet.sum(0) + mom.contract(weight).sum(0)
-        return deviance, gradient[:-1]
+        return deviance, gradient
 
-    def gls(self, level_var, resid_var: float) -> tuple[np.ndarray, np.ndarray, float]:
+    def gls(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """GLS estimate of beta, its covariance ``(X'Sigma^{-1}X)^{-1}``, and the quadratic form."""
-        total = self.moments(level_var, resid_var).cross.sum(0)
+        total = self.moments(variances).cross.sum(0)
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         return beta, _chol_inverse(chol), float(v @ total @ v)
 
-    def logdet_gradient(self, level_var, resid_var: float, restricted: bool = False) -> np.ndarray:
+    def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
         """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.
 
         Because ``Sigma`` is linear in the variances, minus one half of the Jacobian of this
         gradient is the expected information of the variances (ML, or REML if restricted):
         :math:`\\tfrac12 \\operatorname{tr}(P \\Sigma_i P \\Sigma_j)`.
         """
-        mom = self.moments(level_var, resid_var)
+        mom = self.moments(variances)
         gradient = mom.d_logdet.sum(0)
         if restricted:
             _, chol = _gls(mom.cross.sum(0))

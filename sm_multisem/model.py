@@ -17,7 +17,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from . import export
 from .covariance import COV_TYPES, covariance, numerical_jacobian
 from .data import ModelData, data_from_arrays, data_from_formula
-from .estimation import convergence_problems, fit_profiled
+from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout
 from .likelihood import NestedNormal
@@ -110,7 +110,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         _check_rank(model_data)
         layout = build_layout(model_data.ids, groupings, terms)
         table = specify(model_data.endog_name, model_data.exog_names, layout)
-        plan = compile_plan(table, model_data.exog_names)
+        plan = compile_plan(table, model_data.exog_names, layout)
         columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
         endog = pd.Series(model_data.endog, name=model_data.endog_name)
         exog = pd.DataFrame(model_data.exog, columns=model_data.exog_names)
@@ -120,7 +120,9 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.layout: WideLayout = layout
         self.table: ParameterTable = table
         self.plan: Plan = plan
-        self.likelihood = NestedNormal(columns, layout.row_starts, layout.child_starts)
+        self.likelihood = NestedNormal(
+            columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance
+        )
         self.data.param_names = list(plan.param_names)
         self.k_levels = len(layout.levels)
         self.nobs = layout.n_clusters
@@ -189,21 +191,22 @@ class MultilevelSEM(GenericLikelihoodModel):
         return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_of_rows(), axis=0)) == counts[0]
 
     # -------------------------------------------------------------- likelihood
-    def _arguments(self, params) -> tuple[np.ndarray, np.ndarray, float]:
-        beta, level_var, resid_var = self.plan.split(params)
-        if resid_var <= 0:
-            raise ValueError(f"var(Residual) must be positive, got {resid_var}")
-        return beta, level_var, resid_var
+    def _arguments(self, params) -> tuple[np.ndarray, np.ndarray]:
+        beta, variances = self.plan.split(params)
+        residual = variances[self.plan.residual_variances]
+        if np.any(residual <= 0):
+            raise ValueError(f"residual variances must be positive, got {residual}")
+        return beta, variances
 
     def loglike(self, params, reml: bool = False) -> float:
         """Log-likelihood (ML), or the restricted log-likelihood if ``reml``.
 
         The restricted log-likelihood does not depend on the fixed effects.
         """
-        beta, level_var, resid_var = self._arguments(params)
+        beta, variances = self._arguments(params)
         if reml:
-            return float(self.likelihood.restricted_loglike(level_var, resid_var)[0])
-        return float(self.likelihood.loglikeobs(beta, level_var, resid_var).sum())
+            return float(self.likelihood.restricted_loglike(variances)[0])
+        return float(self.likelihood.loglikeobs(beta, variances).sum())
 
     def loglikeobs(self, params) -> np.ndarray:
         """ML log-likelihood of every top-level cluster (row of the wide data)."""
@@ -217,8 +220,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         """Gradient of :meth:`loglike` (analytic)."""
         if not reml:
             return self.score_obs(params).sum(0)
-        beta, level_var, resid_var = self._arguments(params)
-        grad = self.likelihood.restricted_loglike(level_var, resid_var)[1]
+        beta, variances = self._arguments(params)
+        grad = self.likelihood.restricted_loglike(variances)[1]
         return self.plan.gradient_to_params(np.r_[np.zeros(len(beta)), grad])
 
     def hessian(self, params, reml: bool = False) -> np.ndarray:
@@ -238,36 +241,35 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         if kind not in COV_TYPES:
             raise ValueError(f"kind must be one of {COV_TYPES}, got {kind!r}")
-        beta, level_var, resid_var = self._arguments(params)
-        variances = np.r_[level_var, resid_var]
-        n_levels, n_beta = len(level_var), len(beta)
+        beta, variances = self._arguments(params)
+        n_beta = len(beta)
 
         def variance_gradient(v):
             """A function of the variances whose negative Jacobian is their information."""
             if kind == "oim":
-                return self.likelihood.restricted_loglike(v[:n_levels], v[n_levels])[1]
-            return 0.5 * self.likelihood.logdet_gradient(v[:n_levels], v[n_levels], restricted=reml)
+                return self.likelihood.restricted_loglike(v)[1]
+            return 0.5 * self.likelihood.logdet_gradient(v, restricted=reml)
 
         if kind == "oim":
-            info_args = -self._hessian_arguments(beta, level_var, resid_var)
+            info_args = -self._hessian_arguments(beta, variances)
             if not reml:
                 return self._to_params(info_args)
         else:
-            _, cov_beta, _ = self.likelihood.gls(level_var, resid_var)
+            _, cov_beta, _ = self.likelihood.gls(variances)
             info_args = np.zeros((n_beta + len(variances),) * 2)
             info_args[:n_beta, :n_beta] = np.linalg.inv(cov_beta)
         var_block = -numerical_jacobian(variance_gradient, variances)
         info_args[n_beta:, n_beta:] = 0.5 * (var_block + var_block.T)
         return self._to_params(info_args)
 
-    def _hessian_arguments(self, beta, level_var, resid_var) -> np.ndarray:
+    def _hessian_arguments(self, beta, variances) -> np.ndarray:
         """ML Hessian with respect to the likelihood arguments ``[beta, variances]``."""
-        n_beta, n_levels = len(beta), len(level_var)
+        n_beta = len(beta)
 
         def gradient(z):
-            return self.likelihood.score_obs(z[:n_beta], z[n_beta:n_beta + n_levels], z[-1]).sum(0)
+            return self.likelihood.score_obs(z[:n_beta], z[n_beta:]).sum(0)
 
-        hess = numerical_jacobian(gradient, np.r_[beta, level_var, resid_var])
+        hess = numerical_jacobian(gradient, np.r_[beta, variances])
         return 0.5 * (hess + hess.T)
 
     def _to_params(self, matrix_args: np.ndarray) -> np.ndarray:
@@ -276,23 +278,31 @@ class MultilevelSEM(GenericLikelihoodModel):
         return jac.T @ matrix_args @ jac
 
     def profiled_deviance(self, theta, reml: bool = False) -> float:
-        """Deviance as a function of the relative standard deviations only (lme4's ``devfun``).
+        """Deviance as a function of relative standard deviations only (lme4's ``devfun``).
 
         Parameters
         ----------
         theta : array_like
-            ``sigma_level / sigma_e`` for each grouping level, top first.
+            The standard deviation of every variance parameter but the first residual
+            variance, relative to the residual standard deviation, in the order of the
+            variance parameters (for the standard model: ``sigma_level / sigma_e`` for
+            each grouping level, top first).
         """
-        theta = np.asarray(theta, dtype=float)
-        return float(self.likelihood.profiled_deviance(theta * theta, reml)[0])
+        objective = ProfiledObjective(self.likelihood, reml)
+        return float(objective(np.asarray(theta, dtype=float))[0])
+
+    @property
+    def variance_names(self) -> list[str]:
+        """Names of the variance parameters, in the likelihood's order."""
+        return [self.plan.param_names[i] for i in self.plan.variance_index]
 
     @property
     def start_params(self) -> np.ndarray:
-        """OLS coefficients, and the residual variance split equally across the levels."""
+        """OLS coefficients, and the OLS residual variance split equally across the levels."""
         beta, *_ = np.linalg.lstsq(self.model_data.exog, self.model_data.endog, rcond=None)
         resid = self.model_data.endog - self.model_data.exog @ beta
         share = resid.var() / (self.k_levels + 1)
-        return self.plan.join(beta, np.full(self.k_levels, share), share)
+        return self.plan.join(beta, np.full(len(self.plan.variance_index), share))
 
     # --------------------------------------------------------------------- fit
     def fit(
@@ -336,14 +346,15 @@ class MultilevelSEM(GenericLikelihoodModel):
             raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
         start_theta = None
         if start_params is not None:
-            _, level_var, resid_var = self._arguments(start_params)
-            start_theta = np.sqrt(np.maximum(level_var, 0.0) / resid_var)
+            _, variances = self._arguments(start_params)
+            objective = ProfiledObjective(self.likelihood, reml)
+            start_theta = np.sqrt(np.maximum(variances, 0.0) / variances[objective.reference])[objective.free]
         optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol)
-        for problem in convergence_problems(optimum, self.layout.level_names):
+        for problem in convergence_problems(optimum, self.variance_names):
             warnings.warn(problem, ConvergenceWarning, stacklevel=2)
-        params = self.plan.join(optimum.beta, optimum.level_var, optimum.resid_var)
+        params = self.plan.join(optimum.beta, optimum.variances)
         fixed = np.zeros(self.plan.k_params, dtype=bool)
-        fixed[self.plan.level_var_index[optimum.boundary]] = True
+        fixed[self.plan.variance_index[optimum.boundary]] = True
         cov = covariance(self, params, reml=reml, cov_type=cov_type, fixed=fixed)
         if disp:
             print(f"{'REML' if reml else 'ML'} fit: {optimum.message}; deviance {optimum.deviance:.8f} "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .layout import WideLayout
 from .spec import ParameterTable
 
 __all__ = ["Plan", "compile_plan"]
@@ -28,41 +29,56 @@ class Plan:
         Constraint label of each free parameter.
     beta_index : ndarray
         For each column of the fixed-effect design, its parameter.
-    level_var_index : ndarray
-        For each grouping level (top first), the parameter holding its variance.
-    resid_var_index : int
-        The parameter holding the residual variance.
+    variance_index : ndarray
+        The parameters that are variances, in the order of the likelihood's variance
+        vector.
+    unit_variance : tuple of ndarray
+        For each grouping level (top first), the entry of the variance vector that is the
+        variance of every unit's random intercept.
+    row_variance : ndarray
+        The entry of the variance vector that is the residual variance of every row (in
+        the layout's sorted order).
     """
 
     param_names: tuple[str, ...]
     labels: tuple[str, ...]
     beta_index: np.ndarray
-    level_var_index: np.ndarray
-    resid_var_index: int
+    variance_index: np.ndarray
+    unit_variance: tuple[np.ndarray, ...]
+    row_variance: np.ndarray
 
     @property
     def k_params(self) -> int:
         return len(self.param_names)
 
     @property
+    def level_variances(self) -> np.ndarray:
+        """Entries of the variance vector that are random-intercept variances."""
+        return np.unique(np.concatenate(self.unit_variance))
+
+    @property
+    def residual_variances(self) -> np.ndarray:
+        """Entries of the variance vector that are residual variances."""
+        return np.unique(self.row_variance)
+
+    @property
     def variance_mask(self) -> np.ndarray:
         """True for the parameters that are variances."""
         mask = np.zeros(self.k_params, dtype=bool)
-        mask[self.level_var_index] = True
-        mask[self.resid_var_index] = True
+        mask[self.variance_index] = True
         return mask
 
-    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(beta, level variances, residual variance)`` from the parameter vector."""
+    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(beta, variances)`` from the parameter vector."""
         params = np.asarray(params, dtype=float)
         if params.shape != (self.k_params,):
             raise ValueError(f"expected {self.k_params} parameters {list(self.param_names)}, got shape {params.shape}")
-        return params[self.beta_index], params[self.level_var_index], float(params[self.resid_var_index])
+        return params[self.beta_index], params[self.variance_index]
 
     @property
     def likelihood_index(self) -> np.ndarray:
-        """Parameter behind every likelihood argument ``[beta, level variances, residual variance]``."""
-        return np.r_[self.beta_index, self.level_var_index, self.resid_var_index]
+        """Parameter behind every likelihood argument ``[beta, variances]``."""
+        return np.r_[self.beta_index, self.variance_index]
 
     def gradient_to_params(self, gradient: np.ndarray) -> np.ndarray:
         """Chain rule from likelihood arguments to parameters (sums over shared labels).
@@ -74,12 +90,11 @@ class Plan:
         jacobian[np.arange(len(self.likelihood_index)), self.likelihood_index] = 1.0
         return gradient @ jacobian
 
-    def join(self, beta, level_var, resid_var: float) -> np.ndarray:
+    def join(self, beta, variances) -> np.ndarray:
         """The inverse of :meth:`split`."""
         params = np.empty(self.k_params)
         params[self.beta_index] = beta
-        params[self.level_var_index] = level_var
-        params[self.resid_var_index] = resid_var
+        params[self.variance_index] = variances
         return params
 
 
@@ -93,7 +108,7 @@ _SUPPORTED = {
 }
 
 
-def compile_plan(table: ParameterTable, exog_names: list[str]) -> Plan:
+def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayout) -> Plan:
     """Build the :class:`Plan` of a parameter table.
 
     Raises
@@ -120,10 +135,18 @@ def compile_plan(table: ParameterTable, exog_names: list[str]) -> Plan:
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
     variances = rules[rules["kind"] == "variance"]
     residual = rules[rules["kind"] == "residual variance"]
+    variance_labels = list(dict.fromkeys([*variances["label"], *residual["label"]]))
+    variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
+    position = {label: i for i, label in enumerate(variance_labels)}
+    unit_variance = tuple(
+        np.full(n_units, position[label], dtype=np.intp) for n_units, label in zip(layout.n_units, variances["label"])
+    )
+    row_variance = np.full(layout.n_rows, position[residual["label"].iloc[0]], dtype=np.intp)
     return Plan(
         param_names=tuple(free["name"]),
         labels=tuple(free["label"]),
         beta_index=np.array([by_name[name] for name in exog_names], dtype=np.intp),
-        level_var_index=np.array([index[label] for label in variances["label"]], dtype=np.intp),
-        resid_var_index=index[residual["label"].iloc[0]],
+        variance_index=variance_index,
+        unit_variance=unit_variance,
+        row_variance=row_variance,
     )

@@ -15,7 +15,7 @@ from statsmodels.base.model import (
     LikelihoodResultsWrapper,
 )
 
-from .estimation import Optimum
+from .estimation import Optimum, ProfiledObjective, fit_profiled
 
 __all__ = ["MultilevelSEMResults", "LRTest"]
 
@@ -81,9 +81,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         self.nobs_long = model.nobs_long
         self.df_model = model.df_model
         self.df_resid = model.df_resid
-        self.k_levels = model.k_levels
         self.row_accounting = model.row_accounting
-        self.boundary = [model.param_names[i] for i in model.plan.level_var_index[optimum.boundary]]
+        self.boundary = [model.param_names[i] for i in model.plan.variance_index[optimum.boundary]]
         self.method = "reml" if optimum.reml else "ml"
         self.mle_retvals = {
             "converged": optimum.converged,
@@ -145,8 +144,13 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     @cached_property
     def llf_linear(self) -> float:
-        """(Restricted) log-likelihood of the linear regression: every level variance 0."""
-        return -0.5 * self.model.profiled_deviance(np.zeros(self.k_levels), reml=self.reml)
+        """(Restricted) log-likelihood of the linear regression: every random-intercept variance 0.
+
+        Any residual-variance ratios are estimated again under that constraint.
+        """
+        objective = ProfiledObjective(self.model.likelihood, self.reml)
+        linear = fit_profiled(self.model.likelihood, reml=self.reml, fixed_zero=objective.is_level)
+        return -0.5 * linear.deviance
 
     def lr_test_linear(self) -> LRTest:
         """LR test against the linear regression (Stata's "LR test vs. linear model").
@@ -155,12 +159,12 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         ``chibar2(01)``; with several, to ``chi2(k)``, which is conservative.
         """
         statistic = max(2.0 * (self.llf - self.llf_linear), 0.0)
-        if self.k_levels == 1:
+        df = len(self.model.plan.level_variances)
+        if df == 1:
             pvalue = 0.5 * stats.chi2.sf(statistic, 1) if statistic > 0 else 1.0
             return LRTest(statistic, 1, pvalue, "chibar2(01)")
-        pvalue = stats.chi2.sf(statistic, self.k_levels)
-        return LRTest(statistic, self.k_levels, pvalue, f"chi2({self.k_levels})",
-                      "LR test is conservative and provided only for reference.")
+        pvalue = stats.chi2.sf(statistic, df)
+        return LRTest(statistic, df, pvalue, f"chi2({df})", "LR test is conservative and provided only for reference.")
 
     def wald_test_fixed(self) -> tuple[float, int, float]:
         """Joint Wald chi2 test that every fixed effect except the intercept is 0."""

@@ -70,7 +70,7 @@ def test_same_loglike_function_at_same_parameters(unbalanced_data, reml):
     mixed.reml, mixed.fe_pen, mixed.cov_pen = reml, None, None  # what MixedLM.fit sets before loglike
     for theta in ([0.5, 1.5], [1.2, 0.1], [2.0, 0.7]):
         rho = np.square(theta)
-        beta, _, _ = model.likelihood.gls(rho, 1.0)
+        beta, _, _ = model.likelihood.gls(np.r_[rho, 1.0])
         packed = MixedLMParams.from_components(beta, cov_re=np.array([[rho[0]]]), vcomp=rho[1:])
         theirs = mixed.loglike(packed, profile_fe=False)
         assert -0.5 * model.profiled_deviance(theta, reml=reml) == pytest.approx(theirs, abs=1e-8)

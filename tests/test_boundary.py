@@ -14,7 +14,7 @@ def no_school_variance():
 
 
 def test_boundary_estimate_warns_and_equals_model_without_the_term(no_school_variance):
-    with pytest.warns(ConvergenceWarning, match=r"variance of k:j is estimated at its boundary"):
+    with pytest.warns(ConvergenceWarning, match=r"var\(k:j\) is estimated at its boundary"):
         res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", no_school_variance).fit()
     assert res.params["var(k:j)"] == 0.0
     assert res.boundary == ["var(k:j)"]

@@ -2,28 +2,9 @@
 
 import numpy as np
 import pytest
-from scipy import stats
 
 import sm_multisem as sms
-
-
-def dense_loglike(model, params):
-    """Sum over clusters of the multivariate normal log-density with a dense Sigma_k."""
-    beta, level_var, resid_var = model.plan.split(params)
-    layout = model.layout
-    order = layout.order
-    y = model.model_data.endog[order]
-    X = model.model_data.exog[order]
-    units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
-    total = 0.0
-    for k in range(layout.n_clusters):
-        rows = np.flatnonzero(units[0] == k)
-        sigma = resid_var * np.eye(len(rows))
-        for level, var in enumerate(level_var):
-            u = units[level][rows]
-            sigma += var * (u[:, None] == u[None, :])
-        total += stats.multivariate_normal(X[rows] @ beta, sigma).logpdf(y[rows])
-    return total
+from dense_reference import dense_loglike
 
 
 def central_gradient(f, x, step=1e-6):
@@ -76,9 +57,9 @@ def test_score_obs_sums_to_score(four_level_model):
 def test_restricted_loglike_closed_form(four_level_model):
     """REML = ML at the GLS estimate - log|X'V^-1 X| / 2 + (p/2) log 2 pi."""
     params = random_params(four_level_model, np.random.default_rng(4))
-    beta, level_var, resid_var = four_level_model.plan.split(params)
-    beta_gls, cov_beta, _ = four_level_model.likelihood.gls(level_var, resid_var)
-    at_gls = four_level_model.plan.join(beta_gls, level_var, resid_var)
+    beta, variances = four_level_model.plan.split(params)
+    beta_gls, cov_beta, _ = four_level_model.likelihood.gls(variances)
+    at_gls = four_level_model.plan.join(beta_gls, variances)
     p = len(beta)
     expected = (four_level_model.loglike(at_gls) + 0.5 * np.linalg.slogdet(cov_beta)[1]
                 + 0.5 * p * np.log(2 * np.pi))
@@ -90,10 +71,10 @@ def test_profiled_deviance_matches_full_likelihood(four_level_model, reml):
     """-2 l at (beta_hat, sigma_hat^2) equals the profiled deviance at the same theta."""
     theta = np.array([0.8, 0.5, 0.3])
     rho = theta**2
-    beta, _, quad = four_level_model.likelihood.gls(rho, 1.0)
+    beta, _, quad = four_level_model.likelihood.gls(np.r_[rho, 1.0])
     n, p = four_level_model.nobs_long, len(beta)
     sigma2 = quad / (n - p if reml else n)
-    params = four_level_model.plan.join(beta, rho * sigma2, sigma2)
+    params = four_level_model.plan.join(beta, np.r_[rho, 1.0] * sigma2)
     assert four_level_model.profiled_deviance(theta, reml=reml) == pytest.approx(
         -2 * four_level_model.loglike(params, reml=reml), rel=1e-12
     )

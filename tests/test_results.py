@@ -10,6 +10,7 @@ from scipy import stats
 from statsmodels.iolib.summary2 import Summary
 
 import sm_multisem as sms
+from dense_reference import dense_covariances
 
 NAMES = ["Intercept", "x", "var(k)", "var(k:j)", "var(Residual)"]
 
@@ -106,16 +107,8 @@ def test_reml_summary_says_restricted(model):
 
 def test_expected_information_fixed_block_is_gls_covariance(model, res):
     eim = model.fit(cov_type="eim")
-    beta, level_var, resid_var = model.plan.split(np.asarray(eim.params))
     X = model.model_data.exog[model.layout.order]
-    units = [model.layout.unit_of_rows(level) for level in range(2)]
-    xtvx = np.zeros((2, 2))
-    for k in range(model.nobs):
-        rows = np.flatnonzero(units[0] == k)
-        sigma = resid_var * np.eye(len(rows))
-        for level, var in enumerate(level_var):
-            sigma += var * (units[level][rows][:, None] == units[level][rows][None, :])
-        xtvx += X[rows].T @ np.linalg.solve(sigma, X[rows])
+    xtvx = sum(X[rows].T @ np.linalg.solve(sigma, X[rows]) for rows, sigma in dense_covariances(model, eim.params))
     np.testing.assert_allclose(eim.cov_params().iloc[:2, :2].to_numpy(), np.linalg.inv(xtvx), rtol=1e-8)
     assert eim.cov_type == "eim" and "EIM" in eim.summary().as_text()
     # the two estimators differ only in finite samples

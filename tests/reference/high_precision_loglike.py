@@ -23,7 +23,8 @@ def extreme_variance_model():
 
 def main():
     model, params = extreme_variance_model()
-    beta, level_var, resid_var = model.plan.split(params)
+    beta, variances = model.plan.split(params)
+    level_var, resid_var = variances[:-1], variances[-1]
     layout = model.layout
     y = model.model_data.endog[layout.order]
     X = model.model_data.exog[layout.order]

@@ -21,8 +21,15 @@ TIGHT_FIT = {"method": ["bfgs"], "gtol": 1e-7, "maxiter": 2000}
 def mixedlm_equivalent(model) -> MixedLM:
     """The statsmodels ``MixedLM`` with the same fixed effects and nested random intercepts.
 
-    Rows are passed in the layout's sorted order (each group contiguous).
+    Rows are passed in the layout's sorted order (each group contiguous). Slopes relaxed by
+    a label carry over (they are columns of the design); relaxed variances do not.
     """
+    unmatched = [r for r in model.relaxations if r.kind != "slope"]
+    if unmatched:
+        raise ValueError(
+            f"MixedLM has no equivalent of the {unmatched[0].kind} of {unmatched[0].target} relaxed by "
+            f"{unmatched[0].by!r}; compare with nlme or lme4 instead"
+        )
     layout = model.layout
     order = layout.order
     endog = model.model_data.endog[order]

@@ -62,6 +62,8 @@ class ModelData:
     exog_names : list of str
     ids : DataFrame
         One column per id column named in the random terms.
+    rows_used : ndarray of bool
+        Which input rows are used (by position).
     row_labels : pandas.Index
         Index labels (in the input data) of the rows used.
     accounting : RowAccounting
@@ -72,6 +74,7 @@ class ModelData:
     exog: np.ndarray
     exog_names: list[str]
     ids: pd.DataFrame
+    rows_used: np.ndarray
     row_labels: pd.Index
     accounting: RowAccounting
     endog_name: str
@@ -168,6 +171,7 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         exog=exog_used,
         exog_names=names,
         ids=ids_all.loc[used].reset_index(drop=True),
+        rows_used=rows,
         row_labels=used_labels,
         accounting=RowAccounting(len(data), int(rows.sum()), dropped),
         endog_name=parsed.outcome,
@@ -288,6 +292,7 @@ def data_from_arrays(endog, exog, groups, group_names=None) -> ModelData:
         exog=exog_used,
         exog_names=names,
         ids=ids[used].reset_index(drop=True),
+        rows_used=used,
         row_labels=labels,
         accounting=RowAccounting(n, int(used.sum()), reasons),
         endog_name=endog_name,

@@ -7,6 +7,7 @@ never changes the model: options of a fit belong to the fit and its results.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -22,6 +23,7 @@ from .formula import parse_formula
 from .layout import WideLayout, build_layout
 from .likelihood import NestedNormal
 from .plan import Plan, compile_plan
+from .relax import Relaxation, collect_labels, expand_slopes
 from .spec import ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]
@@ -101,16 +103,24 @@ class MultilevelSEM(GenericLikelihoodModel):
         model_data = data_from_formula(parsed, data, eval_env=eval_env + 1)
         terms = " + ".join(term.text for term in parsed.terms)
         model = cls.__new__(cls)
-        model._build(model_data, parsed.groupings, terms=terms, formula=formula, **kwargs)
+        model._build(model_data, parsed.groupings, terms=terms, formula=formula, frame=data, **kwargs)
         return model
 
-    def _build(self, model_data: ModelData, groupings, *, terms: str, formula: str | None, **kwargs) -> None:
+    def _build(self, source: ModelData, groupings, *, terms: str, formula: str | None, frame=None,
+               relaxations: tuple[Relaxation, ...] = (), label_columns=None, **kwargs) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
+        label_columns = dict(label_columns or {})
+        exog, exog_names = expand_slopes(source.exog, source.exog_names, relaxations, label_columns)
+        model_data = dataclasses.replace(source, exog=exog, exog_names=exog_names)
         _check_rank(model_data)
         layout = build_layout(model_data.ids, groupings, terms)
-        table = specify(model_data.endog_name, model_data.exog_names, layout)
-        plan = compile_plan(table, model_data.exog_names, layout)
+        labels = collect_labels(relaxations, label_columns, layout)
+        table = specify(model_data.endog_name, exog_names, layout, relaxations, labels)
+        plan = compile_plan(table, exog_names, layout, labels)
+        self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
+                        "frame": frame, "relaxations": relaxations, "label_columns": label_columns}
+        self.relaxations = relaxations
         columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
         endog = pd.Series(model_data.endog, name=model_data.endog_name)
         exog = pd.DataFrame(model_data.exog, columns=model_data.exog_names)
@@ -189,6 +199,67 @@ class MultilevelSEM(GenericLikelihoodModel):
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())
         return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_of_rows(), axis=0)) == counts[0]
+
+    # ------------------------------------------------------------- relaxing
+    def relax_variance(self, level: str, by) -> "MultilevelSEM":
+        """Let the variance of a level's random effects differ by a label (heteroskedastic effects).
+
+        Parameters
+        ----------
+        level : str
+            The level, as the summary names it (``"k:j"``).
+        by : str or array_like
+            A column of the data (or one label per input row) that is constant within
+            each unit of the level, e.g. the school type.
+
+        Returns
+        -------
+        MultilevelSEM
+            A new model with ``var(k:j)[pub]``, ``var(k:j)[prv]``, ... in place of
+            ``var(k:j)``. In nlme: ``random = list(k = ~ 1, j = pdDiag(~ 0 + type))``.
+        """
+        return self._relaxed(Relaxation("variance", level, self._label_name(by)), by)
+
+    def relax_residuals(self, by) -> "MultilevelSEM":
+        """Let the residual variance differ by a label.
+
+        Stata ``mixed, residuals(independent, by(role))``; nlme ``varIdent(form = ~ 1 | role)``.
+        The new model has ``var(Residual)[a]``, ``var(Residual)[b]``, ...
+        """
+        return self._relaxed(Relaxation("residual variance", "Residual", self._label_name(by)), by)
+
+    def relax_slope(self, term: str, by) -> "MultilevelSEM":
+        """Let the slope of a fixed-effect column differ by a label.
+
+        The new model has ``x[pub]``, ``x[prv]``, ... in place of ``x`` (``x:C(type)`` in long
+        form, with no main effect of the label: add ``C(type)`` to the formula for that).
+        """
+        return self._relaxed(Relaxation("slope", term, self._label_name(by)), by)
+
+    def _label_name(self, by) -> str:
+        return by if isinstance(by, str) else str(getattr(by, "name", None) or "label")
+
+    def _relaxed(self, relaxation: Relaxation, by) -> "MultilevelSEM":
+        recipe = dict(self._recipe)
+        if any((r.kind, r.target) == (relaxation.kind, relaxation.target) for r in recipe["relaxations"]):
+            raise ValueError(f"the {relaxation.kind} of {relaxation.target} is already relaxed")
+        source: ModelData = recipe["source"]
+        if isinstance(by, str):
+            frame = recipe["frame"]
+            if frame is None or by not in frame.columns:
+                where = "the data" if frame is not None else "a model built from arrays (pass the labels)"
+                raise ValueError(f"labelling column {by!r} is not in {where}")
+            values = frame[by].to_numpy()
+        else:
+            values = np.asarray(by, dtype=object)
+            if values.shape != source.rows_used.shape:
+                raise ValueError(f"labels have shape {values.shape}; give one label per input row "
+                                 f"({len(source.rows_used):,})")
+        recipe["relaxations"] = recipe["relaxations"] + (relaxation,)
+        recipe["label_columns"] = {**recipe["label_columns"], relaxation.by: values[source.rows_used]}
+        model = type(self).__new__(type(self))
+        model._build(recipe.pop("source"), recipe.pop("groupings"), **recipe)
+        return model
 
     # -------------------------------------------------------------- likelihood
     def _arguments(self, params) -> tuple[np.ndarray, np.ndarray]:

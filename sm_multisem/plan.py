@@ -1,8 +1,9 @@
 """Compile the parameter table into the index arrays the likelihood evaluates.
 
 The table is the meaning of the model; the plan is how it is computed. The likelihood
-never walks the table: it receives ``beta``, one variance per level and the residual
-variance, gathered from the parameter vector through the indices built here.
+never walks the table: it receives ``beta`` and a vector of variances, with the variance
+parameter of every unit and row, gathered from the parameter vector through the indices
+built here.
 """
 
 from __future__ import annotations
@@ -108,8 +109,11 @@ _SUPPORTED = {
 }
 
 
-def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayout) -> Plan:
+def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayout, labels=None) -> Plan:
     """Build the :class:`Plan` of a parameter table.
+
+    ``labels`` (:class:`~sm_multisem.relax.Labels`) gives the label of every unit or row
+    that a relaxed rule refers to.
 
     Raises
     ------
@@ -133,15 +137,24 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     missing = [name for name in exog_names if name not in by_name]
     if missing:
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
-    variances = rules[rules["kind"] == "variance"]
-    residual = rules[rules["kind"] == "residual variance"]
-    variance_labels = list(dict.fromkeys([*variances["label"], *residual["label"]]))
+    variances = rules[rules["kind"].isin(["variance", "residual variance"])]
+    variance_labels = list(dict.fromkeys(variances["label"]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
+
+    def assign(level: str, kind: str, n: int) -> np.ndarray:
+        """Variance entry of every unit of a level (or every row, for the residual)."""
+        level_rules = variances[variances["level"] == level]
+        if not level_rules["by"].iloc[0]:
+            return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
+        values, _ = labels.values[(kind, level)]
+        entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
+        return np.array([entry[v] for v in values], dtype=np.intp)
+
     unit_variance = tuple(
-        np.full(n_units, position[label], dtype=np.intp) for n_units, label in zip(layout.n_units, variances["label"])
+        assign(level, "variance", n_units) for level, n_units in zip(layout.level_names, layout.n_units)
     )
-    row_variance = np.full(layout.n_rows, position[residual["label"].iloc[0]], dtype=np.intp)
+    row_variance = assign("Residual", "residual variance", layout.n_rows)
     return Plan(
         param_names=tuple(free["name"]),
         labels=tuple(free["label"]),

@@ -30,7 +30,7 @@ from .layout import WideLayout
 __all__ = ["ParameterTable", "specify", "identifier", "INTERCEPT"]
 
 INTERCEPT = "Intercept"
-RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to"]
+RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where"]
 TABLE_COLUMNS = ["lhs", "op", "rhs", "label", "free", "value"]
 
 
@@ -89,6 +89,13 @@ class ParameterTable:
             Columns ``lhs, op, rhs, label, free, value`` in lavaan's order: regressions,
             loadings, variances, covariances.
         """
+        labelled = self.rules[self.rules["by"] != ""]
+        if len(labelled):
+            rule = labelled.iloc[0]
+            raise NotImplementedError(
+                f"the per-position table of a model with the {rule.kind} relaxed by {rule.by!r} needs "
+                "slots keyed by that label, which are not implemented yet; see model.table.rules"
+            )
         positions = _present_positions(layout)
         suffixes = ["_".join(map(str, pos)) for pos in positions]
         rows: list[tuple] = []
@@ -131,27 +138,34 @@ def _present_positions(layout: WideLayout) -> list[tuple[int, ...]]:
     return [tuple(int(v) for v in row) for row in unique]
 
 
-def specify(outcome: str, exog_names: list[str], layout: WideLayout) -> ParameterTable:
-    """The parameter table of the standard nested model: every constraint of the mixed model.
+def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations=(), labels=None) -> ParameterTable:
+    """The parameter table: every constraint of the mixed model, less the relaxed ones.
 
     Parameters
     ----------
     outcome : str
         Name of the outcome.
     exog_names : list of str
-        Fixed-effect column names as the formula engine gives them; ``Intercept`` is the
-        constant.
+        Fixed-effect column names as the formula engine gives them (``Intercept`` is the
+        constant), with relaxed slopes already split by label (``x[pub]``, ``x[prv]``).
     layout : WideLayout
+    relaxations : tuple of Relaxation
+        Constraints to release (see :mod:`sm_multisem.relax`).
+    labels : Labels, optional
+        The label values of the relaxations (required when there are relaxations).
 
     Returns
     -------
     ParameterTable
         Shared slope labels, a shared intercept, equal effect variances within each level,
-        equal residual variances and zero covariances among all effects.
+        equal residual variances and zero covariances among all effects; a relaxed
+        constraint becomes one label per value of its labelling column.
     """
     y = identifier(outcome)
+    relaxed = {(r.kind, r.target): r for r in relaxations}
+    slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind == "slope" for g in labels.of(r)[1]}
     covariates = [name for name in exog_names if name != INTERCEPT]
-    covariate_ids = _unique([identifier(name) for name in covariates])
+    covariate_ids = _unique([identifier(slope_of[n][0].target if n in slope_of else n) for n in covariates])
     latent_bases = _unique([identifier(grouping[-1]).capitalize() for grouping in layout.levels])
     if y in latent_bases or y in covariate_ids:
         raise ValueError(f"outcome identifier {y!r} clashes with a covariate or a level name")
@@ -162,19 +176,38 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout) -> Paramete
     identifiers = dict(zip(covariates, covariate_ids))
     for name in exog_names:  # in design order, so the parameter vector starts with the design's columns
         if name == INTERCEPT:
-            rules.append(("intercept", f"{y}{{p}}", "~1", "", "c", True, np.nan, INTERCEPT, "every position"))
+            rules.append(("intercept", f"{y}{{p}}", "~1", "", "c", True, np.nan, INTERCEPT, "every position",
+                          "", "", ""))
+        elif name in slope_of:
+            relax, value = slope_of[name]
+            ident = identifiers[name]
+            rules.append(("slope", f"{y}{{p}}", "~", f"{ident}{{p}}", f"b{ident}_{identifier(value)}", True, np.nan,
+                          name, f"positions with {relax.by} = {value}", "", relax.by, value))
         else:
             ident = identifiers[name]
             rules.append(("slope", f"{y}{{p}}", "~", f"{ident}{{p}}", f"b{ident}", True, np.nan, name,
-                          "every position"))
+                          "every position", "", "", ""))
     for base, slots, level in zip(latent_bases, slot_text, layout.level_names):
         rules.append(("loading", f"{base}{slots}", "=~", f"{y}{{p}}", "", False, 1.0, "",
-                      f"positions inside the {level} unit"))
+                      f"positions inside the {level} unit", level, "", ""))
     for base, slots, level, label in zip(latent_bases, slot_text, layout.level_names, variance_labels):
-        rules.append(("variance", f"{base}{slots}", "~~", f"{base}{slots}", label, True, np.nan, f"var({level})",
-                      f"every unit of {level}"))
-    rules.append(("residual variance", f"{y}{{p}}", "~~", f"{y}{{p}}", variance_labels[-1], True, np.nan,
-                  "var(Residual)", "every position"))
-    rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "", "every pair of effects"))
+        rules += _variance_rules("variance", f"{base}{slots}", f"{base}{slots}", label, level, f"every unit of {level}",
+                                 relaxed.get(("variance", level)), labels)
+    rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
+                             "every position", relaxed.get(("residual variance", "Residual")), labels)
+    rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "", "every pair of effects",
+                  "", "", ""))
     table = pd.DataFrame(rules, columns=RULE_COLUMNS)
-    return ParameterTable(rules=table, outcome=y, covariates=tuple(covariate_ids), latent_bases=tuple(latent_bases))
+    return ParameterTable(rules=table, outcome=y, covariates=tuple(dict.fromkeys(covariate_ids)),
+                          latent_bases=tuple(latent_bases))
+
+
+def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels) -> list[tuple]:
+    """One variance rule, or one per label value when the variance is relaxed by a label."""
+    name = f"var({level})"
+    if relax is None:
+        return [(kind, lhs, "~~", rhs, label, True, np.nan, name, applies_to, level, "", "")]
+    unit_word = "units" if kind == "variance" else "positions"
+    return [(kind, lhs, "~~", rhs, f"{label}_{identifier(value)}", True, np.nan, f"{name}[{value}]",
+             f"{unit_word} with {relax.by} = {value}", level, relax.by, value)
+            for value in labels.of(relax)[1]]

@@ -1,0 +1,153 @@
+"""Relaxations: constraints of the mixed model released by a labelling column.
+
+A relaxation names a constraint of the standard model and a column of the data whose
+values label the units (or observations) it is released across:
+
+* ``Relaxation("variance", "k:j", "type")``: one variance of the ``k:j`` effects per
+  school type instead of one for all (heteroskedastic effects; nlme ``pdDiag(~ 0 + type)``);
+* ``Relaxation("residual variance", "Residual", "role")``: one residual variance per role
+  (nlme ``varIdent(~ 1 | role)``, Stata ``mixed, residuals(independent, by(role))``);
+* ``Relaxation("slope", "x", "type")``: one slope of ``x`` per school type (``x:C(type)``
+  in long form).
+
+Everything downstream sees a relaxation only as different labels in the parameter
+table: :func:`sm_multisem.spec.specify` writes them, :func:`sm_multisem.plan.compile_plan`
+maps them to indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .layout import WideLayout
+
+__all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "KINDS"]
+
+KINDS = ("variance", "residual variance", "slope")
+#: Fewest units (or observations) a label needs before a parameter may rest on it.
+MIN_PER_LABEL = 2
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """One released constraint.
+
+    Attributes
+    ----------
+    kind : {"variance", "residual variance", "slope"}
+    target : str
+        The level (``"k:j"``), ``"Residual"``, or the fixed-effect column (``"x"``).
+    by : str
+        The labelling column.
+    """
+
+    kind: str
+    target: str
+    by: str
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Label values the relaxations use, in the layout's sorted row order.
+
+    Attributes
+    ----------
+    values : dict
+        ``(kind, target) -> (labels of every unit or row, sorted distinct labels)``.
+        Variance relaxations label the units of their level; the others label rows.
+    """
+
+    values: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+
+    def of(self, relaxation: Relaxation) -> tuple[np.ndarray, list[str]]:
+        return self.values[(relaxation.kind, relaxation.target)]
+
+
+def _as_strings(values: pd.Series, by: str) -> tuple[np.ndarray, list[str]]:
+    if values.isna().any():
+        raise ValueError(
+            f"labelling column {by!r} is missing in {int(values.isna().sum()):,} of the rows used; "
+            "every row needs a label"
+        )
+    codes, uniques = pd.factorize(values, sort=True)
+    names = [str(u) for u in uniques]
+    return np.asarray(names, dtype=object)[codes], names
+
+
+def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.ndarray],
+                   layout: WideLayout) -> Labels:
+    """Label every unit or row a relaxation refers to, and check the labels can carry it.
+
+    Parameters
+    ----------
+    relaxations : tuple of Relaxation
+    columns : dict
+        Labelling column name -> its values on the rows used, in their input order.
+    layout : WideLayout
+
+    Raises
+    ------
+    ValueError
+        A variance relaxed by a column that is not constant within the level's units, a
+        level that is not in the model, a missing label, or a label carried by fewer
+        than :data:`MIN_PER_LABEL` units or rows (its parameter is not identified).
+    """
+    values: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
+    for relax in relaxations:
+        by_row = pd.Series(np.asarray(columns[relax.by], dtype=object)[layout.order])
+        labels, names = _as_strings(by_row, relax.by)
+        if relax.kind == "variance":
+            if relax.target not in layout.level_names:
+                raise ValueError(f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}")
+            level = layout.level_names.index(relax.target)
+            unit = layout.unit_of_rows(level)
+            first = np.r_[True, np.diff(unit) != 0]
+            unit_labels = labels[first]
+            varies = np.flatnonzero(labels != unit_labels[unit])
+            if len(varies):
+                ids = layout.unit_ids[level].iloc[unit[varies[0]]].to_dict()
+                raise ValueError(
+                    f"labelling column {relax.by!r} is not constant within the units of {relax.target} "
+                    f"(unit {ids} has several labels); a variance of {relax.target} effects can only "
+                    "differ between units"
+                )
+            labels, what = unit_labels, f"units of {relax.target}"
+        else:
+            what = "observations"
+        counts = pd.Series(labels).value_counts()
+        thin = counts[counts < MIN_PER_LABEL]
+        if len(thin):
+            raise ValueError(
+                f"relaxing the {relax.kind} of {relax.target} by {relax.by!r}: label "
+                f"{thin.index[0]!r} has only {int(thin.iloc[0])} of the {what}; its parameter would "
+                "not be identified"
+            )
+        values[(relax.kind, relax.target)] = (labels, names)
+    return Labels(values)
+
+
+def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Relaxation, ...],
+                  columns: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    """Replace each relaxed covariate ``x`` by ``x[g] = x * 1{label = g}`` for every label ``g``.
+
+    Rows stay in input order. The intercept is never relaxed this way (that is a fixed
+    effect of the label: add ``C(label)`` to the formula).
+    """
+    for relax in (r for r in relaxations if r.kind == "slope"):
+        if relax.target not in exog_names:
+            raise ValueError(f"{relax.target!r} is not a fixed-effect column; the columns are {exog_names}")
+        if relax.target == "Intercept":
+            raise ValueError("the intercept differs by a label through a fixed effect: add C(label) to the formula")
+        labels, names = _as_strings(pd.Series(np.asarray(columns[relax.by], dtype=object)), relax.by)
+        at = exog_names.index(relax.target)
+        expanded = exog[:, at][:, None] * (labels[:, None] == np.asarray(names, dtype=object)[None, :])
+        exog = np.hstack([exog[:, :at], expanded, exog[:, at + 1:]])
+        exog_names = exog_names[:at] + [f"{relax.target}[{g}]" for g in names] + exog_names[at + 1:]
+    return exog, exog_names

@@ -12,17 +12,23 @@ order of appearance in the data.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["WideLayout", "build_layout", "nesting_chain", "level_name"]
+__all__ = ["WideLayout", "build_layout", "nesting_chain", "level_name", "position_name", "position_order", "join_parts"]
 
 
 def level_name(grouping: tuple[str, ...]) -> str:
     """The name of a grouping level as lme4 prints it: ``k``, ``k:j``."""
     return ":".join(grouping)
+
+
+def position_name(stem: str, suffix: str) -> str:
+    """``y`` and ``1_2`` -> ``y1_2``; ``y`` and ``pub1_2`` -> ``y_pub1_2`` (a label needs a separator)."""
+    return f"{stem}{suffix}" if suffix[:1].isdigit() else f"{stem}_{suffix}"
 
 
 def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
@@ -112,6 +118,10 @@ class WideLayout:
         (0-based); the last entry is the slot of every sorted row inside its unit.
     unit_ids : tuple of pandas.DataFrame
         Id values of every unit of each level.
+    slot_keys : tuple
+        For each entry of ``slots``, None, or the label of every unit (row) when the slots
+        of that level are keyed by a labelling column: slot ``pub2`` is the second unit
+        labelled ``pub`` inside its parent (see :meth:`keyed`).
     """
 
     levels: tuple[tuple[str, ...], ...]
@@ -120,6 +130,7 @@ class WideLayout:
     child_starts: tuple[np.ndarray, ...]
     slots: tuple[np.ndarray, ...]
     unit_ids: tuple[pd.DataFrame, ...]
+    slot_keys: tuple = ()
 
     @property
     def level_names(self) -> tuple[str, ...]:
@@ -164,6 +175,45 @@ class WideLayout:
         columns = [self.slots[level - 1][self.unit_of_rows(level)] for level in range(1, len(self.levels))]
         return np.column_stack([*columns, self.slots[-1]])
 
+    def position_parts(self) -> list[np.ndarray]:
+        """Slot names of every sorted row, one array per column of :meth:`position_of_rows`.
+
+        A slot is named by its 1-based number, prefixed by its label when keyed (``pub2``).
+        """
+        positions = self.position_of_rows() + 1
+        keys = list(self.slot_keys) or [None] * positions.shape[1]
+        parts = []
+        for column, key in enumerate(keys):
+            text = positions[:, column].astype(str).astype(object)
+            if key is not None:
+                per_row = key if column == len(keys) - 1 else key[self.unit_of_rows(column + 1)]
+                text = per_row.astype(object) + text
+            parts.append(text)
+        return parts
+
+    def position_names(self) -> np.ndarray:
+        """The position suffix of every sorted row: ``1_2``, or ``pub1_2`` with keyed slots."""
+        return join_parts(self.position_parts())
+
+    def keyed(self, column: int, keys: np.ndarray) -> "WideLayout":
+        """A layout whose slots at ``column`` of :meth:`position_of_rows` are keyed by labels.
+
+        ``keys`` holds the label of every unit of that level (or of every sorted row for the
+        last column); a unit's slot becomes its rank among the units with the same label
+        inside its parent, so that one slot means one label in every cluster.
+        """
+        keys = np.asarray(keys, dtype=object)
+        old = list(self.slot_keys) or [None] * len(self.slots)
+        if old[column] is not None:
+            keys = old[column] + keys
+        slots = list(self.slots)
+        starts = self.child_starts[column] if column < len(self.child_starts) else self.row_starts
+        parent = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(keys))))
+        rank = pd.Series(np.arange(len(keys))).groupby([parent, keys]).cumcount().to_numpy()
+        slots[column] = rank
+        old[column] = keys
+        return dataclasses.replace(self, slots=tuple(slots), slot_keys=tuple(old))
+
     def cluster_of_rows(self) -> np.ndarray:
         """Top-level cluster (0-based) of every sorted row."""
         return self.unit_of_rows(0)
@@ -183,23 +233,39 @@ class WideLayout:
         Column ``x1_2`` holds ``x`` at slot 1 of level 2 and slot 2 inside it (1-based).
         Absent positions are missing.
         """
-        positions = self.position_of_rows()
-        n_positions = len(np.unique(positions, axis=0))
+        suffix = pd.Series(self.position_names())
+        n_positions = suffix.nunique()
         if self.n_clusters * n_positions * long.shape[1] > max_cells:
             raise ValueError(
                 f"the wide data would have {self.n_clusters:,} rows x "
                 f"{n_positions * long.shape[1]:,} columns; raise max_cells to build it anyway"
             )
-        suffix = pd.Series(["_".join(map(str, row + 1)) for row in positions])
         sorted_long = long.iloc[self.order].reset_index(drop=True)
         sorted_long["_cluster"] = self.cluster_of_rows()
         sorted_long["_position"] = suffix
         wide = sorted_long.pivot(index="_cluster", columns="_position")
-        ordered = sorted(set(suffix), key=lambda s: tuple(int(t) for t in s.split("_")))
+        ordered = sorted(set(suffix), key=position_order)
         wide = wide.reindex(columns=pd.MultiIndex.from_product([long.columns, ordered]))
-        wide.columns = [f"{name}{pos}" for name, pos in wide.columns]
+        wide.columns = [position_name(name, pos) for name, pos in wide.columns]
         top = self.unit_ids[0].reset_index(drop=True)
         return pd.concat([top, wide.reset_index(drop=True)], axis=1)
+
+
+def join_parts(parts: list[np.ndarray]) -> np.ndarray:
+    """Join slot names column by column with ``_``."""
+    suffix = parts[0]
+    for part in parts[1:]:
+        suffix = suffix + "_" + part
+    return np.asarray(suffix, dtype=object)
+
+
+def position_order(suffix: str) -> tuple:
+    """Sort key of a position suffix: by label, then by number, slot by slot."""
+    key = []
+    for part in suffix.split("_"):
+        label = part.rstrip("0123456789")
+        key.append((label, int(part[len(label):])))
+    return tuple(key)
 
 
 def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], terms: str) -> WideLayout:

@@ -20,10 +20,10 @@ from .covariance import COV_TYPES, covariance, numerical_jacobian
 from .data import ModelData, data_from_arrays, data_from_formula
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
-from .layout import WideLayout, build_layout
+from .layout import WideLayout, build_layout, position_name
 from .likelihood import NestedNormal
 from .plan import Plan, compile_plan
-from .relax import Relaxation, collect_labels, expand_slopes
+from .relax import Relaxation, collect_labels, expand_slopes, key_slots
 from .spec import ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]
@@ -116,6 +116,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         _check_rank(model_data)
         layout = build_layout(model_data.ids, groupings, terms)
         labels = collect_labels(relaxations, label_columns, layout)
+        layout, self._wide_form_problem = key_slots(layout, relaxations, labels)
+        self.labels = labels
         table = specify(model_data.endog_name, exog_names, layout, relaxations, labels)
         plan = compile_plan(table, exog_names, layout, labels)
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
@@ -155,7 +157,9 @@ class MultilevelSEM(GenericLikelihoodModel):
     @property
     def parameter_table(self) -> pd.DataFrame:
         """The wide SEM, one row per parameter at every position, with its constraint label."""
-        return self.table.expand(self.layout)
+        if self._wide_form_problem:
+            raise NotImplementedError(self._wide_form_problem)
+        return self.table.expand(self.layout, self.labels)
 
     def wide_data(self, fill_absent_covariates: bool = False, max_cells: int = 10_000_000) -> pd.DataFrame:
         """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``).
@@ -170,23 +174,22 @@ class MultilevelSEM(GenericLikelihoodModel):
         max_cells : int
             Refuse to build a larger frame.
         """
-        long = pd.DataFrame({self.table.outcome: self.model_data.endog})
-        for column, ident in zip(self.model_data.exog.T, self._covariate_identifiers()):
+        source: ModelData = self._recipe["source"]  # covariates before any slope was split by label
+        long = pd.DataFrame({self.table.outcome: source.endog})
+        for column, ident in zip(source.exog.T, self._covariate_identifiers(source.exog_names)):
             if ident is not None:
                 long[ident] = column
         wide = self.layout.wide_frame(long, max_cells=max_cells)
         if fill_absent_covariates:
-            outcome_columns = [c for c in wide.columns if c.startswith(self.table.outcome)]
-            for y_column in outcome_columns:
-                absent = wide[y_column].isna()
-                suffix = y_column[len(self.table.outcome):]
+            for suffix in np.unique(self.layout.position_names()):
+                absent = wide[position_name(self.table.outcome, suffix)].isna()
                 for ident in self.table.covariates:
-                    wide.loc[absent, f"{ident}{suffix}"] = 0.0
+                    wide.loc[absent, position_name(ident, suffix)] = 0.0
         return wide
 
-    def _covariate_identifiers(self) -> list[str | None]:
+    def _covariate_identifiers(self, exog_names: list[str]) -> list[str | None]:
         covariates = iter(self.table.covariates)
-        return [None if name == "Intercept" else next(covariates) for name in self.model_data.exog_names]
+        return [None if name == "Intercept" else next(covariates) for name in exog_names]
 
     def to_stata(self) -> str:
         """The wide constrained model as a Stata ``sem`` command."""

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .layout import WideLayout
 
-__all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "KINDS"]
+__all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
 
 KINDS = ("variance", "residual variance", "slope")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
@@ -108,8 +108,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
                 raise ValueError(f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}")
             level = layout.level_names.index(relax.target)
             unit = layout.unit_of_rows(level)
-            first = np.r_[True, np.diff(unit) != 0]
-            unit_labels = labels[first]
+            unit_labels = labels[_first_of_units(unit)]
             varies = np.flatnonzero(labels != unit_labels[unit])
             if len(varies):
                 ids = layout.unit_ids[level].iloc[unit[varies[0]]].to_dict()
@@ -151,3 +150,50 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
         exog = np.hstack([exog[:, :at], expanded, exog[:, at + 1:]])
         exog_names = exog_names[:at] + [f"{relax.target}[{g}]" for g in names] + exog_names[at + 1:]
     return exog, exog_names
+
+
+def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: Labels) -> tuple[WideLayout, str]:
+    """Key the slots a relaxation is about by its labels, so that one position means one label.
+
+    A variance relaxed at a level keys that level's slots (``J_pub1``); a residual variance
+    keys the observations' slots; a slope keys the coarsest level whose units carry a single
+    label, else the observations. Returns the keyed layout and, when the wide form would
+    need one SEM group per label (a label of the top-level clusters), why it cannot be
+    written as one wide model (empty otherwise).
+    """
+    done: set[tuple[int, str]] = set()
+    last = len(layout.slots) - 1
+    for relax in relaxations:
+        values, _ = labels.of(relax)
+        if relax.kind == "variance":
+            level = layout.level_names.index(relax.target)
+            column, keys = level - 1, values
+        elif relax.kind == "residual variance":
+            level, column, keys = None, last, values
+        else:
+            level, per_unit = _coarsest_constant_level(values, layout)
+            column, keys = (last, values) if level is None else (level - 1, per_unit)
+        if level == 0:
+            return layout, (
+                f"the {relax.kind} of {relax.target} differs by {relax.by!r}, a label of the top-level "
+                "clusters: its wide form is a multi-group SEM (one group per label), which is not written here"
+            )
+        if (column, relax.by) not in done:
+            layout = layout.keyed(column, keys)
+            done.add((column, relax.by))
+    return layout, ""
+
+
+def _first_of_units(unit: np.ndarray) -> np.ndarray:
+    """Mask of the first sorted row of every unit."""
+    return np.r_[True, np.diff(unit) != 0]
+
+
+def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[int | None, np.ndarray]:
+    """The coarsest level whose units each carry one label, with the label of every unit."""
+    for level in range(len(layout.levels)):
+        unit = layout.unit_of_rows(level)
+        per_unit = values[_first_of_units(unit)]
+        if np.array_equal(per_unit[unit], values):
+            return level, per_unit
+    return None, values

@@ -25,7 +25,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .layout import WideLayout
+from .layout import WideLayout, join_parts, position_name, position_order
 
 __all__ = ["ParameterTable", "specify", "identifier", "INTERCEPT"]
 
@@ -80,8 +80,16 @@ class ParameterTable:
         free = self.rules[self.rules["free"]]
         return free.drop_duplicates("label")[["label", "name", "kind"]].reset_index(drop=True)
 
-    def expand(self, layout: WideLayout) -> pd.DataFrame:
+    def expand(self, layout: WideLayout, labels=None) -> pd.DataFrame:
         """One row per parameter of the wide SEM at every position present in the data.
+
+        Parameters
+        ----------
+        layout : WideLayout
+            With slots keyed by the labelling columns of any relaxation (see
+            :func:`sm_multisem.relax.key_slots`), so that one position means one label.
+        labels : Labels, optional
+            The label values of the relaxations.
 
         Returns
         -------
@@ -89,53 +97,56 @@ class ParameterTable:
             Columns ``lhs, op, rhs, label, free, value`` in lavaan's order: regressions,
             loadings, variances, covariances.
         """
-        labelled = self.rules[self.rules["by"] != ""]
-        if len(labelled):
-            rule = labelled.iloc[0]
-            raise NotImplementedError(
-                f"the per-position table of a model with the {rule.kind} relaxed by {rule.by!r} needs "
-                "slots keyed by that label, which are not implemented yet; see model.table.rules"
-            )
-        positions = _present_positions(layout)
-        suffixes = ["_".join(map(str, pos)) for pos in positions]
+        parts = layout.position_parts()
+        suffix = join_parts(parts)
+        distinct, first_row = np.unique(suffix, return_index=True)
+        ordered = sorted(range(len(distinct)), key=lambda i: position_order(distinct[i]))
+        rows_at = first_row[ordered]  # one sorted row standing for every position
+        y_names = [position_name(self.outcome, suffix[r]) for r in rows_at]
+
+        def label_at(rule, row: int) -> bool:
+            """Whether a (possibly labelled) rule applies at a row."""
+            if not rule.by:
+                return True
+            target = rule.name.rsplit("[", 1)[0] if rule.kind == "slope" else rule.level
+            values, _ = labels.values[(rule.kind, target)]
+            if rule.kind == "variance":
+                level = layout.level_names.index(target)
+                return values[layout.unit_of_rows(level)[row]] == rule.where
+            return values[row] == rule.where
+
         rows: list[tuple] = []
         rules = self.rules
-        for rule in rules.itertuples(index=False):
-            if rule.kind == "slope":
-                covariate = rule.rhs.replace("{p}", "")
-                rows += [(f"{self.outcome}{s}", "~", f"{covariate}{s}", rule.label, True, np.nan) for s in suffixes]
-            elif rule.kind == "intercept":
-                rows += [(f"{self.outcome}{s}", "~1", "", rule.label, True, np.nan) for s in suffixes]
-        latents = self.latents(positions)
-        for level, names in enumerate(latents):
-            for name, members in names.items():
-                rows += [(name, "=~", f"{self.outcome}{suffixes[i]}", "", False, 1.0) for i in members]
-        variance = rules[rules["kind"] == "variance"]
-        for level, names in enumerate(latents):
-            rule = variance.iloc[level]
-            rows += [(name, "~~", name, rule.label, True, np.nan) for name in names]
-        residual = rules[rules["kind"] == "residual variance"].iloc[0]
-        rows += [(f"{self.outcome}{s}", "~~", f"{self.outcome}{s}", residual.label, True, np.nan) for s in suffixes]
-        all_latents = [name for names in latents for name in names]
+        for r, y in zip(rows_at, y_names):
+            for rule in rules[rules["kind"].isin(["slope", "intercept"])].itertuples(index=False):
+                if not label_at(rule, r):
+                    continue
+                if rule.kind == "slope":
+                    rows.append((y, "~", position_name(rule.rhs.replace("{p}", ""), suffix[r]), rule.label, True, np.nan))
+                else:
+                    rows.append((y, "~1", "", rule.label, True, np.nan))
+        latents = []  # per level: latent name -> (a row standing for it, positions it loads on)
+        for level, base in enumerate(self.latent_bases):
+            members: dict[str, tuple[int, list[str]]] = {}
+            for r, y in zip(rows_at, y_names):
+                name = base if level == 0 else position_name(base, str(join_parts([p[[r]] for p in parts[:level]])[0]))
+                members.setdefault(name, (r, []))[1].append(y)
+            latents.append(members)
+        for members in latents:
+            for name, (_, ys) in members.items():
+                rows += [(name, "=~", y, "", False, 1.0) for y in ys]
+        for level, members in enumerate(latents):
+            level_rules = rules[(rules["kind"] == "variance") & (rules["level"] == layout.level_names[level])]
+            for name, (r, _) in members.items():
+                rule = next(rule for rule in level_rules.itertuples(index=False) if label_at(rule, r))
+                rows.append((name, "~~", name, rule.label, True, np.nan))
+        residual = rules[rules["kind"] == "residual variance"]
+        for r, y in zip(rows_at, y_names):
+            rule = next(rule for rule in residual.itertuples(index=False) if label_at(rule, r))
+            rows.append((y, "~~", y, rule.label, True, np.nan))
+        all_latents = [name for members in latents for name in members]
         rows += [(a, "~~", b, "", False, 0.0) for a, b in combinations(all_latents, 2)]
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
-
-    def latents(self, positions: list[tuple[int, ...]]) -> list[dict[str, list[int]]]:
-        """Latent variables of each level and the positions (indices) each one loads on."""
-        out: list[dict[str, list[int]]] = []
-        for level, base in enumerate(self.latent_bases):
-            members: dict[str, list[int]] = {}
-            for i, pos in enumerate(positions):
-                name = base + "_".join(map(str, pos[:level]))
-                members.setdefault(name, []).append(i)
-            out.append(members)
-        return out
-
-
-def _present_positions(layout: WideLayout) -> list[tuple[int, ...]]:
-    """Positions (1-based slot tuples) that hold at least one observation."""
-    unique = np.unique(layout.position_of_rows(), axis=0) + 1
-    return [tuple(int(v) for v in row) for row in unique]
 
 
 def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations=(), labels=None) -> ParameterTable:
@@ -165,7 +176,9 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     relaxed = {(r.kind, r.target): r for r in relaxations}
     slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind == "slope" for g in labels.of(r)[1]}
     covariates = [name for name in exog_names if name != INTERCEPT]
-    covariate_ids = _unique([identifier(slope_of[n][0].target if n in slope_of else n) for n in covariates])
+    bases = list(dict.fromkeys(slope_of[n][0].target if n in slope_of else n for n in covariates))
+    ident_of_base = dict(zip(bases, _unique([identifier(base) for base in bases])))
+    covariate_ids = [ident_of_base[slope_of[n][0].target if n in slope_of else n] for n in covariates]
     latent_bases = _unique([identifier(grouping[-1]).capitalize() for grouping in layout.levels])
     if y in latent_bases or y in covariate_ids:
         raise ValueError(f"outcome identifier {y!r} clashes with a covariate or a level name")

@@ -95,3 +95,15 @@ def test_lavaan_fits_the_exported_model_to_the_same_answer(design):
     np.testing.assert_allclose(res.params.to_numpy(), ref.loc[labels, "est"].to_numpy(), rtol=1e-5)
     # lavaan uses the observed information with missing = "ml"
     np.testing.assert_allclose(res.bse.to_numpy(), ref.loc[labels, "se"].to_numpy(), rtol=1e-5)
+
+
+def test_wide_model_read_as_an_sem_reproduces_the_likelihood(unbalanced_data):
+    """tests/sem_reference.py evaluates the exported table on the wide data independently."""
+    from sem_reference import wide_sem_loglike
+
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", unbalanced_data)
+    params = np.array([0.3, 1.7, 0.9, 0.6, 1.2])
+    values = dict(zip(model.plan.labels, params))
+    assert wide_sem_loglike(model.parameter_table, model.wide_data(), values) == pytest.approx(
+        model.loglike(params), rel=1e-12
+    )

@@ -12,6 +12,7 @@ import pytest
 
 import sm_multisem as sms
 from dense_reference import dense_loglike
+from sem_reference import wide_sem_loglike
 
 REFERENCE = Path(__file__).parent / "reference"
 NLME_NAMES = {"(Intercept)": "Intercept", "x:typechr": "x[chr]", "x:typeprv": "x[prv]", "x:typepub": "x[pub]"}
@@ -155,3 +156,35 @@ def test_missing_labels_are_refused(data):
 def test_mixedlm_comparison_refused_for_relaxed_variances(standard):
     with pytest.raises(ValueError, match="MixedLM has no equivalent of the variance of k:j"):
         standard.relax_variance("k:j", by="type").fit().compare_mixedlm()
+
+
+@pytest.mark.parametrize("name", ["standard", "var_by_type", "resid_by_role", "slope_by_type", "all_three"])
+def test_exported_wide_model_reproduces_the_likelihood(standard, name):
+    """The per-position table and the wide data, read as an SEM program would, give our llf."""
+    model = relaxed_models(standard)[name]
+    rng = np.random.default_rng(3)
+    n_beta = len(model.plan.beta_index)
+    params = np.r_[rng.normal(size=n_beta), rng.uniform(0.3, 2.0, size=len(model.param_names) - n_beta)]
+    values = dict(zip(model.plan.labels, params))
+    assert wide_sem_loglike(model.parameter_table, model.wide_data(), values) == pytest.approx(
+        model.loglike(params), rel=1e-12
+    )
+
+
+def test_slots_are_keyed_by_the_label(standard):
+    model = standard.relax_variance("k:j", by="type")
+    table = model.parameter_table
+    variances = table[(table["op"] == "~~") & (table["lhs"] == table["rhs"])].set_index("lhs")["label"]
+    assert variances["J_pub1"] == variances["J_pub2"] == "S_j_pub" and variances["J_chr1"] == "S_j_chr"
+    assert "(y_pub1_1 <- x_pub1_1@bx _cons@c K@1 J_pub1@1)" in model.to_stata()
+    assert "J_prv2@S_j_prv" in model.to_stata()
+    assert "y_pub1_1" in model.wide_data().columns
+
+
+def test_top_level_label_needs_a_multigroup_model(data):
+    data = data.assign(region=np.where(data["k"] % 2 == 0, "north", "south"))
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_variance("k", by="region")
+    res = model.fit()
+    assert {"var(k)[north]", "var(k)[south]"} <= set(res.params.index)
+    with pytest.raises(NotImplementedError, match="multi-group SEM"):
+        model.parameter_table

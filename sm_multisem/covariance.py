@@ -1,4 +1,4 @@
-"""Covariance of the estimates, looked up by name.
+"""Covariance of the estimates, looked up by name with the options each one accepts.
 
 ``"oim"``
     Inverse of the observed information (the negative Hessian of the log-likelihood,
@@ -8,21 +8,47 @@
     Inverse of the expected information: ``X' Sigma^{-1} X`` for the fixed effects,
     ``tr(P Sigma_i P Sigma_j) / 2`` for the variances, zero between them. The fixed-effect
     block is lme4's ``vcov()`` and Stata ``mixed``'s.
+``"opg"``
+    Inverse of the outer product of the per-cluster scores.
+``"robust"``
+    Huber-White sandwich ``H^{-1} (sum_k s_k s_k') H^{-1}`` over top-level clusters (the
+    rows of the wide model), ``H`` the observed information; multiplied by ``K/(K-1)``
+    unless ``use_correction=False``.
+``"cluster"``
+    The sandwich with the scores summed within ``groups`` coarser than the top level
+    (several clusters per group); multiplied by ``G/(G-1)`` unless ``use_correction=False``.
 
-Under REML both use ``(X' Sigma^{-1} X)^{-1}`` for the fixed effects and the restricted
-likelihood for the variances. Parameters estimated on the boundary (a variance of 0)
-are held fixed: their rows and columns are missing.
+Under REML, ``"oim"`` and ``"eim"`` use ``(X' Sigma^{-1} X)^{-1}`` for the fixed effects and
+the restricted likelihood for the variances; the score-based estimators need ML scores
+and are refused. Parameters estimated on the boundary (a variance of 0) are held fixed:
+their rows and columns are missing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["COV_TYPES", "covariance", "numerical_jacobian"]
+__all__ = ["COV_TYPES", "CovarianceResult", "covariance", "numerical_jacobian"]
 
-COV_TYPES = ("oim", "eim")
+#: cov_type -> the keywords it accepts in ``cov_kwds``
+COV_TYPES: dict[str, tuple[str, ...]] = {
+    "oim": (),
+    "eim": (),
+    "opg": (),
+    "robust": ("use_correction",),
+    "cluster": ("groups", "use_correction"),
+}
+
+
+@dataclass(frozen=True)
+class CovarianceResult:
+    """A covariance matrix and the words that describe how it was computed."""
+
+    cov: np.ndarray
+    description: str
 
 
 def numerical_jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, relative_step: float = 1e-5):
@@ -38,7 +64,31 @@ def numerical_jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, 
     return np.column_stack(columns)
 
 
-def covariance(model, params: np.ndarray, *, reml: bool, cov_type: str, fixed: np.ndarray) -> np.ndarray:
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(matrix)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(matrix)
+
+
+def check_cov_options(cov_type: str, cov_kwds: dict | None, reml: bool) -> dict:
+    """Validate ``cov_type`` and its options before any work is done."""
+    if cov_type not in COV_TYPES:
+        raise ValueError(f"cov_type must be one of {list(COV_TYPES)}, got {cov_type!r}")
+    cov_kwds = dict(cov_kwds or {})
+    unknown = sorted(set(cov_kwds) - set(COV_TYPES[cov_type]))
+    if unknown:
+        allowed = list(COV_TYPES[cov_type]) or "none"
+        raise ValueError(f"cov_kwds {unknown} are not options of cov_type={cov_type!r} (allowed: {allowed})")
+    if reml and cov_type in ("opg", "robust", "cluster"):
+        raise ValueError(f"cov_type={cov_type!r} is built from ML scores; fit by ML (reml=False) to use it")
+    if cov_type == "cluster" and "groups" not in cov_kwds:
+        raise ValueError('cov_type="cluster" needs cov_kwds={"groups": ...}, one group label per input row')
+    return cov_kwds
+
+
+def covariance(model, params: np.ndarray, *, reml: bool, cov_type: str, fixed: np.ndarray,
+               cov_kwds: dict | None = None) -> CovarianceResult:
     """Covariance matrix of the estimates.
 
     Parameters
@@ -47,18 +97,63 @@ def covariance(model, params: np.ndarray, *, reml: bool, cov_type: str, fixed: n
     params : ndarray
         Estimates, in the order of ``model.param_names``.
     reml : bool
-    cov_type : {"oim", "eim"}
+    cov_type : str
+        One of :data:`COV_TYPES`.
     fixed : ndarray of bool
         Parameters held fixed (on the boundary); their rows and columns are NaN.
+    cov_kwds : dict, optional
+        ``groups`` (cluster: one label per input row, constant within top-level clusters)
+        and ``use_correction`` (robust, cluster; default True).
     """
-    if cov_type not in COV_TYPES:
-        raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
-    information = model.information(params, reml=reml, kind=cov_type)
+    cov_kwds = check_cov_options(cov_type, cov_kwds, reml)
     free = ~np.asarray(fixed, dtype=bool)
-    cov = np.full(information.shape, np.nan)
-    block = information[np.ix_(free, free)]
-    try:
-        cov[np.ix_(free, free)] = np.linalg.inv(block)
-    except np.linalg.LinAlgError:
-        cov[np.ix_(free, free)] = np.linalg.pinv(block)
-    return 0.5 * (cov + cov.T)
+    description = cov_type.upper()
+    if cov_type in ("oim", "eim"):
+        inner = _inverse(model.information(params, reml=reml, kind=cov_type)[np.ix_(free, free)])
+    else:
+        scores = model.score_obs(params)[:, free]
+        if cov_type == "opg":
+            inner = _inverse(scores.T @ scores)
+        else:
+            if cov_type == "cluster":
+                groups = cluster_groups(model, cov_kwds["groups"])
+                scores = np.add.reduceat(scores[np.argsort(groups, kind="stable")],
+                                         np.flatnonzero(np.r_[True, np.diff(np.sort(groups)) != 0]), axis=0)
+            n_groups = len(scores)
+            factor = n_groups / (n_groups - 1) if cov_kwds.get("use_correction", True) else 1.0
+            bread = _inverse(model.information(params, kind="oim")[np.ix_(free, free)])
+            inner = factor * bread @ (scores.T @ scores) @ bread
+            unit = "top-level clusters" if cov_type == "robust" else "groups"
+            description = (f"{cov_type.upper()} ({n_groups:,} {unit}"
+                           + (f", factor {n_groups}/{n_groups - 1})" if factor != 1.0 else ", no small-sample factor)"))
+    cov = np.full((len(free), len(free)), np.nan)
+    cov[np.ix_(free, free)] = 0.5 * (inner + inner.T)
+    return CovarianceResult(cov, description)
+
+
+def cluster_groups(model, groups) -> np.ndarray:
+    """Group code of every top-level cluster; groups must not split a cluster.
+
+    A row of the wide model is a top-level cluster, so its score cannot be divided among
+    groups: a grouping finer than the top level is refused.
+    """
+    source = model.model_data
+    groups = np.asarray(groups, dtype=object)
+    if groups.shape != source.rows_used.shape:
+        raise ValueError(f"groups has shape {groups.shape}; give one group per input row ({len(source.rows_used):,})")
+    used = groups[source.rows_used][model.layout.order]
+    if any(g is None or (isinstance(g, float) and np.isnan(g)) for g in used):
+        raise ValueError("groups is missing for some rows used")
+    codes = np.unique(used.astype(str), return_inverse=True)[1]
+    cluster = model.layout.cluster_of_rows()
+    first = np.r_[True, np.diff(cluster) != 0]
+    per_cluster = codes[first]
+    if np.any(per_cluster[cluster] != codes):
+        top = model.layout.level_names[0]
+        raise ValueError(
+            f"groups vary within units of {top!r}, the top level: a row of the wide model is one {top} "
+            f"unit, so clustering below it is impossible; use groups coarser than {top} (or cov_type='robust')"
+        )
+    if len(np.unique(per_cluster)) < 2:
+        raise ValueError("groups has a single group; a cluster-robust covariance needs at least two")
+    return per_cluster

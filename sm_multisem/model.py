@@ -16,7 +16,7 @@ from statsmodels.base.model import GenericLikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export
-from .covariance import COV_TYPES, covariance, numerical_jacobian
+from .covariance import check_cov_options, covariance, numerical_jacobian
 from .data import ModelData, data_from_arrays, data_from_formula
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
@@ -313,8 +313,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         likelihood under REML): the fixed-effect block is lme4's, nlme's and Stata
         ``mixed``'s.
         """
-        if kind not in COV_TYPES:
-            raise ValueError(f"kind must be one of {COV_TYPES}, got {kind!r}")
+        if kind not in ("oim", "eim"):
+            raise ValueError(f"kind must be 'oim' or 'eim', got {kind!r}")
         beta, variances = self._arguments(params)
         n_beta = len(beta)
 
@@ -385,6 +385,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         *,
         reml: bool = False,
         cov_type: str = "oim",
+        cov_kwds: dict | None = None,
         maxiter: int = 500,
         gtol: float = 1e-6,
         disp: bool = False,
@@ -399,8 +400,11 @@ class MultilevelSEM(GenericLikelihoodModel):
             used (the fixed effects are profiled out).
         reml : bool
             Restricted maximum likelihood.
-        cov_type : {"oim", "eim"}
+        cov_type : {"oim", "eim", "opg", "robust", "cluster"}
             Covariance of the estimates (see :mod:`sm_multisem.covariance`).
+        cov_kwds : dict, optional
+            Options of ``cov_type``: ``groups`` (cluster) and ``use_correction`` (robust,
+            cluster).
         maxiter : int
             Iteration limit of the optimizer.
         gtol : float
@@ -416,8 +420,7 @@ class MultilevelSEM(GenericLikelihoodModel):
 
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s) to fit: {sorted(kwargs)}")
-        if cov_type not in COV_TYPES:
-            raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
+        check_cov_options(cov_type, cov_kwds, reml)
         start_theta = None
         if start_params is not None:
             _, variances = self._arguments(start_params)
@@ -429,11 +432,12 @@ class MultilevelSEM(GenericLikelihoodModel):
         params = self.plan.join(optimum.beta, optimum.variances)
         fixed = np.zeros(self.plan.k_params, dtype=bool)
         fixed[self.plan.variance_index[optimum.boundary]] = True
-        cov = covariance(self, params, reml=reml, cov_type=cov_type, fixed=fixed)
+        cov = covariance(self, params, reml=reml, cov_type=cov_type, fixed=fixed, cov_kwds=cov_kwds)
         if disp:
             print(f"{'REML' if reml else 'ML'} fit: {optimum.message}; deviance {optimum.deviance:.8f} "
                   f"after {optimum.iterations} iterations ({optimum.n_evaluations} evaluations)")
-        results = MultilevelSEMResults(self, params, cov, optimum=optimum, cov_type=cov_type)
+        results = MultilevelSEMResults(self, params, cov.cov, optimum=optimum, cov_type=cov_type,
+                                       cov_description=cov.description)
         return MultilevelSEMResultsWrapper(results)
 
 

@@ -61,6 +61,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         Number of observations (long rows) used.
     reml : bool
     cov_type : str
+    cov_description : str
+        How the covariance was computed, as the summary prints it.
     converged : bool
     boundary : list of str
         Variances estimated at 0.
@@ -68,7 +70,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         The optimizer's outcome (iterations, gradient, message).
     """
 
-    def __init__(self, model, params: np.ndarray, cov: np.ndarray, *, optimum: Optimum, cov_type: str):
+    def __init__(self, model, params: np.ndarray, cov: np.ndarray, *, optimum: Optimum, cov_type: str,
+                 cov_description: str = ""):
         LikelihoodModelResults.__init__(self, model, params, normalized_cov_params=cov, scale=1.0)
         self._cache = {}
         self._data_attr = []
@@ -76,6 +79,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         self.optimum = optimum
         self.reml = optimum.reml
         self.cov_type = cov_type
+        self.cov_description = cov_description or cov_type.upper()
         self.converged = optimum.converged
         self.nobs = model.nobs
         self.nobs_long = model.nobs_long

@@ -55,7 +55,7 @@ def build_summary(res, alpha: float = 0.05) -> Summary:
         "Method:": method,
         "No. observations:": f"{res.nobs_long:,}",
         "No. clusters (nobs):": f"{res.nobs:,}",
-        "Covariance type:": res.cov_type.upper(),
+        "Covariance type:": res.cov_description,
         "Converged:": "Yes" if res.converged else "No",
         ("Log restricted-likelihood:" if res.reml else "Log likelihood:"): f"{res.llf:.5f}",
         f"Wald chi2({wald_df}):": "" if not wald_df else f"{wald:.2f}",

@@ -152,5 +152,9 @@ def test_array_constructor_equals_formula(article_data, res):
 def test_fit_options_are_checked(model):
     with pytest.raises(ValueError, match="cov_type must be one of"):
         model.fit(cov_type="sandwich")
+    with pytest.raises(ValueError, match=r"cov_kwds \['groups'\] are not options of cov_type='robust'"):
+        model.fit(cov_type="robust", cov_kwds={"groups": [1]})
+    with pytest.raises(ValueError, match="fit by ML"):
+        model.fit(reml=True, cov_type="robust")
     with pytest.raises(TypeError, match="unexpected keyword"):
         model.fit(method="nm")

@@ -191,6 +191,23 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
             rows.append((name, len(sizes), sizes.min(), sizes.mean(), sizes.max()))
         return pd.DataFrame(rows, columns=["level", "groups", "min", "mean", "max"]).set_index("level")
 
+    def score_test(self, relaxed_model, information: str = "expected"):
+        """Score test of the constraints a relaxation of this model releases.
+
+        See :func:`sm_multisem.hypothesis.score_test`. Example:
+        ``res.score_test(res.model.relax_variance("k:j", by="type"))``.
+        """
+        from .hypothesis import score_test
+
+        return score_test(self, relaxed_model, information=information)
+
+    def lr_test(self, other) -> LRTest:
+        """LR test of this fit against a fit of a relaxation of its model (or the reverse)."""
+        from .hypothesis import lr_test
+
+        small, large = (self, other) if len(self.params) < len(other.params) else (other, self)
+        return lr_test(small, large)
+
     # -------------------------------------------------------------- reports
     def compare_mixedlm(self, **fit_kwargs) -> pd.DataFrame:
         """Fit statsmodels ``MixedLM`` to the same data and set the two fits side by side.

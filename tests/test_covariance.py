@@ -84,3 +84,23 @@ def test_clusters_finer_than_the_top_level_are_refused(model, data):
 def test_a_single_cluster_group_is_refused(model, data):
     with pytest.raises(ValueError, match="needs at least two"):
         model.fit(cov_type="cluster", cov_kwds={"groups": np.zeros(len(data))})
+
+
+@pytest.mark.parametrize("design", ["article", "unbalanced"])
+def test_robust_matches_lavaan_mlr(design):
+    """lavaan MLR (tests/reference/lavaan_robust.R): observed-information bread, wide-row scores,
+    no small-sample factor, so the comparison turns the factor off."""
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    reference = Path(__file__).parent / "reference"
+    sys.path.insert(0, str(reference))
+    from make_lavaan_inputs import designs
+
+    ref = pd.read_csv(reference / "lavaan_robust.csv")
+    ref = ref[(ref["design"] == design) & (ref["information"] == "observed")].set_index("label")["se"]
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", designs()[design])
+    res = model.fit(cov_type="robust", cov_kwds={"use_correction": False})
+    np.testing.assert_allclose(res.bse.to_numpy(), ref[["c", "bx", "S_k", "S_j", "S_e"]].to_numpy(), rtol=1e-5)

@@ -1,0 +1,148 @@
+"""Tests between a model and its relaxations: score (Lagrange multiplier) and likelihood-ratio.
+
+A relaxation of a model has every parameter of the model, some of them split by a label
+(``var(k:j)`` into ``var(k:j)[pub]``, ``var(k:j)[prv]``, ...). The constrained model is the
+relaxed one with ``theta_1 = A theta_0``, ``A`` the 0/1 matrix mapping each relaxed
+parameter to the one it was split from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .results import LRTest
+
+__all__ = ["ScoreTest", "score_test", "lr_test", "constraint_map"]
+
+_LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
+
+
+@dataclass(frozen=True)
+class ScoreTest:
+    """Score test of the constraints a relaxation releases.
+
+    Attributes
+    ----------
+    statistic, df, pvalue
+        The joint test of every released constraint.
+    information : str
+        The information matrix used (``"expected"`` is positive definite; the observed
+        Hessian at a constrained estimate need not be, and can give a negative statistic).
+    table : DataFrame
+        One row per parameter of the relaxed model that the constraint tied to others:
+        ``chi2`` (df 1) for releasing that parameter alone, its ``pvalue``, and ``epc``, the
+        expected change of that parameter from the shared value.
+    """
+
+    statistic: float
+    df: int
+    pvalue: float
+    information: str
+    table: pd.DataFrame
+
+    def __str__(self) -> str:
+        lines = [
+            f"Score test of the released constraints ({self.information} information)",
+            f"  joint: chi2({self.df}) = {self.statistic:.4f}   Prob > chi2 = {self.pvalue:.4f}",
+            self.table.to_string(float_format=lambda v: f"{v:.4f}"),
+        ]
+        return "\n".join(lines)
+
+
+def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> np.ndarray:
+    """The 0/1 matrix ``A`` with ``theta_relaxed = A theta_constrained``.
+
+    Raises
+    ------
+    ValueError
+        When a relaxed parameter is neither a parameter of the constrained model nor one
+        split from it by a label.
+    """
+    index = {name: i for i, name in enumerate(constrained_names)}
+    mapping = np.zeros((len(relaxed_names), len(constrained_names)))
+    for row, name in enumerate(relaxed_names):
+        base = name if name in index else _LABEL_SUFFIX.sub("", name)
+        if base not in index:
+            raise ValueError(f"parameter {name!r} of the relaxed model is not a relaxation of the model's parameters")
+        mapping[row, index[base]] = 1.0
+    if np.any(mapping.sum(0) == 0):
+        missing = [n for n, used in zip(constrained_names, mapping.sum(0)) if not used]
+        raise ValueError(f"the relaxed model lacks the parameters {missing}; it is not a relaxation of this model")
+    return mapping
+
+
+def score_test(results, relaxed_model, information: str = "expected") -> ScoreTest:
+    """Score test of the constraints ``relaxed_model`` releases, at the estimate in ``results``.
+
+    .. math::
+
+        LM = s_1' I_1^{-1} s_1,\\qquad s_1, I_1 \\text{ at } \\theta_1 = A\\hat\\theta_0,
+
+    with ``df`` = number of released constraints. Releasing one parameter alone,
+    ``theta_1 = A theta_0 + e_i delta``:
+    :math:`LM_i = s_\\delta^2 / (I_{\\delta\\delta} - I_{\\delta 0} I_{00}^{-1} I_{0\\delta})` and the
+    expected parameter change is :math:`s_\\delta / (I_{\\delta\\delta} - I_{\\delta 0} I_{00}^{-1}
+    I_{0\\delta})`.
+
+    Parameters
+    ----------
+    results : MultilevelSEMResults
+        An ML fit of the constrained model.
+    relaxed_model : MultilevelSEM
+        The model with the constraints released (e.g. ``model.relax_variance("k:j", by="type")``).
+    information : {"expected", "observed"}
+    """
+    if results.reml:
+        raise ValueError("score tests need an ML fit (reml=False): REML likelihoods of models with "
+                         "different fixed effects are not comparable")
+    if information not in ("expected", "observed"):
+        raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
+    mapping = constraint_map(results.model.param_names, relaxed_model.param_names)
+    theta = mapping @ np.asarray(results.params)
+    score = relaxed_model.score(theta)
+    info = relaxed_model.information(theta, kind="eim" if information == "expected" else "oim")
+    smallest = float(np.linalg.eigvalsh(info).min())
+    if smallest <= 0:
+        raise ValueError(
+            f"the {information} information of the relaxed model at the constrained estimate is not positive "
+            f"definite (smallest eigenvalue {smallest:.3g}), so the score statistic could be negative; "
+            "use information='expected'"
+        )
+    restricted = info @ mapping
+    # information of every relaxed direction net of what the constrained parameters explain
+    efficient = info - restricted @ np.linalg.solve(mapping.T @ restricted, restricted.T)
+    df = mapping.shape[0] - mapping.shape[1]
+    joint = float(score @ np.linalg.solve(info, score))  # the constrained directions score 0
+    rows = {}
+    for i in np.flatnonzero(mapping @ mapping.sum(0) > 1):  # parameters split from a shared one
+        chi2 = score[i] ** 2 / efficient[i, i]
+        rows[relaxed_model.param_names[i]] = (chi2, 1, stats.chi2.sf(chi2, 1), score[i] / efficient[i, i])
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["chi2", "df", "pvalue", "epc"])
+    return ScoreTest(joint, df, float(stats.chi2.sf(joint, df)), information, table)
+
+
+def lr_test(restricted, unrestricted) -> LRTest:
+    """Likelihood-ratio test of a fit against a fit of a relaxation of it (both ML).
+
+    When the released parameters include variances the null may put them on the boundary
+    of the parameter space (a variance of 0); the chi2 reference is then conservative and
+    the test says so.
+    """
+    if restricted.reml or unrestricted.reml:
+        raise ValueError("LR tests need ML fits (reml=False)")
+    names0, names1 = restricted.model.param_names, unrestricted.model.param_names
+    constraint_map(names0, names1)  # refuses fits that are not nested
+    df = len(names1) - len(names0)
+    if df <= 0:
+        raise ValueError("the second fit must be a relaxation of the first (more parameters)")
+    statistic = max(2.0 * (unrestricted.llf - restricted.llf), 0.0)
+    note = ""
+    if restricted.boundary:
+        note = (f"{', '.join(restricted.boundary)} on the boundary under the null: the chi2 reference is "
+                "conservative.")
+    return LRTest(statistic, df, float(stats.chi2.sf(statistic, df)), f"chi2({df})", note)

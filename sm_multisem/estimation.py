@@ -23,7 +23,7 @@ START_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
 #: A relative standard deviation below this is tested for a boundary solution.
 _BOUNDARY_THETA = 1e-3
 #: Newton polishing stops once no gradient entry of the deviance exceeds this.
-_CONVERGED_GRADIENT = 1e-9
+_CONVERGED_GRADIENT = 1e-7
 #: Smallest ratio of two residual standard deviations the optimizer may reach.
 _SMALLEST_RESIDUAL_RATIO = 1e-4
 

@@ -43,7 +43,7 @@ class _Pooling:
 
     a: np.ndarray  # 1 / h of each child
     dev: np.ndarray  # child GLS mean minus its parent's, (units, m)
-    d_mean: np.ndarray  # (units, n_var, m)
+    d_mean: np.ndarray | None  # (units, n_var, m); None where the means do not depend on the variances
     d_h: np.ndarray  # (units, n_var)
     cluster_starts: np.ndarray  # first child of every top-level cluster
 
@@ -105,9 +105,9 @@ class ClusterMoments:
         out = np.zeros((n_clusters, n_var))
         for pooling in self._poolings:
             weighted = pooling.dev @ weight
-            per_unit = 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted) - (
-                pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev)
-            )[:, None] * pooling.d_h
+            per_unit = -(pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev))[:, None] * pooling.d_h
+            if pooling.d_mean is not None:
+                per_unit += 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted)
             out += np.add.reduceat(per_unit, pooling.cluster_starts, axis=0)
         which = self._lowest_variance
         within = np.einsum("uij,ij->u", self._lowest_within, weight) / self._variances[which] ** 2
@@ -124,7 +124,7 @@ class _Units:
     mean: np.ndarray
     d_logdet: np.ndarray
     d_h: np.ndarray
-    d_mean: np.ndarray
+    d_mean: np.ndarray | None  # None: the means do not depend on the variances (cells, lowest units)
 
     def add_intercept(self, variance: np.ndarray, which: np.ndarray) -> "_Units":
         """``B -> B + s 1 1'`` for every unit; ``which`` is the variance parameter of each unit."""
@@ -153,9 +153,10 @@ class _Units:
         between = np.add.reduceat(a[:, None, None] * dev[:, :, None] * dev[:, None, :], cluster_starts, axis=0)
         record = _Pooling(a, dev, self.d_mean, self.d_h, cluster_starts)
         a2_dh = (a * a)[:, None] * self.d_h  # = -d(a)
-        d_mean = np.add.reduceat(
-            a[:, None, None] * self.d_mean - a2_dh[:, :, None] * dev[:, None, :], starts, axis=0
-        ) / a_parent[:, None, None]
+        d_weighted = -a2_dh[:, :, None] * dev[:, None, :]
+        if self.d_mean is not None:
+            d_weighted += a[:, None, None] * self.d_mean
+        d_mean = np.add.reduceat(d_weighted, starts, axis=0) / a_parent[:, None, None]
         h = 1.0 / a_parent
         parents = _Units(
             logdet=np.add.reduceat(self.logdet, starts),
@@ -260,7 +261,7 @@ class NestedNormal:
         d_h[np.arange(n_cells), which] = 1.0 / n
         d_logdet = np.zeros((n_cells, self.n_var))
         d_logdet[np.arange(n_cells), which] = n / resid
-        units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, np.zeros((n_cells, self.n_var, m)))
+        units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, None)
         within = np.add.reduceat(self._cell_within / resid[:, None, None], self._cell_cluster_starts, axis=0)
         poolings = []
         if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit

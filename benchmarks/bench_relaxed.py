@@ -1,0 +1,59 @@
+"""Time relaxed models next to the standard one, on the same districts data, in one run.
+
+    PYTHONPATH=. python benchmarks/bench_relaxed.py [--rows 100000] [--repeats 3]
+
+Relaxations: the school-level variance by school type (3 labels), the residual variance
+by a student-level role (3 labels, varIdent), and both. Every fit is timed from the
+DataFrame in memory to the results object, the relaxation included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import sm_multisem as sms
+from bench_fit import FORMULA, simulate_districts
+
+VARIANTS = {
+    "standard": lambda m: m,
+    "var(k:j) by type": lambda m: m.relax_variance("k:j", by="type"),
+    "var(Residual) by role": lambda m: m.relax_residuals(by="role"),
+    "both": lambda m: m.relax_variance("k:j", by="type").relax_residuals(by="role"),
+}
+
+
+def labelled_districts(rows: int, seed: int):
+    data = simulate_districts(rows, seed)
+    rng = np.random.default_rng(seed)
+    school = data.groupby(["k", "j"]).ngroup().to_numpy()
+    data["type"] = rng.choice(["pub", "prv", "chr"], size=school.max() + 1)[school]
+    data["role"] = rng.choice(["a", "b", "c"], size=len(data))
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20261126)
+    args = parser.parse_args()
+    data = labelled_districts(args.rows, args.seed)
+    print(f"{len(data):,} rows, {data['k'].nunique():,} districts, {data.groupby(['k', 'j']).ngroups:,} schools")
+    base_seconds = None
+    print(f"{'model':<24}{'seconds':>10}{'x standard':>12}{'parameters':>12}{'llf':>18}")
+    for name, relax in VARIANTS.items():
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            res = relax(sms.MultilevelSEM.from_formula(FORMULA, data)).fit()
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+        base_seconds = base_seconds or seconds
+        print(f"{name:<24}{seconds:>10.3f}{seconds / base_seconds:>12.1f}{len(res.params):>12}{res.llf:>18.6f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -100,3 +100,19 @@ def test_size_under_a_true_null():
         model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
         rejections += model.fit().score_test(model.relax_slope("x", by="type")).pvalue < 0.05
     assert 0.03 <= rejections / 500 <= 0.07
+
+
+@pytest.mark.parametrize("design", ["variance", "slope"])
+@pytest.mark.parametrize("information", ["expected", "observed"])
+def test_score_test_matches_lavaan(design, information):
+    """lavTestScore(release = the one equality) on the same wide model (tests/reference/lavaan_score.R)."""
+    ref = pd.read_csv(REFERENCE / "lavaan_score.csv")
+    ref = ref[(ref["design"] == design) & (ref["information"] == information)].set_index("quantity")["value"]
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", pd.read_csv(REFERENCE / "lavaan_score_long.csv"))
+    relaxed = model.relax_variance("k:j", by="type") if design == "variance" else model.relax_slope("x", by="type")
+    test = model.fit().score_test(relaxed, information=information)
+    assert test.df == 1
+    assert test.statistic == pytest.approx(float(ref["X2_total"]), rel=1e-6)
+    released = "var(k:j)[pub]" if design == "variance" else "x[pub]"
+    # our EPC is the change of the pub parameter away from the shared value: lavaan's pub - prv
+    assert test.table.loc[released, "epc"] == pytest.approx(float(ref["epc_difference"]), rel=1e-6)

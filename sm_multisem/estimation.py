@@ -26,6 +26,8 @@ _BOUNDARY_THETA = 1e-3
 _CONVERGED_GRADIENT = 1e-7
 #: Smallest ratio of two residual standard deviations the optimizer may reach.
 _SMALLEST_RESIDUAL_RATIO = 1e-4
+#: Largest absolute correlation the optimizer may reach.
+_LARGEST_CORRELATION = 0.999
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Optimum:
     Attributes
     ----------
     beta, variances
-        Estimates, variances on their own scale (the likelihood's variance vector).
+        Estimates; the likelihood's vector of variances (on their own scale) and
+        correlations.
     theta : ndarray
         Relative standard deviations at the optimum (every variance but the reference
         residual variance, relative to it).
@@ -65,11 +68,12 @@ class Optimum:
 
 
 class ProfiledObjective:
-    """The profiled deviance as a function of relative standard deviations ``theta``.
+    """The profiled deviance as a function of ``theta``.
 
-    Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference
-    residual variance (the first one), profiled out with the fixed effects. ``theta``
-    holds every other variance; random-intercept variances may be 0, residual ratios not.
+    Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference residual
+    variance (the first one), profiled out with the fixed effects. ``theta`` holds every
+    other parameter: random-intercept variances may be 0, residual ratios not, and a
+    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1).
     """
 
     def __init__(self, lik: NestedNormal, reml: bool):
@@ -77,28 +81,36 @@ class ProfiledObjective:
         self.reference = int(lik.residual_variances[0])
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
+        self.is_correlation = np.isin(self.free, lik.correlations)
 
     def rel_var(self, theta: np.ndarray) -> np.ndarray:
         rho = np.ones(self.lik.n_var)
-        rho[self.free] = theta * theta
+        rho[self.free] = np.where(self.is_correlation, theta, theta * theta)
         return rho
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         self.count += 1
         deviance, grad_rho = self.lik.profiled_deviance(self.rel_var(theta), self.reml)
-        return deviance, 2.0 * theta * grad_rho[self.free]
+        return deviance, np.where(self.is_correlation, 1.0, 2.0 * theta) * grad_rho[self.free]
 
     def gradient_in_rho(self, theta: np.ndarray) -> np.ndarray:
         """Derivative in the relative variances ``rho = theta^2`` (non-zero at theta = 0)."""
         return self.lik.profiled_deviance(self.rel_var(theta), self.reml)[1][self.free]
 
+    def scale_free(self) -> np.ndarray:
+        """Entries of the parameter vector that the profiled scale does not multiply."""
+        return self.lik.correlations
+
     @property
     def bounds(self) -> list[tuple[float, float | None]]:
-        return [(0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None) for level in self.is_level]
+        return [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
+                else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
+                for level, corr in zip(self.is_level, self.is_correlation)]
 
 
 def _start(objective: ProfiledObjective) -> np.ndarray:
-    candidates = [np.where(objective.is_level, c, 1.0) for c in START_MULTIPLIERS]
+    candidates = [np.where(objective.is_level, c, np.where(objective.is_correlation, 0.0, 1.0))
+                  for c in START_MULTIPLIERS]
     values = [objective(c)[0] for c in candidates]
     return candidates[int(np.nanargmin(values))]
 
@@ -128,7 +140,8 @@ def _newton_polish(objective: ProfiledObjective, theta: np.ndarray, free: np.nda
             break
         trial = theta.copy()
         lower = np.array([b[0] for b in objective.bounds])[idx]
-        trial[idx] = np.maximum(theta[idx] - step, lower)
+        upper = np.array([np.inf if b[1] is None else b[1] for b in objective.bounds])[idx]
+        trial[idx] = np.clip(theta[idx] - step, lower, upper)
         trial_value, trial_grad = objective(trial)
         if not trial_value <= value + 1e-12 * abs(value):
             break
@@ -187,7 +200,8 @@ def fit_profiled(
     rho = objective.rel_var(theta)
     beta, _, quad = lik.gls(rho)
     dof = lik.n_obs - (lik.n_columns - 1 if reml else 0)
-    scale = quad / dof
+    scale = np.ones(lik.n_var) * quad / dof
+    scale[objective.scale_free()] = 1.0
     boundary_var = np.zeros(lik.n_var, dtype=bool)
     boundary_var[objective.free] = boundary
     converged = bool(np.all(np.isfinite(theta)) and np.max(np.abs(gradient), initial=0.0) < gtol)

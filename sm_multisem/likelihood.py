@@ -77,6 +77,7 @@ class ClusterMoments:
     _lowest_cluster: np.ndarray  # cluster of every cell
     _lowest_variance: np.ndarray  # residual variance parameter of every cell
     _variances: np.ndarray
+    _ar1: _AR1Derivative | None = None
 
     def contract(self, weight: np.ndarray) -> np.ndarray:
         """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and variance ``v``.
@@ -112,6 +113,8 @@ class ClusterMoments:
         which = self._lowest_variance
         within = np.einsum("uij,ij->u", self._lowest_within, weight) / self._variances[which] ** 2
         out -= np.bincount(self._lowest_cluster * n_var + which, within, minlength=out.size).reshape(out.shape)
+        if self._ar1 is not None:
+            self._ar1.contract(weight, out)
         return out
 
 
@@ -169,6 +172,67 @@ class _Units:
         return parents, between, record
 
 
+class _AR1Rows:
+    """Rows of every lowest unit in time order, for residuals correlated ``rho^|t - s|``.
+
+    The correlation is Markov along time, so ``R^{-1}`` is tridiagonal: prewhitening each row
+    against its predecessor in the unit, ``z_i = (w_i - phi_i w_{i-1}) / s_i`` with
+    ``phi_i = rho^(t_i - t_{i-1})`` and ``s_i = sqrt(1 - phi_i^2)``, turns ``W' R^{-1} W`` into
+    ``Z'Z / sigma^2`` and ``log|R|`` into ``n log sigma^2 + sum log s_i^2``: O(rows) per
+    evaluation, no factorization.
+    """
+
+    def __init__(self, columns: np.ndarray, time: np.ndarray, row_starts: np.ndarray):
+        self.columns = columns
+        first = np.zeros(len(time), dtype=bool)
+        first[row_starts] = True
+        gap = np.diff(time, prepend=time[0]).astype(float)
+        if np.any(gap[~first] <= 0):
+            raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
+        self.gap = np.where(first, 1.0, gap)
+        self.first = first
+        self.row_starts = row_starts
+        self.previous = np.where(first, 0, np.arange(len(time)) - 1)
+
+    def whiten(self, rho: float):
+        """Whitened data and ones, their derivatives in rho, and ``log s_i^2`` and its derivative."""
+        phi = np.where(self.first, 0.0, rho**self.gap)
+        d_phi = np.where(self.first, 0.0, self.gap * rho ** (self.gap - 1.0))
+        s = np.sqrt(1.0 - phi * phi)
+        d_s = -phi * d_phi / s
+        previous = self.columns[self.previous]
+        z = (self.columns - phi[:, None] * previous) / s[:, None]
+        d_z = -(d_phi[:, None] * previous + z * d_s[:, None]) / s[:, None]
+        ones = (1.0 - phi) / s
+        d_ones = -(d_phi + ones * d_s) / s
+        return z, d_z, ones, d_ones, 2.0 * np.log(s), 2.0 * d_s / s
+
+
+@dataclass(frozen=True)
+class _AR1Derivative:
+    """What the derivative pass needs of the AR(1) rows (see :meth:`ClusterMoments.contract`)."""
+
+    z: np.ndarray
+    d_z: np.ndarray
+    a: np.ndarray  # 1' R^{-1} 1 times sigma^2, per unit
+    d_a: np.ndarray
+    mean: np.ndarray
+    d_mean: np.ndarray
+    row_starts: np.ndarray
+    unit_cluster_starts: np.ndarray
+    resid_var: float
+    index: int  # of rho among the parameters
+
+    def contract(self, weight: np.ndarray, out: np.ndarray) -> None:
+        """Add ``tr(A d(within)/d rho)`` of every cluster to ``out[:, index]``."""
+        per_row = np.einsum("im,mn,in->i", self.d_z, weight, self.z)
+        weighted_mean = self.mean @ weight
+        per_unit = (2.0 * np.add.reduceat(per_row, self.row_starts)
+                    - self.d_a * np.einsum("um,um->u", weighted_mean, self.mean)
+                    - 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean)) / self.resid_var
+        out[:, self.index] += np.add.reduceat(per_unit, self.unit_cluster_starts)
+
+
 class NestedNormal:
     """Normal model with nested random intercepts and independent residuals.
 
@@ -188,6 +252,9 @@ class NestedNormal:
     row_variance : ndarray, optional
         The residual variance parameter of every row; by default all rows share
         parameter ``n_levels``.
+    ar1_time, ar1_index : ndarray and int, optional
+        Integer time of every row and the parameter holding ``rho``: residuals of a lowest
+        unit are then correlated ``rho^|t - s|`` (one residual variance only).
 
     Notes
     -----
@@ -198,7 +265,7 @@ class NestedNormal:
     """
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
-                 row_variance=None):
+                 row_variance=None, ar1_time=None, ar1_index=None):
         columns = np.asarray(columns, dtype=float)
         n_rows, m = columns.shape
         self.n_columns = m
@@ -214,7 +281,8 @@ class NestedNormal:
         row_variance = np.asarray(row_variance, dtype=np.intp)
         self.residual_variances = np.unique(row_variance)
         self.level_variances = np.unique(np.concatenate(self.unit_variance))
-        self.n_var = int(max(self.residual_variances.max(), self.level_variances.max())) + 1
+        self.correlations = np.array([] if ar1_index is None else [ar1_index], dtype=np.intp)
+        self.n_var = int(max(self.residual_variances.max(), self.level_variances.max(), *self.correlations)) + 1
 
         # parent of every unit (levels below the top), and the first unit of every cluster
         self._parents = tuple(
@@ -249,11 +317,20 @@ class NestedNormal:
             for b in range(a, m):
                 within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], cell_starts)
         self._cell_within = within
+        self._ar1 = None
+        if ar1_time is not None:
+            if len(self.residual_variances) > 1:
+                raise ValueError("AR(1) residuals take a single residual variance")
+            time_order = np.lexsort((ar1_time, unit_of_row))
+            self._ar1 = _AR1Rows(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
+            self._unit_cluster_starts = self._cell_cluster_starts  # one cell per unit
 
     # ------------------------------------------------------------------ recursion
     def moments(self, variances: np.ndarray) -> ClusterMoments:
         """Cluster moments for the variance parameters (see ``unit_variance``, ``row_variance``)."""
         variances = np.asarray(variances, dtype=float)
+        if self._ar1 is not None:
+            return self._finish(variances, *self._ar1_units(variances))
         n_cells, m = self._cell_mean.shape
         which, n = self._cell_variance, self._cell_size
         resid = variances[which]
@@ -268,6 +345,41 @@ class NestedNormal:
             units, between, record = units.pool(self._unit_cell_starts, self._cell_unit, self._cell_cluster_starts)
             within += between
             poolings.append(record)
+        lowest = (self._cell_within, self._cell_cluster, self._cell_variance)
+        return self._finish(variances, units, within, poolings, lowest, None)
+
+    def _ar1_units(self, variances: np.ndarray):
+        """The lowest units with AR(1) residuals, from whitened rows."""
+        res, index = int(self.residual_variances[0]), int(self.correlations[0])
+        resid, rho = variances[res], variances[index]
+        z, d_z, ones, d_ones, log_s2, d_log_s2 = self._ar1.whiten(rho)
+        starts = self._ar1.row_starts
+        n_units, m = len(starts), z.shape[1]
+        a = np.add.reduceat(ones * ones, starts)
+        d_a = 2.0 * np.add.reduceat(ones * d_ones, starts)
+        mean = np.add.reduceat(ones[:, None] * z, starts, axis=0) / a[:, None]
+        d_b = np.add.reduceat(d_ones[:, None] * z + ones[:, None] * d_z, starts, axis=0)
+        d_mean_rho = (d_b - mean * d_a[:, None]) / a[:, None]
+        counts = np.diff(np.append(starts, len(z)))
+        centred = z - ones[:, None] * np.repeat(mean, counts, axis=0)
+        scatter = np.add.reduceat(centred[:, :, None] * centred[:, None, :], starts, axis=0)
+        h = resid / a
+        d_h = np.zeros((n_units, self.n_var))
+        d_h[:, res] = 1.0 / a
+        d_h[:, index] = -resid * d_a / (a * a)
+        d_logdet = np.zeros((n_units, self.n_var))
+        d_logdet[:, res] = counts / resid
+        d_logdet[:, index] = np.add.reduceat(d_log_s2, starts)
+        d_mean = np.zeros((n_units, self.n_var, m))
+        d_mean[:, index] = d_mean_rho
+        units = _Units(counts * np.log(resid) + np.add.reduceat(log_s2, starts), h, mean, d_logdet, d_h, d_mean)
+        within = np.add.reduceat(scatter, self._unit_cluster_starts, axis=0) / resid
+        unit_variance = np.full(n_units, res, dtype=np.intp)
+        derivative = _AR1Derivative(z, d_z, a, d_a, mean, d_mean_rho, starts, self._unit_cluster_starts, resid, index)
+        return units, within, [], (scatter, self._cell_cluster, unit_variance), derivative
+
+    def _finish(self, variances, units: _Units, within, poolings, lowest, ar1) -> ClusterMoments:
+        """Add every level's random intercept and pool up to the clusters."""
         for level in range(self.n_levels - 1, -1, -1):
             which = self.unit_variance[level]
             units = units.add_intercept(variances[which], which)
@@ -286,10 +398,11 @@ class NestedNormal:
             cross=cross,
             d_logdet=units.d_logdet,
             _poolings=tuple(poolings),
-            _lowest_within=self._cell_within,
-            _lowest_cluster=self._cell_cluster,
-            _lowest_variance=self._cell_variance,
+            _lowest_within=lowest[0],
+            _lowest_cluster=lowest[1],
+            _lowest_variance=lowest[2],
             _variances=variances,
+            _ar1=ar1,
         )
 
     # ---------------------------------------------------------- log-likelihoods

@@ -132,8 +132,12 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.layout: WideLayout = layout
         self.table: ParameterTable = table
         self.plan: Plan = plan
+        ar1_time = None
+        if plan.ar1_entry is not None:
+            ar1_time = labels.values[("residual correlation", "Residual")][0]
         self.likelihood = NestedNormal(
-            columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance
+            columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
+            ar1_time=ar1_time, ar1_index=plan.ar1_entry,
         )
         self.data.param_names = list(plan.param_names)
         self.k_levels = len(layout.levels)
@@ -223,13 +227,32 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("variance", level, self._label_name(by)), by)
 
-    def relax_residuals(self, by) -> "MultilevelSEM":
-        """Let the residual variance differ by a label.
+    def relax_residuals(self, by=None, *, structure: str = "independent", t=None) -> "MultilevelSEM":
+        """Relax the residuals: a variance per label, or AR(1) correlation along time.
 
-        Stata ``mixed, residuals(independent, by(role))``; nlme ``varIdent(form = ~ 1 | role)``.
-        The new model has ``var(Residual)[a]``, ``var(Residual)[b]``, ...
+        Parameters
+        ----------
+        by : str or array_like, optional
+            With ``structure="independent"``: one residual variance per label (Stata
+            ``mixed, residuals(independent, by(role))``; nlme ``varIdent(form = ~ 1 | role)``);
+            the new model has ``var(Residual)[a]``, ``var(Residual)[b]``, ...
+        structure : {"independent", "ar1"}
+            ``"ar1"``: residuals of one unit of the lowest level are correlated
+            ``rho^|t - s|`` along the integer time ``t`` (Stata ``residuals(ar 1, t(time))``;
+            nlme ``corCAR1(form = ~ time | k/j)``); the new model has ``rho(Residual)``.
+        t : str or array_like
+            The time column, for ``structure="ar1"``.
         """
-        return self._relaxed(Relaxation("residual variance", "Residual", self._label_name(by)), by)
+        if structure == "independent":
+            if by is None or t is not None:
+                raise ValueError('structure="independent" takes by= (the labelling column) and no t=')
+            return self._relaxed(Relaxation("residual variance", "Residual", self._label_name(by)), by)
+        if structure == "ar1":
+            if t is None or by is not None:
+                raise ValueError('structure="ar1" takes t= (the time column); by() with AR(1) is not implemented')
+            return self._relaxed(Relaxation("residual correlation", "Residual", self._label_name(t)), t)
+        raise ValueError(f"structure must be 'independent' or 'ar1', got {structure!r} "
+                         "(exchangeable and unstructured residuals are not implemented)")
 
     def relax_slope(self, term: str, by) -> "MultilevelSEM":
         """Let the slope of a fixed-effect column differ by a label.
@@ -270,6 +293,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         residual = variances[self.plan.residual_variances]
         if np.any(residual <= 0):
             raise ValueError(f"residual variances must be positive, got {residual}")
+        if self.plan.ar1_entry is not None and not -1 < variances[self.plan.ar1_entry] < 1:
+            raise ValueError(f"rho(Residual) must lie in (-1, 1), got {variances[self.plan.ar1_entry]}")
         return beta, variances
 
     def loglike(self, params, reml: bool = False) -> float:
@@ -315,6 +340,9 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         if kind not in ("oim", "eim"):
             raise ValueError(f"kind must be 'oim' or 'eim', got {kind!r}")
+        if kind == "eim" and self.plan.ar1_entry is not None:
+            raise ValueError("the expected information is not implemented for AR(1) residuals (Sigma is not "
+                             "linear in rho); use the observed information ('oim')")
         beta, variances = self._arguments(params)
         n_beta = len(beta)
 
@@ -376,7 +404,10 @@ class MultilevelSEM(GenericLikelihoodModel):
         beta, *_ = np.linalg.lstsq(self.model_data.exog, self.model_data.endog, rcond=None)
         resid = self.model_data.endog - self.model_data.exog @ beta
         share = resid.var() / (self.k_levels + 1)
-        return self.plan.join(beta, np.full(len(self.plan.variance_index), share))
+        start = np.full(len(self.plan.variance_index), share)
+        if self.plan.ar1_entry is not None:
+            start[self.plan.ar1_entry] = 0.0
+        return self.plan.join(beta, start)
 
     # --------------------------------------------------------------------- fit
     def fit(
@@ -425,7 +456,9 @@ class MultilevelSEM(GenericLikelihoodModel):
         if start_params is not None:
             _, variances = self._arguments(start_params)
             objective = ProfiledObjective(self.likelihood, reml)
-            start_theta = np.sqrt(np.maximum(variances, 0.0) / variances[objective.reference])[objective.free]
+            relative = np.sqrt(np.maximum(variances, 0.0) / variances[objective.reference])
+            relative[objective.scale_free()] = variances[objective.scale_free()]
+            start_theta = relative[objective.free]
         optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol)
         for problem in convergence_problems(optimum, self.variance_names):
             warnings.warn(problem, ConvergenceWarning, stacklevel=2)

@@ -39,6 +39,9 @@ class Plan:
     row_variance : ndarray
         The entry of the variance vector that is the residual variance of every row (in
         the layout's sorted order).
+    ar1_entry : int or None
+        The entry of the vector that is the AR(1) correlation of the residuals, if any
+        (the vector holds it after the variances; it is a correlation, not a variance).
     """
 
     param_names: tuple[str, ...]
@@ -47,6 +50,7 @@ class Plan:
     variance_index: np.ndarray
     unit_variance: tuple[np.ndarray, ...]
     row_variance: np.ndarray
+    ar1_entry: int | None = None
 
     @property
     def k_params(self) -> int:
@@ -67,6 +71,16 @@ class Plan:
         """True for the parameters that are variances."""
         mask = np.zeros(self.k_params, dtype=bool)
         mask[self.variance_index] = True
+        if self.ar1_entry is not None:
+            mask[self.variance_index[self.ar1_entry]] = False
+        return mask
+
+    @property
+    def correlation_mask(self) -> np.ndarray:
+        """True for the parameters that are correlations."""
+        mask = np.zeros(self.k_params, dtype=bool)
+        if self.ar1_entry is not None:
+            mask[self.variance_index[self.ar1_entry]] = True
         return mask
 
     def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +120,7 @@ _SUPPORTED = {
     "variance": (True, None),
     "residual variance": (True, None),
     "covariance": (False, 0.0),
+    "residual correlation": (True, None),
 }
 
 
@@ -138,7 +153,8 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     if missing:
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
     variances = rules[rules["kind"].isin(["variance", "residual variance"])]
-    variance_labels = list(dict.fromkeys(variances["label"]))
+    correlation = rules[rules["kind"] == "residual correlation"]
+    variance_labels = list(dict.fromkeys([*variances["label"], *correlation["label"]]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
@@ -162,4 +178,5 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         variance_index=variance_index,
         unit_variance=unit_variance,
         row_variance=row_variance,
+        ar1_entry=position[correlation["label"].iloc[0]] if len(correlation) else None,
     )

@@ -8,7 +8,10 @@ values label the units (or observations) it is released across:
 * ``Relaxation("residual variance", "Residual", "role")``: one residual variance per role
   (nlme ``varIdent(~ 1 | role)``, Stata ``mixed, residuals(independent, by(role))``);
 * ``Relaxation("slope", "x", "type")``: one slope of ``x`` per school type (``x:C(type)``
-  in long form).
+  in long form);
+* ``Relaxation("residual correlation", "Residual", "time")``: residuals of a lowest unit
+  correlated ``rho^|t - s|`` along the integer time column (Stata ``mixed,
+  residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``).
 
 Everything downstream sees a relaxation only as different labels in the parameter
 table: :func:`sm_multisem.spec.specify` writes them, :func:`sm_multisem.plan.compile_plan`
@@ -26,7 +29,7 @@ from .layout import WideLayout
 
 __all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
 
-KINDS = ("variance", "residual variance", "slope")
+KINDS = ("variance", "residual variance", "slope", "residual correlation")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
 MIN_PER_LABEL = 2
 
@@ -101,6 +104,9 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     """
     values: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
     for relax in relaxations:
+        if relax.kind == "residual correlation":
+            values[(relax.kind, relax.target)] = (_times(relax.by, columns[relax.by], layout), [])
+            continue
         by_row = pd.Series(np.asarray(columns[relax.by], dtype=object)[layout.order])
         labels, names = _as_strings(by_row, relax.by)
         if relax.kind == "variance":
@@ -164,6 +170,11 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
     done: set[tuple[int, str]] = set()
     last = len(layout.slots) - 1
     for relax in relaxations:
+        if relax.kind == "residual correlation":
+            return layout, (
+                "AR(1) residuals make every residual covariance of a unit S_e * rho^|t_p - t_q|, a nonlinear "
+                "constraint that Stata sem cannot express and that the lavaan syntax written here does not"
+            )
         values, _ = labels.of(relax)
         if relax.kind == "variance":
             level = layout.level_names.index(relax.target)
@@ -197,3 +208,23 @@ def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[in
         if np.array_equal(per_unit[unit], values):
             return level, per_unit
     return None, values
+
+
+def _times(name: str, values: np.ndarray, layout: WideLayout) -> np.ndarray:
+    """Integer times of the sorted rows, distinct within every lowest unit."""
+    series = pd.Series(np.asarray(values, dtype=object)[layout.order])
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.isna().any():
+        raise ValueError(f"time column {name!r} has {int(numeric.isna().sum()):,} missing or non-numeric values")
+    if np.any(numeric != np.round(numeric)):
+        raise ValueError(f"time column {name!r} must hold integers (occasions); AR(1) correlation is rho^|t - s|")
+    times = numeric.to_numpy(dtype=np.int64)
+    lowest = layout.level_names[-1]
+    unit = layout.unit_of_rows(len(layout.levels) - 1)
+    order = np.lexsort((times, unit))
+    repeated = np.flatnonzero((np.diff(times[order]) == 0) & (np.diff(unit[order]) == 0))
+    if len(repeated):
+        ids = layout.unit_ids[-1].iloc[unit[order][repeated[0]]].to_dict()
+        raise ValueError(f"unit {ids} of {lowest} has two observations at {name} = {times[order][repeated[0]]}; "
+                         "AR(1) residuals need one observation per time within a unit")
+    return times

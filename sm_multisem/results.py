@@ -131,7 +131,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         return 2.0 * stats.norm.sf(np.abs(self.tvalues))
 
     def conf_int(self, alpha: float = 0.05, cols=None) -> np.ndarray:
-        """Confidence intervals; variances get intervals on the log scale, as Stata reports them.
+        """Confidence intervals; variances on the log scale and correlations on the atanh scale, as Stata.
 
         .. math:: \\exp\\{\\log\\hat v \\pm z_{1-\\alpha/2}\\,\\mathrm{se}(\\hat v)/\\hat v\\}
         """
@@ -143,6 +143,10 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
             log_se = bse[var] / params[var]
             lower[var] = params[var] * np.exp(-q * log_se)
             upper[var] = params[var] * np.exp(q * log_se)
+        corr = self.model.plan.correlation_mask  # on the atanh scale, as Stata reports correlations
+        atanh_se = bse[corr] / (1.0 - params[corr] ** 2)
+        lower[corr] = np.tanh(np.arctanh(params[corr]) - q * atanh_se)
+        upper[corr] = np.tanh(np.arctanh(params[corr]) + q * atanh_se)
         out = np.column_stack([lower, upper])
         return out if cols is None else out[cols]
 

@@ -208,6 +208,11 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
                                  relaxed.get(("variance", level)), labels)
     rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
                              "every position", relaxed.get(("residual variance", "Residual")), labels)
+    correlation = relaxed.get(("residual correlation", "Residual"))
+    if correlation is not None:
+        rules.append(("residual correlation", f"e.{y}{{p}}", "~~", f"e.{y}{{q}}", "rho", True, np.nan, "rho(Residual)",
+                      f"positions p, q of one {layout.level_names[-1]} unit: S_e * rho^|{correlation.by}_p - "
+                      f"{correlation.by}_q|", "Residual", correlation.by, ""))
     rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "", "every pair of effects",
                   "", "", ""))
     table = pd.DataFrame(rules, columns=RULE_COLUMNS)

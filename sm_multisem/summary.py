@@ -33,7 +33,8 @@ def _random_table(res, alpha: float) -> pd.DataFrame:
     ci = np.asarray(res.conf_int(alpha))
     params, bse = np.asarray(res.params), np.asarray(res.bse)
     rows = {}
-    for i in np.flatnonzero(res.model.plan.variance_mask):
+    plan = res.model.plan
+    for i in np.flatnonzero(plan.variance_mask | plan.correlation_mask):
         on_boundary = names[i] in res.boundary
         rows[names[i]] = [
             _num(params[i]),

@@ -1,0 +1,102 @@
+"""AR(1) residuals along time within the lowest grouping (Stata residuals(ar 1, t(time))).
+
+Reference: tests/reference/ar1_nlme.R, nlme corCAR1(form = ~ time | k/j) by ML on
+tests/reference/ar1_data.csv (rows shuffled, times with gaps).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import sm_multisem as sms
+
+REFERENCE = Path(__file__).parent / "reference"
+NAMES = {"(Intercept)": "Intercept", "rho": "rho(Residual)"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return pd.read_csv(REFERENCE / "ar1_data.csv")
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_residuals(structure="ar1", t="time")
+
+
+def dense_ar1_loglike(model, data, params):
+    beta, variances = model.plan.split(params)
+    var_k, var_j, resid, rho = variances
+    total = 0.0
+    for _, cluster in data.groupby("k"):
+        same_j = cluster["j"].to_numpy()[:, None] == cluster["j"].to_numpy()[None, :]
+        lag = np.abs(cluster["time"].to_numpy()[:, None] - cluster["time"].to_numpy()[None, :])
+        sigma = var_k + var_j * same_j + resid * same_j * rho**lag
+        mean = beta[0] + beta[1] * cluster["x"].to_numpy()
+        total += stats.multivariate_normal(mean, sigma).logpdf(cluster["y"].to_numpy())
+    return total
+
+
+@pytest.mark.parametrize("reference", ["car1", "ar1"])
+def test_matches_nlme(model, reference):
+    ref = pd.read_csv(REFERENCE / "ar1_nlme.csv")
+    ref = ref[ref["model"] == reference].set_index("term")["estimate"].rename(index=NAMES)
+    res = model.fit()
+    assert res.nobs_long == ref["n_obs"]
+    assert res.llf == pytest.approx(ref["logLik"], abs=1e-7)
+    expected = ref.drop(["logLik", "n_obs"])
+    np.testing.assert_allclose(res.params[expected.index].to_numpy(), expected.to_numpy(), rtol=1e-5)
+
+
+def test_likelihood_and_score(model, data):
+    for params in ([0.4, 1.9, 0.9, 0.3, 1.1, 0.5], [0.0, 2.1, 1.4, 0.05, 0.8, -0.3]):
+        params = np.array(params)
+        assert model.loglike(params) == pytest.approx(dense_ar1_loglike(model, data, params), rel=1e-11)
+        for reml in (False, True):
+            numeric = np.array([(model.loglike(params + 1e-6 * e, reml=reml) - model.loglike(params - 1e-6 * e, reml=reml))
+                                / 2e-6 for e in np.eye(len(params))])
+            np.testing.assert_allclose(model.score(params, reml=reml), numeric, rtol=1e-6,
+                                       atol=1e-6 * np.abs(numeric).max())
+
+
+def test_rho_zero_is_the_standard_model(model, data):
+    standard = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    res = standard.fit()
+    params = np.r_[res.params.to_numpy(), 0.0]
+    assert model.loglike(params) == pytest.approx(res.llf, abs=1e-9)
+    assert model.fit().llf > res.llf
+
+
+def test_summary_reports_rho_with_an_atanh_interval(model):
+    res = model.fit()
+    rho, se = res.params["rho(Residual)"], res.bse["rho(Residual)"]
+    lower, upper = res.conf_int().loc["rho(Residual)"]
+    z = stats.norm.ppf(0.975)
+    assert lower == pytest.approx(np.tanh(np.arctanh(rho) - z * se / (1 - rho**2)))
+    assert upper == pytest.approx(np.tanh(np.arctanh(rho) + z * se / (1 - rho**2)))
+    assert "rho(Residual)" in res.summary().as_text()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.assign(time=d["time"] + 0.5), "must hold integers"),
+    (lambda d: d.assign(time=1), "has two observations at time = 1"),
+])
+def test_bad_times_are_refused(data, change, message):
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", change(data))
+    with pytest.raises(ValueError, match=message):
+        model.relax_residuals(structure="ar1", t="time")
+
+
+def test_options_that_are_not_available_are_refused(model, data):
+    standard = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    with pytest.raises(ValueError, match="by\\(\\) with AR\\(1\\) is not implemented"):
+        standard.relax_residuals(by="j", structure="ar1", t="time")
+    with pytest.raises(ValueError, match="exchangeable and unstructured residuals are not implemented"):
+        standard.relax_residuals(structure="exchangeable", t="time")
+    with pytest.raises(ValueError, match="expected information is not implemented for AR\\(1\\)"):
+        model.fit(cov_type="eim")
+    with pytest.raises(NotImplementedError, match="nonlinear constraint"):
+        model.parameter_table

@@ -3,7 +3,8 @@
     PYTHONPATH=. python benchmarks/bench_relaxed.py [--rows 100000] [--repeats 3]
 
 Relaxations: the school-level variance by school type (3 labels), the residual variance
-by a student-level role (3 labels, varIdent), and both. Every fit is timed from the
+by a student-level role (3 labels, varIdent), both, and the school-level variance by type
+with AR(1) residuals along an occasion number within school. Every fit is timed from the
 DataFrame in memory to the results object, the relaxation included.
 """
 
@@ -22,6 +23,7 @@ VARIANTS = {
     "var(k:j) by type": lambda m: m.relax_variance("k:j", by="type"),
     "var(Residual) by role": lambda m: m.relax_residuals(by="role"),
     "both": lambda m: m.relax_variance("k:j", by="type").relax_residuals(by="role"),
+    "var(k:j) by type + AR(1)": lambda m: m.relax_variance("k:j", by="type").relax_residuals(structure="ar1", t="time"),
 }
 
 
@@ -31,6 +33,7 @@ def labelled_districts(rows: int, seed: int):
     school = data.groupby(["k", "j"]).ngroup().to_numpy()
     data["type"] = rng.choice(["pub", "prv", "chr"], size=school.max() + 1)[school]
     data["role"] = rng.choice(["a", "b", "c"], size=len(data))
+    data["time"] = data.groupby(["k", "j"]).cumcount() + 1  # students as occasions of their school
     return data
 
 

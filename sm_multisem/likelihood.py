@@ -189,20 +189,20 @@ class _AR1Rows:
         gap = np.diff(time, prepend=time[0]).astype(float)
         if np.any(gap[~first] <= 0):
             raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
-        self.gap = np.where(first, 1.0, gap)
+        # gaps are few distinct integers: powers of rho are looked up, not recomputed per row
+        self.gaps, self.gap_code = np.unique(np.where(first, 1.0, gap), return_inverse=True)
         self.first = first
         self.row_starts = row_starts
-        self.previous = np.where(first, 0, np.arange(len(time)) - 1)
+        self.previous_columns = columns[np.where(first, 0, np.arange(len(time)) - 1)]
 
     def whiten(self, rho: float):
         """Whitened data and ones, their derivatives in rho, and ``log s_i^2`` and its derivative."""
-        phi = np.where(self.first, 0.0, rho**self.gap)
-        d_phi = np.where(self.first, 0.0, self.gap * rho ** (self.gap - 1.0))
+        phi = np.where(self.first, 0.0, (rho**self.gaps)[self.gap_code])
+        d_phi = np.where(self.first, 0.0, (self.gaps * rho ** (self.gaps - 1.0))[self.gap_code])
         s = np.sqrt(1.0 - phi * phi)
         d_s = -phi * d_phi / s
-        previous = self.columns[self.previous]
-        z = (self.columns - phi[:, None] * previous) / s[:, None]
-        d_z = -(d_phi[:, None] * previous + z * d_s[:, None]) / s[:, None]
+        z = (self.columns - phi[:, None] * self.previous_columns) / s[:, None]
+        d_z = -(d_phi[:, None] * self.previous_columns + z * d_s[:, None]) / s[:, None]
         ones = (1.0 - phi) / s
         d_ones = -(d_phi + ones * d_s) / s
         return z, d_z, ones, d_ones, 2.0 * np.log(s), 2.0 * d_s / s
@@ -225,7 +225,7 @@ class _AR1Derivative:
 
     def contract(self, weight: np.ndarray, out: np.ndarray) -> None:
         """Add ``tr(A d(within)/d rho)`` of every cluster to ``out[:, index]``."""
-        per_row = np.einsum("im,mn,in->i", self.d_z, weight, self.z)
+        per_row = ((self.d_z @ weight) * self.z).sum(axis=1)
         weighted_mean = self.mean @ weight
         per_unit = (2.0 * np.add.reduceat(per_row, self.row_starts)
                     - self.d_a * np.einsum("um,um->u", weighted_mean, self.mean)
@@ -361,8 +361,11 @@ class NestedNormal:
         d_b = np.add.reduceat(d_ones[:, None] * z + ones[:, None] * d_z, starts, axis=0)
         d_mean_rho = (d_b - mean * d_a[:, None]) / a[:, None]
         counts = np.diff(np.append(starts, len(z)))
-        centred = z - ones[:, None] * np.repeat(mean, counts, axis=0)
-        scatter = np.add.reduceat(centred[:, :, None] * centred[:, None, :], starts, axis=0)
+        centred = (z - ones[:, None] * np.repeat(mean, counts, axis=0)).T.copy()
+        scatter = np.empty((n_units, m, m))
+        for i in range(m):
+            for j in range(i, m):
+                scatter[:, i, j] = scatter[:, j, i] = np.add.reduceat(centred[i] * centred[j], starts)
         h = resid / a
         d_h = np.zeros((n_units, self.n_var))
         d_h[:, res] = 1.0 / a

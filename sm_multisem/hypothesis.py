@@ -1,9 +1,10 @@
 """Tests between a model and its relaxations: score (Lagrange multiplier) and likelihood-ratio.
 
 A relaxation of a model has every parameter of the model, some of them split by a label
-(``var(k:j)`` into ``var(k:j)[pub]``, ``var(k:j)[prv]``, ...). The constrained model is the
-relaxed one with ``theta_1 = A theta_0``, ``A`` the 0/1 matrix mapping each relaxed
-parameter to the one it was split from.
+(``var(k:j)`` into ``var(k:j)[pub]``, ``var(k:j)[prv]``, ...), and possibly parameters the
+model holds at a known value (``rho(Residual)`` at 0). The constrained model is the
+relaxed one with ``theta_1 = A theta_0 + c``, ``A`` the 0/1 matrix mapping each relaxed
+parameter to the one it was split from and ``c`` the held values.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .results import LRTest
 __all__ = ["ScoreTest", "score_test", "lr_test", "constraint_map"]
 
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
+#: Parameters a relaxation may add, and the value the constrained model holds them at.
+HELD_VALUES = {"rho(Residual)": 0.0}
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,9 @@ class ScoreTest:
         The information matrix used (``"expected"`` is positive definite; the observed
         Hessian at a constrained estimate need not be, and can give a negative statistic).
     table : DataFrame
-        One row per parameter of the relaxed model that the constraint tied to others:
-        ``chi2`` (df 1) for releasing that parameter alone, its ``pvalue``, and ``epc``, the
-        expected change of that parameter from the shared value.
+        One row per parameter of the relaxed model that the constraint tied to others or
+        held at a value: ``chi2`` (df 1) for releasing that parameter alone, its ``pvalue``,
+        and ``epc``, the expected change of that parameter from the shared (held) value.
     """
 
     statistic: float
@@ -54,26 +57,30 @@ class ScoreTest:
         return "\n".join(lines)
 
 
-def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> np.ndarray:
-    """The 0/1 matrix ``A`` with ``theta_relaxed = A theta_constrained``.
+def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` and ``c`` with ``theta_relaxed = A theta_constrained + c``.
 
     Raises
     ------
     ValueError
-        When a relaxed parameter is neither a parameter of the constrained model nor one
-        split from it by a label.
+        When a relaxed parameter is neither a parameter of the constrained model, nor one
+        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES`).
     """
     index = {name: i for i, name in enumerate(constrained_names)}
     mapping = np.zeros((len(relaxed_names), len(constrained_names)))
+    held = np.zeros(len(relaxed_names))
     for row, name in enumerate(relaxed_names):
         base = name if name in index else _LABEL_SUFFIX.sub("", name)
-        if base not in index:
+        if base in index:
+            mapping[row, index[base]] = 1.0
+        elif name in HELD_VALUES:
+            held[row] = HELD_VALUES[name]
+        else:
             raise ValueError(f"parameter {name!r} of the relaxed model is not a relaxation of the model's parameters")
-        mapping[row, index[base]] = 1.0
     if np.any(mapping.sum(0) == 0):
         missing = [n for n, used in zip(constrained_names, mapping.sum(0)) if not used]
         raise ValueError(f"the relaxed model lacks the parameters {missing}; it is not a relaxation of this model")
-    return mapping
+    return mapping, held
 
 
 def score_test(results, relaxed_model, information: str = "expected") -> ScoreTest:
@@ -102,8 +109,8 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
                          "different fixed effects are not comparable")
     if information not in ("expected", "observed"):
         raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
-    mapping = constraint_map(results.model.param_names, relaxed_model.param_names)
-    theta = mapping @ np.asarray(results.params)
+    mapping, held = constraint_map(results.model.param_names, relaxed_model.param_names)
+    theta = mapping @ np.asarray(results.params) + held
     score = relaxed_model.score(theta)
     info = relaxed_model.information(theta, kind="eim" if information == "expected" else "oim")
     smallest = float(np.linalg.eigvalsh(info).min())
@@ -119,7 +126,8 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
     df = mapping.shape[0] - mapping.shape[1]
     joint = float(score @ np.linalg.solve(info, score))  # the constrained directions score 0
     rows = {}
-    for i in np.flatnonzero(mapping @ mapping.sum(0) > 1):  # parameters split from a shared one
+    # parameters split from a shared one, and parameters the model held at a value
+    for i in np.flatnonzero((mapping @ mapping.sum(0) > 1) | (mapping.sum(1) == 0)):
         chi2 = score[i] ** 2 / efficient[i, i]
         rows[relaxed_model.param_names[i]] = (chi2, 1, stats.chi2.sf(chi2, 1), score[i] / efficient[i, i])
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["chi2", "df", "pvalue", "epc"])

@@ -100,3 +100,21 @@ def test_options_that_are_not_available_are_refused(model, data):
         model.fit(cov_type="eim")
     with pytest.raises(NotImplementedError, match="nonlinear constraint"):
         model.parameter_table
+
+
+def test_score_test_of_rho_at_zero(model, data):
+    """rho(Residual) held at 0 by the standard model: the observed-information score test."""
+    standard = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    test = standard.fit().score_test(model, information="observed")
+    assert test.df == 1 and list(test.table.index) == ["rho(Residual)"]
+    assert test.table.loc["rho(Residual)", "epc"] > 0
+    assert test.pvalue < 1e-6 and standard.fit().lr_test(model.fit()).pvalue < 1e-6
+
+
+def test_score_and_lr_agree_under_the_null_in_a_large_sample():
+    data = sms.simulate_nested((400, 3, 6), sd=(1.0, 0.6, 1.0), seed=5).assign(time=lambda d: d["i"])
+    standard = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    relaxed = standard.relax_residuals(structure="ar1", t="time")
+    fit = standard.fit()
+    score = fit.score_test(relaxed, information="observed").statistic
+    assert score == pytest.approx(fit.lr_test(relaxed.fit()).statistic, rel=0.05)

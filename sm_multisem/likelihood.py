@@ -78,6 +78,7 @@ class ClusterMoments:
     _lowest_variance: np.ndarray  # residual variance parameter of every cell
     _variances: np.ndarray
     _ar1: _AR1Derivative | None = None
+    level_units: tuple = ()  # (h, GLS mean) of every unit of each level, top first, own intercept included
 
     def contract(self, weight: np.ndarray) -> np.ndarray:
         """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and variance ``v``.
@@ -383,9 +384,11 @@ class NestedNormal:
 
     def _finish(self, variances, units: _Units, within, poolings, lowest, ar1) -> ClusterMoments:
         """Add every level's random intercept and pool up to the clusters."""
+        level_units = []
         for level in range(self.n_levels - 1, -1, -1):
             which = self.unit_variance[level]
             units = units.add_intercept(variances[which], which)
+            level_units.insert(0, (units.h, units.mean))
             if level > 0:
                 units, between, record = units.pool(
                     self.child_starts[level - 1], self._parents[level - 1], self._cluster_starts[level]
@@ -406,6 +409,7 @@ class NestedNormal:
             _lowest_variance=lowest[2],
             _variances=variances,
             _ar1=ar1,
+            level_units=tuple(level_units),
         )
 
     # ---------------------------------------------------------- log-likelihoods
@@ -501,6 +505,27 @@ class NestedNormal:
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         return beta, _chol_inverse(chol), float(v @ total @ v)
+
+    def random_effects(self, beta: np.ndarray, variances: np.ndarray) -> list[np.ndarray]:
+        """Best linear unbiased predictions of every unit's random intercept, level by level (top first).
+
+        .. math:: \\hat v_c = s_c\\, 1'B_c^{-1}(r_c - \\hat a_c 1) = s_c (\\bar r_c - \\hat a_c) / h_c
+
+        where ``B_c`` is the covariance of unit ``c``'s rows (its own intercept included),
+        ``\\bar r_c`` the GLS mean of its residuals and ``\\hat a_c`` the sum of the predictions
+        of its ancestors: conditional on the ancestors a unit depends on its own rows only,
+        so one pass down the levels gives ``E[v | y]``.
+        """
+        mom = self.moments(variances)
+        v = np.append(-np.asarray(beta, dtype=float), 1.0)
+        predictions = []
+        ancestors = np.zeros(len(mom.logdet))
+        for level, (h, mean) in enumerate(mom.level_units):
+            prediction = variances[self.unit_variance[level]] * (mean @ v - ancestors) / h
+            predictions.append(prediction)
+            if level + 1 < self.n_levels:
+                ancestors = (ancestors + prediction)[self._parents[level]]
+        return predictions
 
     def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
         """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.

@@ -124,8 +124,8 @@ class MultilevelSEM(GenericLikelihoodModel):
                         "frame": frame, "relaxations": relaxations, "label_columns": label_columns}
         self.relaxations = relaxations
         columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
-        endog = pd.Series(model_data.endog, name=model_data.endog_name)
-        exog = pd.DataFrame(model_data.exog, columns=model_data.exog_names)
+        endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name)
+        exog = pd.DataFrame(model_data.exog, index=model_data.row_labels, columns=model_data.exog_names)
         super().__init__(endog, exog, missing="none")
         self.formula = formula
         self.model_data = model_data

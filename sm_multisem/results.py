@@ -212,6 +212,70 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         small, large = (self, other) if len(self.params) < len(other.params) else (other, self)
         return lr_test(small, large)
 
+    # ---------------------------------------------------------- predictions
+    @cached_property
+    def random_effects(self) -> dict[str, pd.Series]:
+        """Empirical Bayes predictions (BLUPs) of every unit's random intercept, by level.
+
+        Returns
+        -------
+        dict
+            Level name -> Series indexed by the unit's ids (a MultiIndex below the top).
+        """
+        model = self.model
+        beta, variances = model.plan.split(np.asarray(self.params))
+        out = {}
+        for level, prediction in enumerate(model.likelihood.random_effects(beta, variances)):
+            ids = model.layout.unit_ids[level]
+            index = pd.MultiIndex.from_frame(ids) if ids.shape[1] > 1 else pd.Index(ids.iloc[:, 0])
+            out[model.layout.level_names[level]] = pd.Series(prediction, index=index, name="effect")
+        return out
+
+    def predict(self, exog=None, level: str | None = None) -> np.ndarray:
+        """Predictions, marginal (``level=None``) or conditional on the predicted effects.
+
+        Parameters
+        ----------
+        exog : array_like, optional
+            Fixed-effect design of new rows (columns as ``model.exog_names``), for marginal
+            predictions ``exog @ beta``. By default the rows used in the fit.
+        level : str, optional
+            Add the predicted random intercepts of every level from the top down to this one
+            (``"k"``, ``"k:j"``); only for the rows used in the fit.
+        """
+        model = self.model
+        beta, variances = model.plan.split(np.asarray(self.params))
+        if exog is not None:
+            if level is not None:
+                raise NotImplementedError("conditional predictions for new rows need their ids; "
+                                          "give level=None for marginal predictions")
+            exog = np.asarray(exog, dtype=float)
+            if exog.ndim != 2 or exog.shape[1] != len(beta):
+                raise ValueError(f"exog needs {len(beta)} columns {model.model_data.exog_names}, got shape {exog.shape}")
+            return exog @ beta
+        fitted = model.model_data.exog @ beta
+        if level is None:
+            return fitted
+        if level not in model.layout.level_names:
+            raise ValueError(f"level {level!r} is not one of {list(model.layout.level_names)}")
+        layout = model.layout
+        effects = np.zeros(layout.n_rows)
+        predictions = model.likelihood.random_effects(beta, variances)
+        for index in range(layout.level_names.index(level) + 1):
+            effects += predictions[index][layout.unit_of_rows(index)]
+        fitted[layout.order] += effects  # back from the layout's sorted order to the input order
+        return fitted
+
+    @cached_property
+    def fittedvalues(self) -> np.ndarray:
+        """Predictions conditional on the predicted effects of every level."""
+        return self.predict(level=self.model.layout.level_names[-1])
+
+    @cached_property
+    def resid(self) -> np.ndarray:
+        """Observation-level residuals: outcome minus :attr:`fittedvalues`."""
+        return self.model.model_data.endog - self.fittedvalues
+
     # -------------------------------------------------------------- reports
     def compare_mixedlm(self, **fit_kwargs) -> pd.DataFrame:
         """Fit statsmodels ``MixedLM`` to the same data and set the two fits side by side.

@@ -15,3 +15,24 @@ def test_article_example_runs_and_agrees():
             if m.group(1) in {"Intercept", "x", "var(k)", "var(k:j)", "var(Residual)", "llf"}}
     assert len(rows) == 6
     assert all(abs(diff) < 1e-6 for diff in rows.values())
+
+
+def test_fit_a_csv_file(tmp_path):
+    import sm_multisem as sms
+
+    path = tmp_path / "data.csv"
+    sms.simulate_article_data(n_clusters=30, seed=3).to_csv(path, index=False)
+    run = subprocess.run([sys.executable, "-m", "sm_multisem", "fit", str(path), "y ~ x + (1|k/j)", "--reml",
+                          "--cov-type", "eim", "--stata"], capture_output=True, text=True, check=True)
+    assert "Mixed-effects REML regression" in run.stdout and "EIM" in run.stdout
+    assert "sem (y1_1 <- x1_1@bx" in run.stdout
+
+
+def test_fit_reports_bad_input_without_a_traceback(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y,x,k\n1,2,1\n2,3,1\n")
+    run = subprocess.run([sys.executable, "-m", "sm_multisem", "fit", str(path), "y ~ x + (1|k/j)"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: grouping factor 'j' is not a column of the data")
+    assert "Traceback" not in run.stderr

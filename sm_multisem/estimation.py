@@ -2,7 +2,8 @@
 
 The optimizer sees only the relative standard deviations ``theta_l = sigma_l / sigma_e``
 (lme4's relative Cholesky factor; bounded below by 0, so a variance can sit exactly on
-its boundary), with the analytic gradient of the profiled deviance. A few Newton steps
+its boundary) and any correlation parameter, with the analytic gradient of the profiled
+deviance. A few Newton steps
 on the interior coordinates polish the optimum to machine precision; convergence is
 checked separately, after the fact, as lme4's ``checkConv`` does.
 """

@@ -7,9 +7,11 @@ For one top-level cluster with data columns ``W = [X, y]`` the covariance is
 
 .. math::
 
-    \\Sigma = \\sigma^2_e I + \\sum_l s_l Z_l Z_l'
+    \\Sigma = R + \\sum_l Z_l S_l Z_l'
 
-where ``Z_l`` holds the indicators of the units of level ``l``. Everything the
+where ``Z_l`` holds the indicators of the units of level ``l``, ``S_l`` is diagonal (one
+variance per unit, shared by label) and ``R`` is diagonal (a residual variance per row) or,
+with AR(1) residuals, correlated ``rho^|t - s|`` within each lowest unit. Everything the
 likelihood needs is ``log|Sigma|`` and ``C = W' Sigma^{-1} W``. Both follow from a
 recursion up the levels that never forms ``Sigma``: a unit is summarised by
 
@@ -22,8 +24,9 @@ Adding a random intercept of variance ``s`` to a unit (``B -> B + s 1 1'``) chan
 only ``logdet += log(1 + s / h)`` and ``h += s``; pooling sibling units into their
 parent is a weighted one-way ANOVA (between-children scatter added to ``within``).
 Keeping the scatter *about the mean* avoids the cancellation of ``C - s b b'/(1+sa)``
-when one variance dwarfs another. Derivatives with respect to every variance are
-carried forward through the same recursion, so the score is exact.
+when one variance dwarfs another. Derivatives with respect to every parameter are
+carried forward through the same recursion (only contracted, never as 4-D arrays), so
+the score is exact; one pass back down gives the predictions of the effects.
 """
 
 from __future__ import annotations

@@ -329,6 +329,28 @@ class NestedNormal:
             self._ar1 = _AR1Rows(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
             self._unit_cluster_starts = self._cell_cluster_starts  # one cell per unit
 
+    def within_unit_residual(self) -> tuple[int, float, float]:
+        """Degrees of freedom and sum of squares left for the residual variance inside units.
+
+        Returns ``(dof, rss, tss)``: ``dof = rows - lowest units - rank of the covariates'
+        within-unit variation``, ``rss`` the outcome's within-unit sum of squares after the
+        covariates, ``tss`` its within-unit sum of squares. When ``dof`` or ``rss`` is 0 the
+        outcome lies in the span of the covariates and the unit intercepts: the residual
+        variance can shrink to 0 and the likelihood has no maximum.
+        """
+        scatter = self._cell_within.sum(0)
+        n_cells = len(self._cell_size)
+        if n_cells > len(self._unit_cell_starts):  # cells split units: add the between-cell scatter
+            cells = _Units(np.zeros(n_cells), 1.0 / self._cell_size, self._cell_mean,
+                           np.zeros((n_cells, 1)), np.zeros((n_cells, 1)), None)
+            _, between, _ = cells.pool(self._unit_cell_starts, self._cell_unit, np.array([0]))
+            scatter = scatter + between[0]
+        x, y = scatter[:-1, :-1], scatter[:-1, -1]
+        rank = np.linalg.matrix_rank(x, tol=1e-10 * max(np.abs(np.diag(x)).max(initial=0.0), 1e-300))
+        rss = float(scatter[-1, -1] - y @ np.linalg.pinv(x, rcond=1e-10) @ y)
+        dof = self.n_obs - len(self._unit_cell_starts) - int(rank)
+        return dof, max(rss, 0.0), float(scatter[-1, -1])
+
     # ------------------------------------------------------------------ recursion
     def moments(self, variances: np.ndarray) -> ClusterMoments:
         """Cluster moments for the variance parameters (see ``unit_variance``, ``row_variance``)."""

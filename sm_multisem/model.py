@@ -139,6 +139,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
             ar1_time=ar1_time, ar1_index=plan.ar1_entry,
         )
+        _check_identification(self.likelihood, layout)
         self.data.param_names = list(plan.param_names)
         self.k_levels = len(layout.levels)
         self.nobs = layout.n_clusters
@@ -472,6 +473,38 @@ class MultilevelSEM(GenericLikelihoodModel):
         results = MultilevelSEMResults(self, params, cov.cov, optimum=optimum, cov_type=cov_type,
                                        cov_description=cov.description)
         return MultilevelSEMResultsWrapper(results)
+
+
+def _check_identification(likelihood: NestedNormal, layout: WideLayout) -> None:
+    """Refuse data with an unbounded likelihood; warn about variances that are not identified.
+
+    * The outcome fitted exactly by the covariates and the lowest units (some unit holding
+      several rows): the residual variance can shrink to 0 and the likelihood grows without
+      bound, so any "estimate" would be meaningless. Refused.
+    * Every unit of a level holding a single child (a single observation, for the lowest
+      level): the level's variance and the one below it enter only as their sum. Warned.
+    """
+    dof, rss, tss = likelihood.within_unit_residual()
+    lowest = layout.level_names[-1]
+    if layout.n_rows > layout.n_units[-1] and rss <= 1e-12 * max(tss, 1e-300):
+        raise ValueError(
+            f"the residual variance is not identified: inside the units of {lowest} the outcome has "
+            f"{'no variation' if tss == 0 else 'no variation left after the covariates'} "
+            f"({layout.n_rows:,} rows, {layout.n_units[-1]:,} units of {lowest}, {max(dof, 0)} degrees of "
+            f"freedom within them), so the likelihood has no maximum; remove the (1|{lowest}) term or "
+            "the covariates that vary only within units"
+        )
+    below = [*layout.level_names[1:], "Residual"]
+    for level, (name, child) in enumerate(zip(layout.level_names, below)):
+        n_children = layout.n_units[level + 1] if level + 1 < len(layout.levels) else layout.n_rows
+        if n_children == layout.n_units[level]:
+            warnings.warn(
+                f"every unit of {name} holds a single {'observation' if child == 'Residual' else child + ' unit'}: "
+                f"var({name}) and var({child}) enter the likelihood only as their sum and are not "
+                "separately identified; consider removing the term",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
 
 def _check_rank(model_data: ModelData) -> None:

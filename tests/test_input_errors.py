@@ -455,3 +455,23 @@ def test_data_not_mutated():
     pd.testing.assert_frame_equal(data, before)
     assert list(data.columns) == list(before.columns)
     assert data.index.equals(before.index)
+
+
+def test_outcome_fitted_exactly_by_the_units_is_refused():
+    data = pd.DataFrame({"k": [1, 1, 1], "j": [2, 1, 1], "x": [-0.418837, -0.093111, -1.362111],
+                         "y": [-0.711929, 1.925224, 1.192250]})
+    with pytest.raises(ValueError, match=r"residual variance is not identified: inside the units of k:j .* "
+                                         r"no maximum; remove the \(1\|k:j\) term"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+
+
+def test_single_child_levels_warn_which_variances_are_confounded():
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    one_row = sms.simulate_nested((10, 3, 1), sd=(1, 1, 1), seed=1)
+    with pytest.warns(ConvergenceWarning, match=r"every unit of k:j holds a single observation: var\(k:j\) and "
+                                                 r"var\(Residual\)"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", one_row)
+    one_school = sms.simulate_nested((10, 1, 4), sd=(1, 1, 1), seed=1)
+    with pytest.warns(ConvergenceWarning, match=r"every unit of k holds a single k:j unit: var\(k\) and var\(k:j\)"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", one_school)

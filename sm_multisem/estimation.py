@@ -23,6 +23,9 @@ __all__ = ["Optimum", "ProfiledObjective", "fit_profiled", "convergence_problems
 START_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
 #: A relative standard deviation below this is tested for a boundary solution.
 _BOUNDARY_THETA = 1e-3
+#: How often the optimizer restarts a variance stranded at 0, and where it restarts it.
+_RESTARTS = 3
+_RESTART_THETA = 0.5
 #: Newton polishing stops once no gradient entry of the deviance exceeds this.
 _CONVERGED_GRADIENT = 1e-7
 #: Smallest ratio of two residual standard deviations the optimizer may reach.
@@ -185,14 +188,22 @@ def fit_profiled(
     held = np.zeros(len(theta0), dtype=bool) if fixed_zero is None else np.asarray(fixed_zero, dtype=bool)
     theta0 = np.where(held, 0.0, theta0)
     bounds = [(0.0, 0.0) if h else b for h, b in zip(held, objective.bounds)]
-    if len(theta0) and not held.all():
+    theta, iterations, message = theta0, 0, "nothing to optimize"
+    for _ in range(_RESTARTS + 1):
+        if not len(theta) or held.all():
+            break
         result = optimize.minimize(
-            objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+            objective, theta, jac=True, method="L-BFGS-B", bounds=bounds,
             options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},  # Newton steps finish the job
         )
-        theta, iterations, message = np.asarray(result.x, dtype=float), int(result.nit), str(result.message)
-    else:
-        theta, iterations, message = theta0, 0, "nothing to optimize"
+        theta, message = np.asarray(result.x, dtype=float), str(result.message)
+        iterations += int(result.nit)
+        # theta = 0 is stationary in theta whatever the data: a variance that sank to 0 while
+        # the deviance still falls as it grows was stranded there; move it off and go on
+        stranded = _stranded_levels(objective, theta) & ~held
+        if not stranded.any():
+            break
+        theta = np.where(stranded, _RESTART_THETA, theta)
     boundary = held | _boundary_levels(objective, theta)
     theta[boundary] = 0.0
     theta = _newton_polish(objective, theta, ~boundary)
@@ -225,17 +236,23 @@ def _boundary_levels(objective: ProfiledObjective, theta: np.ndarray) -> np.ndar
     """Random-intercept variances that belong at 0: small, and the deviance rises as they leave 0.
 
     The derivative in ``theta`` vanishes at 0 whatever the data, so the test uses the
-    derivative in the variance ratio ``rho = theta^2`` (the Kuhn-Tucker condition).
+    derivative in the variance ratio ``rho = theta^2`` at 0 (the Kuhn-Tucker condition).
     """
     boundary = np.zeros(len(theta), dtype=bool)
     for index in np.flatnonzero(objective.is_level & (theta < _BOUNDARY_THETA)):
         at_zero = np.where(boundary, 0.0, theta)
         at_zero[index] = 0.0
-        value_zero, _ = objective(at_zero)
-        value_here, _ = objective(np.where(boundary, 0.0, theta))
-        if objective.gradient_in_rho(at_zero)[index] >= 0.0 or value_zero <= value_here:
+        if objective.gradient_in_rho(at_zero)[index] >= 0.0:
             boundary[index] = True
     return boundary
+
+
+def _stranded_levels(objective: ProfiledObjective, theta: np.ndarray) -> np.ndarray:
+    """Small random-intercept variances at which the deviance still falls as they grow."""
+    small = objective.is_level & (theta < _BOUNDARY_THETA)
+    if not small.any():
+        return small
+    return small & (objective.gradient_in_rho(np.where(small, 0.0, theta)) < 0.0)
 
 
 def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ checked separately, after the fact, as lme4's ``checkConv`` does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy import optimize
@@ -163,6 +164,7 @@ def fit_profiled(
     maxiter: int = 500,
     gtol: float = 1e-6,
     fixed_zero: np.ndarray | None = None,
+    report: Callable[[int, float], None] | None = None,
 ) -> Optimum:
     """Minimise the profiled deviance over the relative standard deviations.
 
@@ -182,6 +184,8 @@ def fit_profiled(
     fixed_zero : ndarray of bool, optional
         Entries of ``theta`` held at 0 (e.g. every random-intercept variance, for the
         linear regression the LR test compares with).
+    report : callable, optional
+        Called as ``report(iteration, deviance)`` after every optimizer iteration.
     """
     objective = ProfiledObjective(lik, reml)
     theta0 = _start(objective) if start_theta is None else np.asarray(start_theta, dtype=float)
@@ -192,8 +196,14 @@ def fit_profiled(
     for _ in range(_RESTARTS + 1):
         if not len(theta) or held.all():
             break
+        steps = iter(range(iterations + 1, iterations + maxiter + 2))
+
+        def callback(intermediate_result):  # scipy passes the iterate under this exact name
+            if report is not None:
+                report(next(steps), float(intermediate_result.fun))
+
         result = optimize.minimize(
-            objective, theta, jac=True, method="L-BFGS-B", bounds=bounds,
+            objective, theta, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
             options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},  # Newton steps finish the job
         )
         theta, message = np.asarray(result.x, dtype=float), str(result.message)

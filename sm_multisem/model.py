@@ -442,7 +442,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         gtol : float
             Largest gradient of the profiled deviance accepted as converged.
         disp : bool
-            Print the optimizer's outcome.
+            Print an iteration log as Stata does (``Iteration 3:   log likelihood = -768.96733``)
+            and the optimizer's outcome.
 
         Returns
         -------
@@ -460,7 +461,13 @@ class MultilevelSEM(GenericLikelihoodModel):
             relative = np.sqrt(np.maximum(variances, 0.0) / variances[objective.reference])
             relative[objective.scale_free()] = variances[objective.scale_free()]
             start_theta = relative[objective.free]
-        optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol)
+        what = "log restricted-likelihood" if reml else "log likelihood"
+
+        def report(iteration: int, deviance: float) -> None:
+            print(f"Iteration {iteration}:   {what} = {-0.5 * deviance:.5f}")
+
+        optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol,
+                               report=report if disp else None)
         for problem in convergence_problems(optimum, self.variance_names):
             warnings.warn(problem, ConvergenceWarning, stacklevel=2)
         params = self.plan.join(optimum.beta, optimum.variances)

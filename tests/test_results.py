@@ -158,3 +158,13 @@ def test_fit_options_are_checked(model):
         model.fit(reml=True, cov_type="robust")
     with pytest.raises(TypeError, match="unexpected keyword"):
         model.fit(method="nm")
+
+
+def test_iteration_log(model, capsys):
+    res = model.fit(disp=True)
+    lines = capsys.readouterr().out.splitlines()
+    iterations = [line for line in lines if line.startswith("Iteration ")]
+    assert iterations[0].startswith("Iteration 1:   log likelihood = ")
+    assert iterations[-1].endswith(f"{res.llf:.5f}")
+    assert len(iterations) == res.optimum.iterations
+    assert lines[-1].startswith("ML fit: ")

@@ -17,6 +17,14 @@
 ``"cluster"``
     The sandwich with the scores summed within ``groups`` coarser than the top level
     (several clusters per group); multiplied by ``G/(G-1)`` unless ``use_correction=False``.
+``"survey"``
+    Linearized (Taylor) variance of a survey design: weighted scores ``w_k s_k`` summed
+    within primary sampling units (``psu``, default: the top-level clusters), centred
+    within ``strata`` and scaled by ``n_h/(n_h-1)`` there:
+    ``H^{-1} sum_h n_h/(n_h-1) sum_i (z_hi - zbar_h)(z_hi - zbar_h)' H^{-1}``.
+
+With sampling weights (a pseudo-likelihood) only the sandwich estimators are valid, and
+every score is the cluster's score times its weight.
 
 Under REML, ``"oim"`` and ``"eim"`` use ``(X' Sigma^{-1} X)^{-1}`` for the fixed effects and
 the restricted likelihood for the variances; the score-based estimators need ML scores
@@ -40,6 +48,7 @@ COV_TYPES: dict[str, tuple[str, ...]] = {
     "opg": (),
     "robust": ("use_correction",),
     "cluster": ("groups", "use_correction"),
+    "survey": ("psu", "strata"),
 }
 
 
@@ -71,7 +80,7 @@ def _inverse(matrix: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(matrix)
 
 
-def check_cov_options(cov_type: str, cov_kwds: dict | None, reml: bool) -> dict:
+def check_cov_options(cov_type: str, cov_kwds: dict | None, reml: bool, weighted: bool = False) -> dict:
     """Validate ``cov_type`` and its options before any work is done."""
     if cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {list(COV_TYPES)}, got {cov_type!r}")
@@ -80,8 +89,13 @@ def check_cov_options(cov_type: str, cov_kwds: dict | None, reml: bool) -> dict:
     if unknown:
         allowed = list(COV_TYPES[cov_type]) or "none"
         raise ValueError(f"cov_kwds {unknown} are not options of cov_type={cov_type!r} (allowed: {allowed})")
-    if reml and cov_type in ("opg", "robust", "cluster"):
+    if weighted and reml:
+        raise ValueError("sampling weights give a pseudo-likelihood, fitted by ML (reml=False)")
+    if reml and cov_type in ("opg", "robust", "cluster", "survey"):
         raise ValueError(f"cov_type={cov_type!r} is built from ML scores; fit by ML (reml=False) to use it")
+    if weighted and cov_type in ("oim", "eim", "opg"):
+        raise ValueError(f"with sampling weights the information ({cov_type!r}) does not give the variance of "
+                         "the estimates; use cov_type='robust', 'cluster' or 'survey'")
     if cov_type == "cluster" and "groups" not in cov_kwds:
         raise ValueError('cov_type="cluster" needs cov_kwds={"groups": ...}, one group label per input row')
     return cov_kwds
@@ -112,8 +126,18 @@ def covariance(model, params: np.ndarray, *, reml: bool, cov_type: str, fixed: n
         inner = _inverse(model.information(params, reml=reml, kind=cov_type)[np.ix_(free, free)])
     else:
         scores = model.score_obs(params)[:, free]
+        if model.cluster_weights is not None:
+            scores = scores * model.cluster_weights[:, None]
         if cov_type == "opg":
             inner = _inverse(scores.T @ scores)
+        elif cov_type == "survey":
+            bread = _inverse(model.information(params, kind="oim")[np.ix_(free, free)])
+            psu = cluster_groups(model, cov_kwds["psu"]) if "psu" in cov_kwds else np.arange(len(scores))
+            strata = (cluster_groups(model, cov_kwds["strata"], minimum=1) if "strata" in cov_kwds
+                      else np.zeros(len(scores), dtype=int))
+            meat, n_psu, n_strata = _stratified_meat(scores, psu, strata)
+            inner = bread @ meat @ bread
+            description = f"SURVEY (linearized; {n_strata} strata, {n_psu} PSUs)"
         else:
             if cov_type == "cluster":
                 groups = cluster_groups(model, cov_kwds["groups"])
@@ -131,7 +155,25 @@ def covariance(model, params: np.ndarray, *, reml: bool, cov_type: str, fixed: n
     return CovarianceResult(cov, description)
 
 
-def cluster_groups(model, groups) -> np.ndarray:
+def _stratified_meat(scores: np.ndarray, psu: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """``sum_h n_h/(n_h-1) sum_i (z_hi - zbar_h)(z_hi - zbar_h)'`` over PSU totals ``z_hi``."""
+    meat = np.zeros((scores.shape[1], scores.shape[1]))
+    n_psu = 0
+    for stratum in np.unique(strata):
+        inside = strata == stratum
+        units, codes = np.unique(psu[inside], return_inverse=True)
+        if len(units) < 2:
+            raise ValueError(f"stratum {stratum} has a single primary sampling unit; its variance cannot be "
+                             "estimated (merge it with a neighbouring stratum)")
+        totals = np.zeros((len(units), scores.shape[1]))
+        np.add.at(totals, codes, scores[inside])
+        centred = totals - totals.mean(0)
+        meat += len(units) / (len(units) - 1) * centred.T @ centred
+        n_psu += len(units)
+    return meat, n_psu, len(np.unique(strata))
+
+
+def cluster_groups(model, groups, minimum: int = 2) -> np.ndarray:
     """Group code of every top-level cluster; groups must not split a cluster.
 
     A row of the wide model is a top-level cluster, so its score cannot be divided among
@@ -154,6 +196,6 @@ def cluster_groups(model, groups) -> np.ndarray:
             f"groups vary within units of {top!r}, the top level: a row of the wide model is one {top} "
             f"unit, so clustering below it is impossible; use groups coarser than {top} (or cov_type='robust')"
         )
-    if len(np.unique(per_cluster)) < 2:
+    if len(np.unique(per_cluster)) < minimum:
         raise ValueError("groups has a single group; a cluster-robust covariance needs at least two")
     return per_cluster

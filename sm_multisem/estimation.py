@@ -221,7 +221,7 @@ def fit_profiled(
     gradient = np.where(boundary, 0.0, gradient)
     rho = objective.rel_var(theta)
     beta, _, quad = lik.gls(rho)
-    dof = lik.n_obs - (lik.n_columns - 1 if reml else 0)
+    dof = lik.weighted_obs - (lik.n_columns - 1 if reml else 0)
     scale = np.ones(lik.n_var) * quad / dof
     scale[objective.scale_free()] = 1.0
     boundary_var = np.zeros(lik.n_var, dtype=bool)

@@ -259,6 +259,9 @@ class NestedNormal:
     ar1_time, ar1_index : ndarray and int, optional
         Integer time of every row and the parameter holding ``rho``: residuals of a lowest
         unit are then correlated ``rho^|t - s|`` (one residual variance only).
+    cluster_weights : ndarray, optional
+        Sampling weight of every top-level cluster: totals over clusters, and so the
+        profiled, restricted and GLS quantities, are weighted (pseudo-likelihood).
 
     Notes
     -----
@@ -269,7 +272,7 @@ class NestedNormal:
     """
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
-                 row_variance=None, ar1_time=None, ar1_index=None):
+                 row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None):
         columns = np.asarray(columns, dtype=float)
         n_rows, m = columns.shape
         self.n_columns = m
@@ -299,6 +302,9 @@ class NestedNormal:
         self._cluster_starts = tuple(np.searchsorted(c, np.arange(sizes[0])) for c in cluster)
         self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
         self.n_obs = n_rows
+        self.cluster_weights = (np.ones(sizes[0]) if cluster_weights is None
+                                else np.asarray(cluster_weights, dtype=float))
+        self.weighted_obs = float(self.cluster_weights @ self.cluster_size)
 
         # cells: the rows of one lowest unit with one residual variance
         unit_of_row = np.repeat(np.arange(len(counts)), counts)
@@ -328,6 +334,10 @@ class NestedNormal:
             time_order = np.lexsort((ar1_time, unit_of_row))
             self._ar1 = _AR1Rows(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
             self._unit_cluster_starts = self._cell_cluster_starts  # one cell per unit
+
+    def total(self, per_cluster: np.ndarray) -> np.ndarray:
+        """Weighted sum over clusters (the first axis)."""
+        return np.tensordot(self.cluster_weights, per_cluster, axes=1)
 
     def within_unit_residual(self) -> tuple[int, float, float]:
         """Degrees of freedom and sum of squares left for the residual variance inside units.
@@ -473,7 +483,7 @@ class NestedNormal:
             + \\hat r'\\Sigma^{-1}\\hat r]
         """
         mom = self.moments(variances)
-        total = mom.cross.sum(0)
+        total = self.total(mom.cross)
         p = self.n_columns - 1
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
@@ -481,8 +491,8 @@ class NestedNormal:
         logdet_xx = 2.0 * np.log(np.diag(chol)).sum()
         # d log|X'S^-1 X| + d(r'S^-1 r) in one contraction: A = [[(X'S^-1X)^-1, 0], [0, 0]] + v v'
         weight = _trace_weight(chol) + np.outer(v, v)
-        llf = -0.5 * ((self.n_obs - p) * _LOG_2PI + mom.logdet.sum() + logdet_xx + quad)
-        grad = -0.5 * (mom.d_logdet.sum(0) + mom.contract(weight).sum(0))
+        llf = -0.5 * ((self.weighted_obs - p) * _LOG_2PI + self.total(mom.logdet) + logdet_xx + quad)
+        grad = -0.5 * (self.total(mom.d_logdet) + self.total(mom.contract(weight)))
         return llf, grad
 
     def profiled_deviance(self, rel_var: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
@@ -510,23 +520,23 @@ class NestedNormal:
         REML adds ``log|X'V^{-1}X|`` and replaces ``N`` by ``N - p``.
         """
         mom = self.moments(rel_var)
-        total = mom.cross.sum(0)
+        total = self.total(mom.cross)
         p = self.n_columns - 1
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         quad = v @ total @ v
-        dof = self.n_obs - p if reml else self.n_obs
-        deviance = mom.logdet.sum() + dof * (1.0 + np.log(2.0 * np.pi * quad / dof))
+        dof = self.weighted_obs - p if reml else self.weighted_obs
+        deviance = self.total(mom.logdet) + dof * (1.0 + np.log(2.0 * np.pi * quad / dof))
         weight = dof / quad * np.outer(v, v)
         if reml:
             deviance += 2.0 * np.log(np.diag(chol)).sum()
             weight += _trace_weight(chol)
-        gradient = mom.d_logdet.sum(0) + mom.contract(weight).sum(0)
+        gradient = self.total(mom.d_logdet) + self.total(mom.contract(weight))
         return deviance, gradient
 
     def gls(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """GLS estimate of beta, its covariance ``(X'Sigma^{-1}X)^{-1}``, and the quadratic form."""
-        total = self.moments(variances).cross.sum(0)
+        total = self.total(self.moments(variances).cross)
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         return beta, _chol_inverse(chol), float(v @ total @ v)
@@ -560,10 +570,10 @@ class NestedNormal:
         :math:`\\tfrac12 \\operatorname{tr}(P \\Sigma_i P \\Sigma_j)`.
         """
         mom = self.moments(variances)
-        gradient = mom.d_logdet.sum(0)
+        gradient = self.total(mom.d_logdet)
         if restricted:
-            _, chol = _gls(mom.cross.sum(0))
-            gradient = gradient + mom.contract(_trace_weight(chol)).sum(0)
+            _, chol = _gls(self.total(mom.cross))
+            gradient = gradient + self.total(mom.contract(_trace_weight(chol)))
         return gradient
 
 

@@ -69,11 +69,12 @@ class MultilevelSEM(GenericLikelihoodModel):
     ['Intercept', 'x', 'var(k)', 'var(k:j)', 'var(Residual)']
     """
 
-    def __init__(self, endog, exog, groups, *, group_names=None, **kwargs):
+    def __init__(self, endog, exog, groups, *, group_names=None, weights=None, **kwargs):
         model_data = data_from_arrays(endog, exog, groups, group_names)
         names = tuple(model_data.ids.columns)
         groupings = tuple(names[: i + 1] for i in range(len(names)))
-        self._build(model_data, groupings, terms="groups " + "/".join(names), formula=None, **kwargs)
+        self._build(model_data, groupings, terms="groups " + "/".join(names), formula=None,
+                    weights=_row_weights(weights, None, model_data), **kwargs)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args, **kwargs):
@@ -88,6 +89,11 @@ class MultilevelSEM(GenericLikelihoodModel):
         data : DataFrame
         subset : array_like, optional
             Boolean mask or index labels of the rows to use.
+        weights : str or array_like, optional
+            Sampling weights of the top-level clusters (a column, or one value per input
+            row, constant within each cluster): the fit maximises the weighted
+            pseudo-likelihood, and its standard errors are the sandwich (``cov_type="robust"``
+            or ``"survey"`` with primary sampling units and strata).
 
         Notes
         -----
@@ -99,15 +105,17 @@ class MultilevelSEM(GenericLikelihoodModel):
         if subset is not None:
             data = data.loc[subset]
         eval_env = kwargs.pop("eval_env", 0)
+        weights = kwargs.pop("weights", None)
         parsed = parse_formula(formula)
         model_data = data_from_formula(parsed, data, eval_env=eval_env + 1)
         terms = " + ".join(term.text for term in parsed.terms)
         model = cls.__new__(cls)
-        model._build(model_data, parsed.groupings, terms=terms, formula=formula, frame=data, **kwargs)
+        model._build(model_data, parsed.groupings, terms=terms, formula=formula, frame=data,
+                     weights=_row_weights(weights, data, model_data), **kwargs)
         return model
 
     def _build(self, source: ModelData, groupings, *, terms: str, formula: str | None, frame=None,
-               relaxations: tuple[Relaxation, ...] = (), label_columns=None, **kwargs) -> None:
+               relaxations: tuple[Relaxation, ...] = (), label_columns=None, weights=None, **kwargs) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
         label_columns = dict(label_columns or {})
@@ -121,7 +129,9 @@ class MultilevelSEM(GenericLikelihoodModel):
         table = specify(model_data.endog_name, exog_names, layout, relaxations, labels)
         plan = compile_plan(table, exog_names, layout, labels)
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
-                        "frame": frame, "relaxations": relaxations, "label_columns": label_columns}
+                        "frame": frame, "relaxations": relaxations, "label_columns": label_columns,
+                        "weights": weights}
+        self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
         columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
         endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name)
@@ -137,7 +147,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             ar1_time = labels.values[("residual correlation", "Residual")][0]
         self.likelihood = NestedNormal(
             columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
-            ar1_time=ar1_time, ar1_index=plan.ar1_entry,
+            ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
         )
         _check_identification(self.likelihood, layout)
         self.data.param_names = list(plan.param_names)
@@ -306,7 +316,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         beta, variances = self._arguments(params)
         if reml:
             return float(self.likelihood.restricted_loglike(variances)[0])
-        return float(self.likelihood.loglikeobs(beta, variances).sum())
+        return float(self.likelihood.total(self.likelihood.loglikeobs(beta, variances)))
 
     def loglikeobs(self, params) -> np.ndarray:
         """ML log-likelihood of every top-level cluster (row of the wide data)."""
@@ -317,9 +327,9 @@ class MultilevelSEM(GenericLikelihoodModel):
         return self.plan.gradient_to_params(self.likelihood.score_obs(*self._arguments(params)))
 
     def score(self, params, reml: bool = False) -> np.ndarray:
-        """Gradient of :meth:`loglike` (analytic)."""
+        """Gradient of :meth:`loglike` (analytic; weighted by the sampling weights, if any)."""
         if not reml:
-            return self.score_obs(params).sum(0)
+            return self.likelihood.total(self.score_obs(params))
         beta, variances = self._arguments(params)
         grad = self.likelihood.restricted_loglike(variances)[1]
         return self.plan.gradient_to_params(np.r_[np.zeros(len(beta)), grad])
@@ -370,7 +380,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         n_beta = len(beta)
 
         def gradient(z):
-            return self.likelihood.score_obs(z[:n_beta], z[n_beta:]).sum(0)
+            return self.likelihood.total(self.likelihood.score_obs(z[:n_beta], z[n_beta:]))
 
         hess = numerical_jacobian(gradient, np.r_[beta, variances])
         return 0.5 * (hess + hess.T)
@@ -416,7 +426,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         start_params=None,
         *,
         reml: bool = False,
-        cov_type: str = "oim",
+        cov_type: str | None = None,
         cov_kwds: dict | None = None,
         maxiter: int = 500,
         gtol: float = 1e-6,
@@ -432,8 +442,9 @@ class MultilevelSEM(GenericLikelihoodModel):
             used (the fixed effects are profiled out).
         reml : bool
             Restricted maximum likelihood.
-        cov_type : {"oim", "eim", "opg", "robust", "cluster"}
-            Covariance of the estimates (see :mod:`sm_multisem.covariance`).
+        cov_type : {"oim", "eim", "opg", "robust", "cluster", "survey"}
+            Covariance of the estimates (see :mod:`sm_multisem.covariance`); by default
+            ``"oim"``, or ``"robust"`` with sampling weights.
         cov_kwds : dict, optional
             Options of ``cov_type``: ``groups`` (cluster) and ``use_correction`` (robust,
             cluster).
@@ -453,7 +464,9 @@ class MultilevelSEM(GenericLikelihoodModel):
 
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s) to fit: {sorted(kwargs)}")
-        check_cov_options(cov_type, cov_kwds, reml)
+        weighted = self.cluster_weights is not None
+        cov_type = cov_type or ("robust" if weighted else "oim")
+        check_cov_options(cov_type, cov_kwds, reml, weighted=weighted)
         start_theta = None
         if start_params is not None:
             _, variances = self._arguments(start_params)
@@ -480,6 +493,35 @@ class MultilevelSEM(GenericLikelihoodModel):
         results = MultilevelSEMResults(self, params, cov.cov, optimum=optimum, cov_type=cov_type,
                                        cov_description=cov.description)
         return MultilevelSEMResultsWrapper(results)
+
+
+def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:
+    """Sampling weights of the rows used (a column of ``frame``, or one value per input row)."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        if frame is None or weights not in frame.columns:
+            raise ValueError(f"weights column {weights!r} is not a column of the data")
+        weights = frame[weights]
+    values = pd.to_numeric(pd.Series(np.asarray(weights)), errors="coerce").to_numpy(dtype=float)
+    if values.shape != model_data.rows_used.shape:
+        raise ValueError(f"weights has {len(values):,} values; give one per input row ({len(model_data.rows_used):,})")
+    values = values[model_data.rows_used]
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError("weights must be positive and finite in every row used")
+    return values
+
+
+def _cluster_weights(row_weights: np.ndarray, layout: WideLayout) -> np.ndarray:
+    """One weight per top-level cluster; refuses weights that vary inside a cluster."""
+    ordered = row_weights[layout.order]
+    cluster = layout.cluster_of_rows()
+    per_cluster = ordered[np.r_[True, np.diff(cluster) != 0]]
+    if np.any(per_cluster[cluster] != ordered):
+        top = layout.level_names[0]
+        raise ValueError(f"weights vary within units of {top!r}: sampling weights belong to the top-level "
+                         f"clusters (one {top} unit is one row of the wide model)")
+    return per_cluster
 
 
 def _check_identification(likelihood: NestedNormal, layout: WideLayout) -> None:

@@ -46,6 +46,12 @@ def _random_table(res, alpha: float) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", "Std.Err.", lo, hi])
 
 
+def _llf_label(res) -> str:
+    if res.model.cluster_weights is not None:
+        return "Log pseudolikelihood:"
+    return "Log restricted-likelihood:" if res.reml else "Log likelihood:"
+
+
 def build_summary(res, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~sm_multisem.results.MultilevelSEMResults`."""
     method = "REML" if res.reml else "ML"
@@ -58,7 +64,7 @@ def build_summary(res, alpha: float = 0.05) -> Summary:
         "No. clusters (nobs):": f"{res.nobs:,}",
         "Covariance type:": res.cov_description,
         "Converged:": "Yes" if res.converged else "No",
-        ("Log restricted-likelihood:" if res.reml else "Log likelihood:"): f"{res.llf:.5f}",
+        _llf_label(res): f"{res.llf:.5f}",
         f"Wald chi2({wald_df}):": "" if not wald_df else f"{wald:.2f}",
         "Prob > chi2:": "" if not wald_df else f"{wald_p:.4f}",
         "AIC:": f"{res.aic:.4f}",
@@ -76,10 +82,14 @@ def build_summary(res, alpha: float = 0.05) -> Summary:
     summary.add_df(_fixed_table(res, alpha))
     summary.add_df(_random_table(res, alpha))
 
-    lr = res.lr_test_linear()
-    notes = [f"LR test vs. linear model: {lr}"]
-    if lr.note:
-        notes.append(f"Note: {lr.note}")
+    if res.model.cluster_weights is None:
+        lr = res.lr_test_linear()
+        notes = [f"LR test vs. linear model: {lr}"]
+        if lr.note:
+            notes.append(f"Note: {lr.note}")
+    else:
+        notes = ["Sampling weights of the top-level clusters: the estimates maximise a pseudo-likelihood; "
+                 "LR tests are not valid and are not shown."]
     notes.append(f"Rows: {res.row_accounting.describe()}.")
     for name in res.boundary:
         notes.append(f"Note: {name} is estimated on the boundary (0); it is held fixed for the standard errors.")

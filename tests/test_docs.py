@@ -27,3 +27,12 @@ def test_every_page_is_in_the_table_of_contents():
     for page in DOCS.glob("*.rst"):
         if page.name != "index.rst":
             assert f"   {page.stem}\n" in index, page.name
+
+
+def test_sphinx_builds_the_guide_without_warnings(tmp_path):
+    """The user guide and the API reference build with warnings as errors."""
+    from sphinx.cmd import build
+
+    status = build.build_main(["-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(tmp_path / "html")])
+    assert status == 0
+    assert (tmp_path / "html" / "api.html").exists()

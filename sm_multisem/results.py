@@ -108,11 +108,16 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     @cached_property
     def aic(self) -> float:
+        """Akaike's criterion; missing with sampling weights (a pseudo-likelihood has none)."""
+        if self.model.cluster_weights is not None:
+            return np.nan
         return -2.0 * self.llf + 2.0 * self.df_modelwc
 
     @cached_property
     def bic(self) -> float:
-        """BIC with ``nobs`` = number of top-level clusters, as Stata ``sem`` counts."""
+        """BIC with ``nobs`` = number of top-level clusters, as Stata ``sem`` counts; missing with weights."""
+        if self.model.cluster_weights is not None:
+            return np.nan
         return -2.0 * self.llf + np.log(self.nobs) * self.df_modelwc
 
     @property

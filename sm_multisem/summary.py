@@ -67,8 +67,8 @@ def build_summary(res, alpha: float = 0.05) -> Summary:
         _llf_label(res): f"{res.llf:.5f}",
         f"Wald chi2({wald_df}):": "" if not wald_df else f"{wald:.2f}",
         "Prob > chi2:": "" if not wald_df else f"{wald_p:.4f}",
-        "AIC:": f"{res.aic:.4f}",
-        "BIC:": f"{res.bic:.4f}",
+        "AIC:": "" if np.isnan(res.aic) else f"{res.aic:.4f}",
+        "BIC:": "" if np.isnan(res.bic) else f"{res.bic:.4f}",
     }
     summary = Summary()
     summary.add_title(f"Mixed-effects {method} regression")

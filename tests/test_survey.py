@@ -58,6 +58,7 @@ def test_linearized_variance_is_the_hand_built_sandwich(data, weighted):
     text = " ".join(res.summary().as_text().split())
     assert "SURVEY (linearized; 3 strata, 30 PSUs)" in text and "Log pseudolikelihood" in text
     assert "LR tests are not valid" in text
+    assert np.isnan(res.aic) and np.isnan(res.bic)
 
 
 def test_survey_without_design_is_robust(weighted):

@@ -1,6 +1,5 @@
 """Every Python code block of the user guide runs, in order, file by file."""
 
-import os
 import re
 from pathlib import Path
 

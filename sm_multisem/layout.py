@@ -156,10 +156,6 @@ class WideLayout:
             sizes = np.add.reduceat(sizes, starts)
         return sizes
 
-    def slot_counts(self) -> tuple[int, ...]:
-        """Largest number of slots at each level below the top (and of rows per lowest unit)."""
-        return tuple(int(s.max()) + 1 for s in self.slots)
-
     def unit_of_rows(self, level: int) -> np.ndarray:
         """Unit (0-based, in sorted order) of every sorted row at a level (0 = top)."""
         unit = np.repeat(np.arange(len(self.row_starts)), np.diff(np.append(self.row_starts, self.n_rows)))

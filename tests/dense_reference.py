@@ -26,3 +26,14 @@ def dense_loglike(model, params):
     X = model.model_data.exog[model.layout.order]
     return sum(stats.multivariate_normal(X[rows] @ beta, sigma).logpdf(y[rows])
                for rows, sigma in dense_covariances(model, params))
+
+
+def finite_difference_hessian(score, params: np.ndarray) -> np.ndarray:
+    """Central differences of an analytic score: the Hessian the covariance estimators invert."""
+    k = len(params)
+    hess = np.empty((k, k))
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = 1e-5 * max(abs(params[i]), 1e-3)
+        hess[:, i] = (score(params + step) - score(params - step)) / (2 * step[i])
+    return hess

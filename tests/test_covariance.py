@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import sm_multisem as sms
+from dense_reference import finite_difference_hessian
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +19,7 @@ def model(data):
 
 def hand_sandwich(model, params, groups=None):
     """H^-1 (sum over groups of summed cluster scores, outer) H^-1, H = minus the Hessian of llf."""
-    k = len(params)
-    hess = np.empty((k, k))
-    for i in range(k):
-        step = np.zeros(k)
-        step[i] = 1e-5 * max(abs(params[i]), 1e-3)
-        hess[:, i] = (model.score(params + step) - model.score(params - step)) / (2 * step[i])
-    bread = np.linalg.inv(-hess)
+    bread = np.linalg.inv(-finite_difference_hessian(model.score, params))
     scores = model.score_obs(params)
     if groups is not None:
         scores = np.vstack([scores[groups == g].sum(0) for g in np.unique(groups)])

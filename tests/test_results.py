@@ -10,7 +10,7 @@ from scipy import stats
 from statsmodels.iolib.summary2 import Summary
 
 import sm_multisem as sms
-from dense_reference import dense_covariances
+from dense_reference import dense_covariances, finite_difference_hessian
 
 NAMES = ["Intercept", "x", "var(k)", "var(k:j)", "var(Residual)"]
 
@@ -116,13 +116,7 @@ def test_expected_information_fixed_block_is_gls_covariance(model, res):
 
 
 def test_oim_is_inverse_of_numerical_hessian_of_loglike(model, res):
-    params = res.params.to_numpy()
-    hess = np.empty((5, 5))
-    step = 1e-4
-    for i in range(5):
-        e = np.zeros(5)
-        e[i] = step
-        hess[:, i] = (model.score(params + e) - model.score(params - e)) / (2 * step)
+    hess = finite_difference_hessian(model.score, res.params.to_numpy())
     np.testing.assert_allclose(res.cov_params().to_numpy(), np.linalg.inv(-hess), rtol=1e-5)
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 import sm_multisem as sms
+from dense_reference import finite_difference_hessian
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,7 @@ def test_linearized_variance_is_the_hand_built_sandwich(data, weighted):
     res = weighted.fit(cov_type="survey", cov_kwds={"psu": data["psu"], "strata": data["stratum"]})
     params = res.params.to_numpy()
     k = len(params)
-    hess = np.empty((k, k))
-    for i in range(k):
-        step = np.zeros(k)
-        step[i] = 1e-5 * max(abs(params[i]), 1e-3)
-        hess[:, i] = (weighted.score(params + step) - weighted.score(params - step)) / (2 * step[i])
-    bread = np.linalg.inv(-hess)
+    bread = np.linalg.inv(-finite_difference_hessian(weighted.score, params))
     per_cluster = data.groupby("k")[["w", "psu", "stratum"]].first().sort_index()
     scores = pd.DataFrame(weighted.score_obs(params) * per_cluster["w"].to_numpy()[:, None])
     scores[["psu", "stratum"]] = per_cluster[["psu", "stratum"]].to_numpy()

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .layout import position_name, position_order
 from .results import LRTest
 
-__all__ = ["ScoreTest", "score_test", "lr_test", "constraint_map"]
+__all__ = ["ScoreTest", "score_test", "lr_test", "lr_test_saturated", "constraint_map"]
 
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
 #: Parameters a relaxation may add, and the value the constrained model holds them at.
@@ -154,3 +155,46 @@ def lr_test(restricted, unrestricted) -> LRTest:
         note = (f"{', '.join(restricted.boundary)} on the boundary under the null: the chi2 reference is "
                 "conservative.")
     return LRTest(statistic, df, float(stats.chi2.sf(statistic, df)), f"chi2({df})", note)
+
+
+def lr_test_saturated(results) -> LRTest:
+    """LR test of the model against the saturated model of the wide data (Stata's "LR test of
+    model vs. saturated", lavaan's chi-square with ``fixed.x = TRUE``).
+
+    The saturated model regresses every position's outcome on every covariate of every
+    position with an unrestricted covariance matrix; with complete wide data its maximum is
+    the multivariate regression,
+
+    .. math:: l_{sat} = -\\tfrac N2 \\left[P \\log 2\\pi + \\log|\\hat\\Sigma| + P\\right].
+
+    Raises
+    ------
+    ValueError
+        For REML or weighted fits, or too few clusters to estimate the saturated model.
+    NotImplementedError
+        For unbalanced data (missing positions): the saturated model then needs FIML.
+    """
+    model = results.model
+    if results.reml or model.cluster_weights is not None:
+        raise ValueError("the LR test against the saturated model needs an unweighted ML fit")
+    wide = model.wide_data()
+    positions = sorted(set(model.layout.position_names()), key=position_order)
+    y = wide[[position_name(model.table.outcome, s) for s in positions]].to_numpy(dtype=float)
+    if np.isnan(y).any():
+        raise NotImplementedError(
+            "the wide data have missing positions (unbalanced data): the saturated model would need "
+            "full-information ML, which is not implemented"
+        )
+    covariates = wide[[position_name(x, s) for x in model.table.covariates for s in positions]].to_numpy(dtype=float)
+    design = np.column_stack([np.ones(len(y)), covariates])
+    n, p = y.shape
+    n_params = p * design.shape[1] + p * (p + 1) // 2
+    if n <= design.shape[1] + p:
+        raise ValueError(f"{n} clusters cannot estimate the saturated model of {p} outcomes on "
+                         f"{design.shape[1]} regressors ({n_params} parameters)")
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    llf_saturated = -0.5 * n * (p * np.log(2 * np.pi) + np.linalg.slogdet(resid.T @ resid / n)[1] + p)
+    df = n_params - len(results.params)
+    statistic = max(2.0 * (llf_saturated - results.llf), 0.0)
+    return LRTest(statistic, df, float(stats.chi2.sf(statistic, df)), f"chi2({df})")

@@ -210,6 +210,13 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         return score_test(self, relaxed_model, information=information)
 
+    def lr_test_saturated(self) -> LRTest:
+        """LR test against the saturated model of the wide data (see
+        :func:`sm_multisem.hypothesis.lr_test_saturated`)."""
+        from .hypothesis import lr_test_saturated
+
+        return lr_test_saturated(self)
+
     def lr_test(self, other) -> LRTest:
         """LR test of this fit against a fit of a relaxation of its model (or the reverse)."""
         from .hypothesis import lr_test

@@ -107,3 +107,21 @@ def test_wide_model_read_as_an_sem_reproduces_the_likelihood(unbalanced_data):
     assert wide_sem_loglike(model.parameter_table, model.wide_data(), values) == pytest.approx(
         model.loglike(params), rel=1e-12
     )
+
+
+def test_lr_test_against_the_saturated_model_matches_lavaan():
+    """lavaan's chi-square of the same wide model (fixed.x = TRUE) on complete wide data."""
+    ref = pd.read_csv(REFERENCE / "lavaan_wide.csv")
+    ref = ref[ref["design"] == "article"].set_index("label")["est"]
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", designs()["article"]).fit()
+    test = res.lr_test_saturated()
+    assert test.df == ref["chisq_df"] == 25
+    assert test.statistic == pytest.approx(ref["chisq"], rel=1e-5)
+
+
+def test_saturated_model_of_unbalanced_data_is_refused():
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", designs()["unbalanced"]).fit()
+    with pytest.raises(NotImplementedError, match="missing positions"):
+        res.lr_test_saturated()
+    with pytest.raises(ValueError, match="unweighted ML fit"):
+        res.model.fit(reml=True).lr_test_saturated()

@@ -11,7 +11,9 @@ for (name in c("article", "unbalanced")) {
   pe <- parameterEstimates(fit)
   pe <- pe[pe$label != "", c("label", "est", "se")]
   pe <- pe[!duplicated(pe$label), ]
+  chisq <- fitMeasures(fit, c("chisq", "df"))
   out[[name]] <- rbind(data.frame(design = name, label = "logLik", est = as.numeric(logLik(fit)), se = NA),
+                       data.frame(design = name, label = c("chisq", "chisq_df"), est = as.numeric(chisq), se = NA),
                        data.frame(design = name, pe))
 }
 write.csv(do.call(rbind, out), "tests/reference/lavaan_wide.csv", row.names = FALSE)

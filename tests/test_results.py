@@ -162,3 +162,16 @@ def test_iteration_log(model, capsys):
     assert iterations[-1].endswith(f"{res.llf:.5f}")
     assert len(iterations) == res.optimum.iterations
     assert lines[-1].startswith("ML fit: ")
+
+
+def test_start_params_and_a_failed_fit(model, res):
+    again = model.fit(start_params=res.params.to_numpy())
+    np.testing.assert_allclose(again.params.to_numpy(), res.params.to_numpy(), rtol=1e-6)
+    default_start = model.fit(start_params=model.start_params)
+    np.testing.assert_allclose(default_start.params.to_numpy(), res.params.to_numpy(), rtol=1e-6)
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="did not converge .* Try other start_params"):
+        stopped = model.fit(maxiter=1, gtol=0.0)  # a gradient can never be below 0
+    assert not stopped.converged
+    assert "Warning: the optimizer did not converge" in stopped.summary().as_text()

@@ -73,9 +73,9 @@ def _pointer(text: str, start: int, end: int | None = None) -> str:
 
 
 def _is_call(text: str, paren: int) -> bool:
-    """Whether the parenthesis at ``paren`` opens a function call such as ``C(a)``."""
-    before = text[:paren].rstrip()
-    return bool(before) and (before[-1].isalnum() or before[-1] in "_.")
+    """Whether the parenthesis at ``paren`` opens a function call such as ``C(a)`` (not ``1 (``)."""
+    name = re.search(r"[\w.]*$", text[:paren].rstrip()).group()
+    return bool(name) and not re.fullmatch(r"[\d.]+", name)
 
 
 def _scan_strings(text: str) -> tuple[list[tuple[int, str]], int | None]:

@@ -157,3 +157,8 @@ def test_three_level_nesting_end_to_end():
     same = MultilevelSEM.from_formula("y ~ x + (1|l1) + (1|l1:l2) + (1|l1:l2:l3)", data).fit()
     assert list(res.params.index[2:]) == ["var(l1)", "var(l1:l2)", "var(l1:l2:l3)", "var(Residual)"]
     np.testing.assert_allclose(res.params, same.params, rtol=0, atol=1e-10)
+
+
+def test_random_term_after_a_number_needs_a_plus():
+    with pytest.raises(FormulaError, match=r"expected '\+' before the random term '\(1\|k\)'"):
+        parse_formula("y ~ x + 1 (1|k)")

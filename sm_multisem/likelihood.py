@@ -286,7 +286,7 @@ class NestedNormal:
             row_variance = np.full(n_rows, self.n_levels, dtype=np.intp)
         self.unit_variance = tuple(np.asarray(u, dtype=np.intp) for u in unit_variance)
         row_variance = np.asarray(row_variance, dtype=np.intp)
-        self.residual_variances = np.unique(row_variance)
+        self.residual_variances = np.flatnonzero(np.bincount(row_variance))  # O(rows), no sort
         self.level_variances = np.unique(np.concatenate(self.unit_variance))
         self.correlations = np.array([] if ar1_index is None else [ar1_index], dtype=np.intp)
         self.n_var = int(max(self.residual_variances.max(), self.level_variances.max(), *self.correlations)) + 1
@@ -308,13 +308,16 @@ class NestedNormal:
 
         # cells: the rows of one lowest unit with one residual variance
         unit_of_row = np.repeat(np.arange(len(counts)), counts)
-        order = np.lexsort((row_variance, unit_of_row))
-        key = unit_of_row[order] * self.n_var + row_variance[order]
-        cell_starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
+        if len(self.residual_variances) == 1:  # one residual variance: the cells are the units
+            order, cell_starts = np.arange(n_rows), np.asarray(row_starts)
+        else:
+            order = np.lexsort((row_variance, unit_of_row))
+            key = unit_of_row[order] * self.n_var + row_variance[order]
+            cell_starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
         cell_counts = np.diff(np.append(cell_starts, n_rows))
         self._cell_size = cell_counts.astype(float)
-        self._cell_variance = row_variance[order][cell_starts]
-        self._cell_unit = unit_of_row[order][cell_starts]
+        self._cell_variance = row_variance[order[cell_starts]]
+        self._cell_unit = unit_of_row[order[cell_starts]]
         self._unit_cell_starts = np.searchsorted(self._cell_unit, np.arange(len(counts)))
         self._cell_cluster = cluster[-1][self._cell_unit]
         self._cell_cluster_starts = np.searchsorted(self._cell_cluster, np.arange(sizes[0]))

@@ -210,11 +210,13 @@ def fit_profiled(
         iterations += int(result.nit)
         # theta = 0 is stationary in theta whatever the data: a variance that sank to 0 while
         # the deviance still falls as it grows was stranded there; move it off and go on
-        stranded = _stranded_levels(objective, theta) & ~held
+        small, rises = _kuhn_tucker(objective, theta)
+        stranded = small & ~rises & ~held
         if not stranded.any():
             break
         theta = np.where(stranded, _RESTART_THETA, theta)
-    boundary = held | _boundary_levels(objective, theta)
+    small, rises = _kuhn_tucker(objective, theta)
+    boundary = held | (small & rises)
     theta[boundary] = 0.0
     theta = _newton_polish(objective, theta, ~boundary)
     deviance, gradient = objective(theta)
@@ -242,27 +244,18 @@ def fit_profiled(
     )
 
 
-def _boundary_levels(objective: ProfiledObjective, theta: np.ndarray) -> np.ndarray:
-    """Random-intercept variances that belong at 0: small, and the deviance rises as they leave 0.
+def _kuhn_tucker(objective: ProfiledObjective, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Small random-intercept variances, and whether the deviance rises as each leaves 0.
 
     The derivative in ``theta`` vanishes at 0 whatever the data, so the test uses the
-    derivative in the variance ratio ``rho = theta^2`` at 0 (the Kuhn-Tucker condition).
+    derivative in the variance ratio ``rho = theta^2``, with every small variance at 0 (the
+    Kuhn-Tucker condition): where it is non-negative the variance belongs on the boundary;
+    where it is negative the variance was stranded at 0 on the way and must move off.
     """
-    boundary = np.zeros(len(theta), dtype=bool)
-    for index in np.flatnonzero(objective.is_level & (theta < _BOUNDARY_THETA)):
-        at_zero = np.where(boundary, 0.0, theta)
-        at_zero[index] = 0.0
-        if objective.gradient_in_rho(at_zero)[index] >= 0.0:
-            boundary[index] = True
-    return boundary
-
-
-def _stranded_levels(objective: ProfiledObjective, theta: np.ndarray) -> np.ndarray:
-    """Small random-intercept variances at which the deviance still falls as they grow."""
     small = objective.is_level & (theta < _BOUNDARY_THETA)
     if not small.any():
-        return small
-    return small & (objective.gradient_in_rho(np.where(small, 0.0, theta)) < 0.0)
+        return small, small
+    return small, objective.gradient_in_rho(np.where(small, 0.0, theta)) >= 0.0
 
 
 def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[str]:

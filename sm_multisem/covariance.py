@@ -187,10 +187,8 @@ def cluster_groups(model, groups, minimum: int = 2) -> np.ndarray:
     if any(g is None or (isinstance(g, float) and np.isnan(g)) for g in used):
         raise ValueError("groups is missing for some rows used")
     codes = np.unique(used.astype(str), return_inverse=True)[1]
-    cluster = model.layout.cluster_of_rows()
-    first = np.r_[True, np.diff(cluster) != 0]
-    per_cluster = codes[first]
-    if np.any(per_cluster[cluster] != codes):
+    per_cluster, varies = model.layout.per_unit(codes, 0)
+    if varies is not None:
         top = model.layout.level_names[0]
         raise ValueError(
             f"groups vary within units of {top!r}, the top level: a row of the wide model is one {top} "

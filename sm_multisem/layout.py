@@ -166,6 +166,17 @@ class WideLayout:
             unit = parent[unit]
         return unit
 
+    def per_unit(self, values: np.ndarray, level: int) -> tuple[np.ndarray, int | None]:
+        """The value of every unit of a level, from values of the sorted rows.
+
+        Returns the values of each unit's first row and the unit (0-based) where the values
+        vary inside a unit, None when every unit carries one value.
+        """
+        unit = self.unit_of_rows(level)
+        per_unit = values[np.r_[True, np.diff(unit) != 0]]
+        varies = np.flatnonzero(per_unit[unit] != values)
+        return per_unit, (int(unit[varies[0]]) if len(varies) else None)
+
     def position_of_rows(self) -> np.ndarray:
         """Slots (one column per level below the top, then the row slot) of every sorted row."""
         columns = [self.slots[level - 1][self.unit_of_rows(level)] for level in range(1, len(self.levels))]

@@ -514,10 +514,8 @@ def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:
 
 def _cluster_weights(row_weights: np.ndarray, layout: WideLayout) -> np.ndarray:
     """One weight per top-level cluster; refuses weights that vary inside a cluster."""
-    ordered = row_weights[layout.order]
-    cluster = layout.cluster_of_rows()
-    per_cluster = ordered[np.r_[True, np.diff(cluster) != 0]]
-    if np.any(per_cluster[cluster] != ordered):
+    per_cluster, varies = layout.per_unit(row_weights[layout.order], 0)
+    if varies is not None:
         top = layout.level_names[0]
         raise ValueError(f"weights vary within units of {top!r}: sampling weights belong to the top-level "
                          f"clusters (one {top} unit is one row of the wide model)")

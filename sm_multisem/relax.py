@@ -113,11 +113,9 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
             if relax.target not in layout.level_names:
                 raise ValueError(f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}")
             level = layout.level_names.index(relax.target)
-            unit = layout.unit_of_rows(level)
-            unit_labels = labels[_first_of_units(unit)]
-            varies = np.flatnonzero(labels != unit_labels[unit])
-            if len(varies):
-                ids = layout.unit_ids[level].iloc[unit[varies[0]]].to_dict()
+            unit_labels, varies = layout.per_unit(labels, level)
+            if varies is not None:
+                ids = layout.unit_ids[level].iloc[varies].to_dict()
                 raise ValueError(
                     f"labelling column {relax.by!r} is not constant within the units of {relax.target} "
                     f"(unit {ids} has several labels); a variance of {relax.target} effects can only "
@@ -195,17 +193,11 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
     return layout, ""
 
 
-def _first_of_units(unit: np.ndarray) -> np.ndarray:
-    """Mask of the first sorted row of every unit."""
-    return np.r_[True, np.diff(unit) != 0]
-
-
 def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[int | None, np.ndarray]:
     """The coarsest level whose units each carry one label, with the label of every unit."""
     for level in range(len(layout.levels)):
-        unit = layout.unit_of_rows(level)
-        per_unit = values[_first_of_units(unit)]
-        if np.array_equal(per_unit[unit], values):
+        per_unit, varies = layout.per_unit(values, level)
+        if varies is None:
             return level, per_unit
     return None, values
 

@@ -176,9 +176,10 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     relaxed = {(r.kind, r.target): r for r in relaxations}
     slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind == "slope" for g in labels.of(r)[1]}
     covariates = [name for name in exog_names if name != INTERCEPT]
-    bases = list(dict.fromkeys(slope_of[n][0].target if n in slope_of else n for n in covariates))
+    base_of = {n: slope_of[n][0].target if n in slope_of else n for n in covariates}  # x[pub] -> x
+    bases = list(dict.fromkeys(base_of.values()))
     ident_of_base = dict(zip(bases, _unique([identifier(base) for base in bases])))
-    covariate_ids = [ident_of_base[slope_of[n][0].target if n in slope_of else n] for n in covariates]
+    covariate_ids = [ident_of_base[base_of[n]] for n in covariates]
     latent_bases = _unique([identifier(grouping[-1]).capitalize() for grouping in layout.levels])
     if y in latent_bases or y in covariate_ids:
         raise ValueError(f"outcome identifier {y!r} clashes with a covariate or a level name")

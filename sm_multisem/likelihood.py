@@ -26,7 +26,8 @@ parent is a weighted one-way ANOVA (between-children scatter added to ``within``
 Keeping the scatter *about the mean* avoids the cancellation of ``C - s b b'/(1+sa)``
 when one variance dwarfs another. Derivatives with respect to every parameter are
 carried forward through the same recursion (only contracted, never as 4-D arrays), so
-the score is exact; one pass back down gives the predictions of the effects.
+the score is exact; one pass back down gives the predictions of the effects and their
+conditional variances.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class ClusterMoments:
     _lowest_variance: np.ndarray  # residual variance parameter of every cell
     _variances: np.ndarray
     _ar1: _AR1Derivative | None = None
-    level_units: tuple = ()  # (h, GLS mean) of every unit of each level, top first, own intercept included
+    level_units: tuple = ()  # (h without and with the own intercept, GLS mean) of every unit of each level, top first
 
     def contract(self, weight: np.ndarray) -> np.ndarray:
         """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and variance ``v``.
@@ -425,8 +426,9 @@ class NestedNormal:
         level_units = []
         for level in range(self.n_levels - 1, -1, -1):
             which = self.unit_variance[level]
+            below = units.h  # kept: h - s would cancel when the unit's own variance dwarfs the rest
             units = units.add_intercept(variances[which], which)
-            level_units.insert(0, (units.h, units.mean))
+            level_units.insert(0, (below, units.h, units.mean))
             if level > 0:
                 units, between, record = units.pool(
                     self.child_starts[level - 1], self._parents[level - 1], self._cluster_starts[level]
@@ -558,12 +560,43 @@ class NestedNormal:
         v = np.append(-np.asarray(beta, dtype=float), 1.0)
         predictions = []
         ancestors = np.zeros(len(mom.logdet))
-        for level, (h, mean) in enumerate(mom.level_units):
+        for level, (_, h, mean) in enumerate(mom.level_units):
             prediction = variances[self.unit_variance[level]] * (mean @ v - ancestors) / h
             predictions.append(prediction)
             if level + 1 < self.n_levels:
                 ancestors = (ancestors + prediction)[self._parents[level]]
         return predictions
+
+    def random_effects_variance(self, variances: np.ndarray) -> list[np.ndarray]:
+        """Conditional variance ``Var(v_c | y)`` of every unit's random intercept, level by level (top first).
+
+        The diagonal of ``G - G Z' Sigma^{-1} Z G`` (the fixed effects held at their value, as
+        lme4's ``condVar`` and MixedLM's ``random_effects_cov``), from one pass down the levels.
+        Given the sum ``a_c`` of its ancestors' effects, a unit's rows enter only through their
+        GLS mean, ``N(a_c + v_c, h_c - s_c)``, so with the shrinkage ``w_c = s_c / h_c``
+
+        .. math::
+
+            v_c \\mid a_c, y \\sim N\\big(w_c(\\bar r_c - a_c),\\; s_c (1 - w_c)\\big),
+
+        and the law of total variance over ``a_c | y`` (``A_c = Var(a_c | y)``, 0 at the top) gives
+
+        .. math::
+
+            \\operatorname{Var}(v_c \\mid y) = s_c (1 - w_c) + w_c^2 A_c, \\qquad
+            A_{\\text{child}} = \\operatorname{Var}(a_c + v_c \\mid y) = s_c (1 - w_c) + (1 - w_c)^2 A_c.
+        """
+        mom = self.moments(variances)
+        out = []
+        ancestors = np.zeros(len(mom.logdet))
+        for level, (below, h, _) in enumerate(mom.level_units):
+            s = variances[self.unit_variance[level]]
+            shrink, keep = s / h, below / h  # w and 1 - w, each without a cancellation
+            own = s * keep
+            out.append(own + shrink**2 * ancestors)
+            if level + 1 < self.n_levels:
+                ancestors = (own + keep**2 * ancestors)[self._parents[level]]
+        return out
 
     def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
         """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.

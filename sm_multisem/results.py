@@ -229,18 +229,45 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def random_effects(self) -> dict[str, pd.Series]:
         """Empirical Bayes predictions (BLUPs) of every unit's random intercept, by level.
 
+        ``E[v | y]`` at the estimates, as statsmodels ``MixedLM``'s ``random_effects``, lme4's
+        ``ranef()`` and Stata's ``predict, reffects`` give them; their standard errors are
+        :attr:`random_effects_se`.
+
         Returns
         -------
         dict
             Level name -> Series indexed by the unit's ids (a MultiIndex below the top).
         """
-        model = self.model
-        beta, variances = model.plan.split(np.asarray(self.params))
+        beta, variances = self.model.plan.split(np.asarray(self.params))
+        return self._by_unit(self.model.likelihood.random_effects(beta, variances), "effect")
+
+    @cached_property
+    def random_effects_se(self) -> dict[str, pd.Series]:
+        """Conditional standard deviations of the predicted random intercepts, by level.
+
+        ``sqrt(Var(v | y))``, the square root of the diagonal of ``G - G Z' Sigma^{-1} Z G`` at
+        the estimates, with the fixed effects held at their estimate: lme4's ``condVar``
+        (``condsd`` in ``as.data.frame(ranef(fit, condVar = TRUE))``) and the diagonal of
+        statsmodels ``MixedLM``'s ``random_effects_cov``, which holds the full conditional
+        covariance of a group's effects. Indexed as :attr:`random_effects`.
+
+        Returns
+        -------
+        dict
+            Level name -> Series of standard deviations, indexed by the unit's ids.
+        """
+        _, variances = self.model.plan.split(np.asarray(self.params))
+        conditional = self.model.likelihood.random_effects_variance(variances)
+        return self._by_unit([np.sqrt(v) for v in conditional], "se")
+
+    def _by_unit(self, values: list[np.ndarray], name: str) -> dict[str, pd.Series]:
+        """Per-unit arrays of every level (top first) as Series labelled by the units' ids."""
+        layout = self.model.layout
         out = {}
-        for level, prediction in enumerate(model.likelihood.random_effects(beta, variances)):
-            ids = model.layout.unit_ids[level]
+        for level, level_values in enumerate(values):
+            ids = layout.unit_ids[level]
             index = pd.MultiIndex.from_frame(ids) if ids.shape[1] > 1 else pd.Index(ids.iloc[:, 0])
-            out[model.layout.level_names[level]] = pd.Series(prediction, index=index, name="effect")
+            out[layout.level_names[level]] = pd.Series(level_values, index=index, name=name)
         return out
 
     def predict(self, exog=None, level: str | None = None) -> np.ndarray:

@@ -5,14 +5,25 @@ from scipy import stats
 
 
 def dense_covariances(model, params):
-    """Dense Sigma_k of every cluster, built from the plan's per-unit and per-row variances."""
+    """Dense Sigma_k of every cluster, built from the plan's per-unit and per-row variances.
+
+    With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|``.
+    """
     _, variances = model.plan.split(params)
     layout = model.layout
     units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
     resid = variances[model.plan.row_variance]
+    time = None
+    if model.plan.ar1_entry is not None:
+        time = model.labels.values[("residual correlation", "Residual")][0]
+        rho = variances[model.plan.ar1_entry]
     for k in range(layout.n_clusters):
         rows = np.flatnonzero(units[0] == k)
-        sigma = np.diag(resid[rows])
+        if time is None:
+            sigma = np.diag(resid[rows])
+        else:
+            same = units[-1][rows][:, None] == units[-1][rows][None, :]
+            sigma = resid[rows][:, None] * same * rho ** np.abs(time[rows][:, None] - time[rows][None, :])
         for level, which in enumerate(model.plan.unit_variance):
             u = units[level][rows]
             sigma += variances[which][u][:, None] * (u[:, None] == u[None, :])
@@ -26,6 +37,31 @@ def dense_loglike(model, params):
     X = model.model_data.exog[model.layout.order]
     return sum(stats.multivariate_normal(X[rows] @ beta, sigma).logpdf(y[rows])
                for rows, sigma in dense_covariances(model, params))
+
+
+def dense_random_effects(model, params):
+    """``E[b | y] = G Z' Sigma^-1 r`` and ``diag Var(b | y) = diag(G - G Z' Sigma^-1 Z G)``, cluster by cluster.
+
+    Returns two lists with one array per level (top first), every unit in the layout's order.
+    """
+    beta, variances = model.plan.split(params)
+    layout = model.layout
+    units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
+    y = model.model_data.endog[layout.order]
+    X = model.model_data.exog[layout.order]
+    means = [np.full(n, np.nan) for n in layout.n_units]
+    conditional = [np.full(n, np.nan) for n in layout.n_units]
+    for rows, sigma in dense_covariances(model, params):
+        present = [np.unique(u[rows]) for u in units]
+        Z = np.hstack([u[rows][:, None] == p[None, :] for u, p in zip(units, present)]).astype(float)
+        g = np.concatenate([variances[which][p] for which, p in zip(model.plan.unit_variance, present)])
+        gz = g[:, None] * Z.T
+        mean = gz @ np.linalg.solve(sigma, y[rows] - X[rows] @ beta)
+        var = g - np.einsum("ij,ji->i", gz, np.linalg.solve(sigma, gz.T))
+        ends = np.cumsum([len(p) for p in present])[:-1]
+        for level, (p, m, v) in enumerate(zip(present, np.split(mean, ends), np.split(var, ends))):
+            means[level][p], conditional[level][p] = m, v
+    return means, conditional
 
 
 def finite_difference_hessian(score, params: np.ndarray) -> np.ndarray:

@@ -1,5 +1,8 @@
 # Reference values for tests/test_reference_lme4.py: lme4's Pastes data,
-# strength ~ 1 + (1 | batch/cask), fitted by ML and REML.
+# strength ~ 1 + (1 | batch/cask), fitted by ML and REML: estimates (pastes_lme4.csv) and the
+# predicted random effects with their conditional standard deviations (pastes_lme4_ranef.csv),
+# also for an unbalanced subset (rows 1, 3, 7 and 8 dropped: casks A:a and A:b keep one sample
+# each, batch B loses cask a).
 # Regenerate with:  Rscript tests/reference/pastes_lme4.R   (from the repository root)
 suppressPackageStartupMessages(library(lme4))
 out_dir <- "tests/reference"
@@ -8,6 +11,7 @@ write.csv(Pastes[, c("strength", "batch", "cask", "sample")],
           file.path(out_dir, "pastes.csv"), row.names = FALSE)
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhobeg = 2e-4, rhoend = 2e-12, maxfun = 1e5))
 rows <- list()
+effects <- list()
 for (reml in c(FALSE, TRUE)) {
   fit <- lmer(strength ~ 1 + (1 | batch/cask), data = Pastes, REML = reml, control = ctrl)
   vc <- as.data.frame(VarCorr(fit))
@@ -21,6 +25,17 @@ for (reml in c(FALSE, TRUE)) {
     loglik = as.numeric(logLik(fit)),
     n_obs = nobs(fit)
   )
+  # condval and condsd: E[b | y] and sqrt(Var(b | y)) at the estimates (condVar = TRUE)
+  unbalanced <- lmer(strength ~ 1 + (1 | batch/cask), data = Pastes[-c(1, 3, 7, 8), ], REML = reml,
+                     control = ctrl)
+  for (subset in c("all", "unbalanced")) {
+    effects[[length(effects) + 1]] <- data.frame(
+      reml = reml, rows = subset,
+      as.data.frame(ranef(if (subset == "all") fit else unbalanced, condVar = TRUE))
+    )
+  }
 }
 write.csv(do.call(rbind, rows), file.path(out_dir, "pastes_lme4.csv"), row.names = FALSE)
+write.csv(do.call(rbind, effects)[, c("reml", "rows", "grpvar", "grp", "condval", "condsd")],
+          file.path(out_dir, "pastes_lme4_ranef.csv"), row.names = FALSE)
 writeLines(capture.output(sessionInfo())[1:3], file.path(out_dir, "pastes_lme4_session.txt"))

@@ -16,7 +16,7 @@ from statsmodels.formula._manager import FormulaManager
 
 from .formula import ParsedFormula
 
-__all__ = ["RowAccounting", "ModelData", "data_from_formula", "data_from_arrays"]
+__all__ = ["RowAccounting", "ModelData", "data_from_formula", "data_from_arrays", "design_of_new_rows", "check_columns"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ class ModelData:
         Index labels (in the input data) of the rows used.
     accounting : RowAccounting
     endog_name : str
+    design : patsy DesignInfo or formulaic ModelSpec, optional
+        The formula engine's description of the fixed part, which builds the design of new
+        rows as it built this one (categorical levels, the state of transforms such as
+        ``center(x)``); None for data given as arrays.
     """
 
     endog: np.ndarray
@@ -78,6 +82,11 @@ class ModelData:
     row_labels: pd.Index
     accounting: RowAccounting
     endog_name: str
+    design: object | None = None
+
+    def __getstate__(self) -> dict:
+        # patsy cannot pickle its description of a design; the model rebuilds it from its data
+        return {**self.__dict__, "design": None}
 
 
 def _missing_ids(ids: pd.DataFrame) -> pd.Series:
@@ -101,10 +110,28 @@ def _near_miss(name: str, columns) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _check_columns(data: pd.DataFrame, names, what: str) -> None:
+def check_columns(data: pd.DataFrame, names, what: str, where: str = "the data") -> None:
+    """Refuse a frame without one of the named columns, suggesting a near miss in case."""
     for name in names:
         if name not in data.columns:
-            raise ValueError(f"{what} {name!r} is not a column of the data{_near_miss(name, data.columns)}")
+            raise ValueError(f"{what} {name!r} is not a column of {where}{_near_miss(name, data.columns)}")
+
+
+def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, fixed: str, where: str, **options):
+    """The formula engine's matrices, rows with a missing value dropped; its errors as ValueErrors.
+
+    ``fixed`` is the fixed part as the messages show it; a name the engine could not find is
+    named, with a near miss among the columns of ``data``.
+    """
+    try:
+        return manager.get_matrices(formula, data, pandas=True, na_action=manager.get_na_action("drop"), **options)
+    except Exception as err:  # the formula engine's own errors name the problem; keep its text
+        unknown = re.search(r"name '([^']+)' is not defined", str(err))
+        if unknown:
+            name = unknown.group(1)
+            raise ValueError(f"{name!r} in {fixed!r} is neither a column of {where} nor a defined name"
+                             f"{_near_miss(name, data.columns)}") from None
+        raise ValueError(f"cannot build the fixed part {fixed!r} from {where}: {err}") from None
 
 
 def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int = 0) -> ModelData:
@@ -122,9 +149,9 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise ValueError("data has no rows")
-    _check_columns(data, parsed.columns, "grouping factor")
+    check_columns(data, parsed.columns, "grouping factor")
     if re.fullmatch(r"\w+", parsed.outcome):  # a transform such as log(y) is left to the formula engine
-        _check_columns(data, [parsed.outcome], "outcome")
+        check_columns(data, [parsed.outcome], "outcome")
     if parsed.outcome in data.columns and not pd.api.types.is_numeric_dtype(data[parsed.outcome]):
         raise ValueError(f"outcome {parsed.outcome!r} is not numeric (dtype {data[parsed.outcome].dtype})")
 
@@ -132,19 +159,7 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     data = data.reset_index(drop=True)  # rows by position: the index may repeat labels
     ids_all = data[list(parsed.columns)]
     manager = FormulaManager()
-    try:
-        endog, exog = manager.get_matrices(
-            parsed.fixed, data, eval_env=eval_env + 1, pandas=True, na_action=manager.get_na_action("drop")
-        )
-    except Exception as err:  # the formula engine's own errors name the problem; keep its text
-        unknown = re.search(r"name '([^']+)' is not defined", str(err))
-        if unknown:
-            name = unknown.group(1)
-            raise ValueError(
-                f"{name!r} in {parsed.fixed!r} is neither a column of the data nor a defined name"
-                f"{_near_miss(name, data.columns)}"
-            ) from None
-        raise ValueError(f"cannot build the fixed part {parsed.fixed!r}: {err}") from None
+    endog, exog = _matrices(manager, parsed.fixed, data, parsed.fixed, "the data", eval_env=eval_env + 2)
     if endog.shape[1] != 1:
         raise ValueError(
             f"outcome {parsed.outcome!r} gives {endog.shape[1]} columns ({', '.join(map(str, endog.columns))}); "
@@ -175,7 +190,37 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         row_labels=used_labels,
         accounting=RowAccounting(len(data), int(rows.sum()), dropped),
         endog_name=parsed.outcome,
+        design=manager.spec,
     )
+
+
+def design_of_new_rows(model_data: ModelData, frame: pd.DataFrame) -> np.ndarray:
+    """The fixed-effect design of new rows, built as the design of ``model_data`` was.
+
+    Parameters
+    ----------
+    model_data : ModelData
+        With a formula, its :attr:`~ModelData.design` is applied to ``frame`` (the columns
+        the fixed part names); without one, ``frame`` holds the design's columns by name.
+    frame : DataFrame
+        The new rows; the outcome is not needed.
+
+    Returns
+    -------
+    ndarray, shape (len(frame), len(model_data.exog_names))
+        Rows with a missing value are NaN.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"new rows must be a pandas DataFrame, got {type(frame).__name__}")
+    if model_data.design is None:
+        check_columns(frame, model_data.exog_names, "design column", "exog")
+        return frame[model_data.exog_names].to_numpy(dtype=float)
+    manager = FormulaManager()
+    rows = frame.reset_index(drop=True)  # by position: the index may repeat labels
+    fixed = f"{model_data.endog_name} ~ {manager.get_description(model_data.design)}"
+    design = _matrices(manager, model_data.design, rows, fixed, "exog", prediction=True)
+    # rows dropped for a missing value come back as NaN, in place
+    return design.reindex(rows.index).to_numpy(dtype=float)
 
 
 def _dropped_reasons(data: pd.DataFrame, parsed: ParsedFormula, dropped: pd.Series) -> dict[str, int]:

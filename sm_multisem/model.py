@@ -17,7 +17,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export
 from .covariance import check_cov_options, covariance, numerical_jacobian
-from .data import ModelData, data_from_arrays, data_from_formula
+from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout, position_name
@@ -201,6 +201,37 @@ class MultilevelSEM(GenericLikelihoodModel):
                 for ident in self.table.covariates:
                     wide.loc[absent, position_name(ident, suffix)] = 0.0
         return wide
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.formula is None:
+            return
+        try:  # the formula engine's description of the design was not pickled (see ModelData)
+            design = data_from_formula(parse_formula(self.formula), self._recipe["frame"]).design
+        except ValueError:  # a name the formula used where the model was built is not defined here
+            return
+        self._recipe["source"] = dataclasses.replace(self._recipe["source"], design=design)
+        self.model_data = dataclasses.replace(self.model_data, design=design)
+
+    def _new_exog(self, frame: pd.DataFrame) -> np.ndarray:
+        """The fixed-effect design of new rows (columns as :attr:`exog_names`), NaN where a value is missing.
+
+        Slopes relaxed by a label read the labelling column of ``frame``.
+        """
+        source: ModelData = self._recipe["source"]  # the design before any slope was split by label
+        if self.formula is not None and source.design is None:
+            raise ValueError(f"the design of {self.formula!r} could not be rebuilt when the model was unpickled "
+                             "(the formula names something not defined there); refit it to predict new rows")
+        exog = design_of_new_rows(source, frame)
+        slopes = [r for r in self.relaxations if r.kind == "slope"]
+        check_columns(frame, [r.by for r in slopes], "labelling column", "exog")
+        for relax in slopes:
+            missing = int(frame[relax.by].isna().sum())
+            if missing:
+                raise ValueError(f"labelling column {relax.by!r} is missing in {missing:,} rows of exog; "
+                                 f"the slope of {relax.target} depends on it")
+        columns = {r.by: frame[r.by].to_numpy() for r in slopes}
+        return expand_slopes(exog, source.exog_names, self.relaxations, columns, fitted=self.labels)[0]
 
     def _covariate_identifiers(self, exog_names: list[str]) -> list[str | None]:
         covariates = iter(self.table.covariates)

@@ -137,11 +137,24 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
 
 
 def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Relaxation, ...],
-                  columns: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+                  columns: dict[str, np.ndarray], fitted: Labels | None = None) -> tuple[np.ndarray, list[str]]:
     """Replace each relaxed covariate ``x`` by ``x[g] = x * 1{label = g}`` for every label ``g``.
 
     Rows stay in input order. The intercept is never relaxed this way (that is a fixed
     effect of the label: add ``C(label)`` to the formula).
+
+    Parameters
+    ----------
+    exog : ndarray
+        The design before any slope is split.
+    exog_names : list of str
+    relaxations : tuple of Relaxation
+        Only the slope relaxations are used.
+    columns : dict
+        Labelling column name -> its value in every row of ``exog``.
+    fitted : Labels, optional
+        The labels of a fitted model, for new rows: they get the fitted model's columns,
+        whatever labels they carry, and a label the fit did not see is refused (it has no slope).
     """
     for relax in (r for r in relaxations if r.kind == "slope"):
         if relax.target not in exog_names:
@@ -149,6 +162,12 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
         if relax.target == "Intercept":
             raise ValueError("the intercept differs by a label through a fixed effect: add C(label) to the formula")
         labels, names = _as_strings(pd.Series(np.asarray(columns[relax.by], dtype=object)), relax.by)
+        if fitted is not None:
+            unseen = sorted(set(names) - set(fitted.of(relax)[1]))
+            if unseen:
+                raise ValueError(f"{relax.by} = {unseen[0]!r} is not a label of the fitted data: the slope of "
+                                 f"{relax.target} was estimated for {fitted.of(relax)[1]} only")
+            names = fitted.of(relax)[1]
         at = exog_names.index(relax.target)
         expanded = exog[:, at][:, None] * (labels[:, None] == np.asarray(names, dtype=object)[None, :])
         exog = np.hstack([exog[:, :at], expanded, exog[:, at + 1:]])

@@ -15,6 +15,7 @@ from statsmodels.base.model import (
     LikelihoodResultsWrapper,
 )
 
+from .data import check_columns
 from .estimation import Optimum, ProfiledObjective, fit_profiled
 
 __all__ = ["MultilevelSEMResults", "LRTest"]
@@ -270,40 +271,88 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
             out[layout.level_names[level]] = pd.Series(level_values, index=index, name=name)
         return out
 
-    def predict(self, exog=None, level: str | None = None) -> np.ndarray:
+    def predict(self, exog=None, level: str | None = None):
         """Predictions, marginal (``level=None``) or conditional on the predicted effects.
 
         Parameters
         ----------
-        exog : array_like, optional
-            Fixed-effect design of new rows (columns as ``model.exog_names``), for marginal
-            predictions ``exog @ beta``. By default the rows used in the fit.
+        exog : DataFrame, dict or array_like, optional
+            New rows. A DataFrame (or a dict of columns) holds the columns the fixed part of
+            the formula names (its design is built as the fit's was: the same categorical
+            levels, the fit's state of transforms such as ``center(x)``), the labelling column
+            of a slope relaxed by a label, and, for ``level``, the id columns of that level and
+            the levels above. An array is the fixed-effect design itself (columns as
+            ``model.exog_names``), for marginal predictions only. By default the rows used in
+            the fit.
         level : str, optional
-            Add the predicted random intercepts of every level from the top down to this one
-            (``"k"``, ``"k:j"``); only for the rows used in the fit.
+            Add the predicted random intercepts (:attr:`random_effects`) of every level from
+            the top down to this one (``"k"``, ``"k:j"``). A new row takes the effects of the
+            units whose ids it carries; a unit that was not in the fit, or a missing id, adds
+            0, the expected effect of a new unit, so the row is predicted marginally from that
+            level down (lme4's ``predict(fit, newdata, allow.new.levels = TRUE)``).
+
+        Returns
+        -------
+        Series or ndarray
+            A Series indexed as ``exog`` when it is a DataFrame (NaN where a covariate is
+            missing); otherwise an array, for the rows used in the fit in their input order.
+
+        Examples
+        --------
+        ``res.predict(new, level="k:j")`` predicts ``x' beta + u_k + v_jk`` for the rows of
+        ``new``, with columns ``x``, ``k`` and ``j``.
         """
         model = self.model
-        beta, variances = model.plan.split(np.asarray(self.params))
-        if exog is not None:
-            if level is not None:
-                raise NotImplementedError("conditional predictions for new rows need their ids; "
-                                          "give level=None for marginal predictions")
-            exog = np.asarray(exog, dtype=float)
-            if exog.ndim != 2 or exog.shape[1] != len(beta):
-                raise ValueError(f"exog needs {len(beta)} columns {model.model_data.exog_names}, got shape {exog.shape}")
-            return exog @ beta
-        fitted = model.model_data.exog @ beta
-        if level is None:
+        beta, _ = model.plan.split(np.asarray(self.params))
+        depth = self._depth(level)
+        if exog is None:
+            fitted = model.model_data.exog @ beta
+            layout = model.layout
+            for index, name in enumerate(layout.level_names[:depth]):
+                # back from the layout's sorted order to the input order
+                fitted[layout.order] += self.random_effects[name].to_numpy()[layout.unit_of_rows(index)]
             return fitted
-        if level not in model.layout.level_names:
-            raise ValueError(f"level {level!r} is not one of {list(model.layout.level_names)}")
-        layout = model.layout
-        effects = np.zeros(layout.n_rows)
-        predictions = model.likelihood.random_effects(beta, variances)
-        for index in range(layout.level_names.index(level) + 1):
-            effects += predictions[index][layout.unit_of_rows(index)]
-        fitted[layout.order] += effects  # back from the layout's sorted order to the input order
-        return fitted
+        if isinstance(exog, dict):  # column name -> values, as statsmodels' formula models accept
+            exog = pd.DataFrame(exog)
+        if isinstance(exog, pd.DataFrame):
+            prediction = model._new_exog(exog) @ beta + self._effects_of_new_rows(exog, depth)
+            return pd.Series(prediction, index=exog.index, name="predicted")
+        if depth:
+            raise ValueError("conditional predictions of new rows need their ids: give exog as a DataFrame "
+                             "with the columns of the formula and the id columns")
+        exog = np.asarray(exog, dtype=float)
+        if exog.ndim != 2 or exog.shape[1] != len(beta):
+            raise ValueError(f"exog needs {len(beta)} columns {model.exog_names}, got shape {exog.shape}")
+        return exog @ beta
+
+    def _depth(self, level: str | None) -> int:
+        """How many levels, from the top, a prediction at ``level`` adds effects of."""
+        names = self.model.layout.level_names
+        if level is None:
+            return 0
+        if level not in names:
+            raise ValueError(f"level {level!r} is not one of {list(names)}")
+        return names.index(level) + 1
+
+    def _effects_of_new_rows(self, frame: pd.DataFrame, depth: int) -> np.ndarray:
+        """Sum of the predicted effects of the top ``depth`` levels for new rows, 0 for units not in the fit."""
+        layout = self.model.layout
+        needed = list(dict.fromkeys(column for grouping in layout.levels[:depth] for column in grouping))
+        check_columns(frame, needed, "id column", "exog")
+        total = np.zeros(len(frame))
+        for name, grouping, ids in zip(layout.level_names[:depth], layout.levels, layout.unit_ids):
+            found = pd.MultiIndex.from_frame(ids).get_indexer(pd.MultiIndex.from_frame(frame[list(grouping)]))
+            total += np.where(found >= 0, self.random_effects[name].to_numpy()[found], 0.0)
+        return total
+
+    def resid_at(self, level: str | None = None) -> np.ndarray:
+        """Residuals of the rows used in the fit at a level: the outcome minus ``predict(level=level)``.
+
+        ``level=None`` gives the marginal residuals ``y - X beta`` (nlme's ``residuals(fit,
+        level = 0)``); ``resid_at("k")`` removes the predicted effects of ``k`` as well, and the
+        lowest level gives :attr:`resid`.
+        """
+        return self.model.model_data.endog - self.predict(level=level)
 
     @cached_property
     def fittedvalues(self) -> np.ndarray:
@@ -339,7 +388,9 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
 
 class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):
-    """Labels parameters, standard errors and intervals with the parameter names."""
+    """Labels parameters, standard errors and intervals with the parameter names, residuals with the rows."""
+
+    _wrap_methods = wrap.union_dicts(LikelihoodResultsWrapper._wrap_methods, {"resid_at": "rows"})
 
 
 wrap.populate_wrapper(MultilevelSEMResultsWrapper, MultilevelSEMResults)

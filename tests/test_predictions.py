@@ -1,5 +1,6 @@
 """Empirical Bayes predictions of the random effects, predictions and residuals."""
 
+import pickle
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import sm_multisem as sms
 from dense_reference import dense_random_effects
 from sm_multisem.compare import TIGHT_FIT, mixedlm_equivalent
+from statsmodels.api import add_constant as sm_add_constant
 
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -142,10 +144,123 @@ def test_predictions_and_residuals(res, unbalanced_data):
     np.testing.assert_allclose(res.predict(exog=new), new @ beta)
 
 
-def test_prediction_errors(res):
+def test_predictions_of_the_fitted_rows_given_as_new_data(res, unbalanced_data):
+    """Matching ids of new rows gives what the layout gives for the rows used, in any row order."""
+    shuffled = unbalanced_data.sample(frac=1.0, random_state=3)
+    shuffled.index = np.repeat(np.arange(len(shuffled) // 2 + 1), 2)[: len(shuffled)]  # repeated labels
+    position = unbalanced_data.index.get_indexer(unbalanced_data.sample(frac=1.0, random_state=3).index)
+    for level in (None, "k", "k:j"):
+        predicted = res.predict(shuffled, level=level)
+        assert isinstance(predicted, pd.Series) and predicted.index.equals(shuffled.index)
+        np.testing.assert_allclose(predicted.to_numpy(), np.asarray(res.predict(level=level))[position], rtol=1e-13)
+
+
+def test_new_units_are_predicted_at_their_expected_effect_zero(res, unbalanced_data):
+    """lme4's allow.new.levels = TRUE: an unseen unit, or a missing id, adds no effect."""
+    beta = res.params[["Intercept", "x"]].to_numpy()
+    seen_k = unbalanced_data["k"].iloc[0]
+    seen_j = unbalanced_data.loc[unbalanced_data["k"] == seen_k, "j"].iloc[0]
+    new = pd.DataFrame({
+        "x": [0.5, 0.5, 0.5, 0.5, 0.5, np.nan],
+        "k": [seen_k, seen_k, 10_000, np.nan, seen_k, seen_k],
+        "j": [seen_j, 99, seen_j, seen_j, np.nan, seen_j],
+    }, index=list("abcdef"))
+    u = res.random_effects["k"].loc[seen_k]
+    v = res.random_effects["k:j"].loc[(seen_k, seen_j)]
+    marginal = beta[0] + 0.5 * beta[1]
+    np.testing.assert_allclose(res.predict(new).to_numpy(), [marginal] * 5 + [np.nan])
+    np.testing.assert_allclose(res.predict(new, level="k").to_numpy(),
+                               [marginal + u, marginal + u, marginal, marginal, marginal + u, np.nan])
+    np.testing.assert_allclose(res.predict(new, level="k:j").to_numpy(),
+                               [marginal + u + v, marginal + u, marginal, marginal, marginal + u, np.nan])
+    # marginal predictions need no ids
+    np.testing.assert_allclose(res.predict(new[["x"]]).to_numpy(), res.predict(new).to_numpy())
+
+
+def test_new_rows_go_through_the_fitted_design():
+    """Categorical levels and the state of center(x) are the fit's, not the new rows'."""
+    data = pd.read_csv(REFERENCE / "relax_data.csv")
+    res = sms.MultilevelSEM.from_formula("y ~ center(x) + C(type) + (1|k/j)", data).fit()
+    new = pd.DataFrame({"x": [0.0, 1.0, 2.0], "type": ["prv", "pub", "chr"]})
+    params = res.params
+    expected = (params["Intercept"] + params["center(x)"] * (new["x"] - data["x"].mean())
+                + new["type"].map({"chr": 0.0, "prv": params["C(type)[T.prv]"], "pub": params["C(type)[T.pub]"]}))
+    np.testing.assert_allclose(res.predict(new).to_numpy(), expected.to_numpy(), rtol=1e-13)
+    with pytest.raises(ValueError, match=r"'x' in 'y ~ 1 \+ C\(type\) \+ center\(x\)' is neither a column of "
+                                         r"exog nor a defined name; did you mean 'X'\?"):
+        res.predict(new.rename(columns={"x": "X"}))
+    with pytest.raises(ValueError, match="cannot build the fixed part .* from exog: .*'private'"):
+        res.predict(new.assign(type="private"))
+    np.testing.assert_allclose(res.predict(new.to_dict("list")).to_numpy(), expected.to_numpy(), rtol=1e-13)
+    # patsy cannot pickle the design: it is rebuilt from the model's data when unpickled
+    again = pickle.loads(pickle.dumps(res))
+    np.testing.assert_allclose(again.predict(new).to_numpy(), expected.to_numpy(), rtol=1e-13)
+
+
+def _pickled_fit_of_a_formula_with_a_local_function(data: pd.DataFrame) -> tuple[bytes, pd.Series]:
+    def twice(v):
+        return 2.0 * v
+
+    res = sms.MultilevelSEM.from_formula("y ~ twice(x) + (1|k/j)", data).fit()
+    return pickle.dumps(res), res.predict(data.head(5))
+
+
+def test_names_of_the_formula_are_found_where_the_model_was_built(article_data):
+    """The design keeps the caller's namespace; unpickled elsewhere, it cannot be rebuilt and says so."""
+    blob, predicted = _pickled_fit_of_a_formula_with_a_local_function(article_data)
+    beta = pickle.loads(blob).params.to_numpy()[:2]
+    np.testing.assert_allclose(predicted.to_numpy(), beta[0] + beta[1] * 2.0 * article_data["x"].head(5), rtol=1e-13)
+    with pytest.raises(ValueError, match="could not be rebuilt when the model was unpickled"):
+        pickle.loads(blob).predict(article_data.head(5))
+
+
+def test_new_rows_of_a_model_with_slopes_by_label():
+    data = pd.read_csv(REFERENCE / "relax_data.csv")
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_slope("x", by="type").fit()
+    new = pd.DataFrame({"x": [1.0, 2.0, 3.0], "type": ["pub", "chr", "pub"]})
+    params = res.params
+    expected = params["Intercept"] + new["x"] * new["type"].map(lambda t: params[f"x[{t}]"])
+    np.testing.assert_allclose(res.predict(new).to_numpy(), expected.to_numpy(), rtol=1e-13)
+    np.testing.assert_allclose(res.predict(data).to_numpy(), res.predict(), rtol=1e-13)
+    with pytest.raises(ValueError, match="labelling column 'type' is not a column of exog"):
+        res.predict(new[["x"]])
+    with pytest.raises(ValueError, match="'type' is missing in 1 rows of exog; the slope of x depends on it"):
+        res.predict(new.assign(type=["pub", None, "chr"]))
+    with pytest.raises(ValueError, match=r"type = 'state' is not a label of the fitted data: the slope of x was "
+                                         r"estimated for \['chr', 'prv', 'pub'\] only"):
+        res.predict(new.assign(type="state"))
+
+
+def test_new_rows_of_a_model_built_from_arrays(res, unbalanced_data):
+    model = sms.MultilevelSEM(unbalanced_data["y"], sm_add_constant(unbalanced_data["x"]),
+                              groups=unbalanced_data[["k", "j"]])
+    arrays = model.fit()
+    new = unbalanced_data.assign(const=1.0)
+    np.testing.assert_allclose(arrays.predict(new, level="k:j").to_numpy(), res.predict(level="k:j"), rtol=1e-6)
+    with pytest.raises(ValueError, match="design column 'const' is not a column of exog"):
+        arrays.predict(unbalanced_data)
+
+
+def test_residuals_at_every_level(res, unbalanced_data):
+    y = unbalanced_data["y"].to_numpy()
+    for level in (None, "k", "k:j"):
+        resid = res.resid_at(level)
+        assert isinstance(resid, pd.Series) and resid.index.equals(unbalanced_data.index)
+        np.testing.assert_allclose(resid.to_numpy(), y - res.predict(level=level))
+    np.testing.assert_allclose(res.resid_at().to_numpy(), y - res.predict(unbalanced_data).to_numpy())
+    np.testing.assert_allclose(res.resid_at("k:j").to_numpy(), res.resid.to_numpy())
+    with pytest.raises(ValueError, match="is not one of"):
+        res.resid_at("school")
+
+
+def test_prediction_errors(res, unbalanced_data):
     with pytest.raises(ValueError, match="is not one of"):
         res.predict(level="school")
     with pytest.raises(ValueError, match="exog needs 2 columns"):
         res.predict(exog=np.ones((3, 3)))
-    with pytest.raises(NotImplementedError, match="need their ids"):
+    with pytest.raises(ValueError, match="need their ids: give exog as a DataFrame"):
         res.predict(exog=np.ones((3, 2)), level="k")
+    with pytest.raises(ValueError, match="id column 'j' is not a column of exog"):
+        res.predict(unbalanced_data[["x", "k"]], level="k:j")
+    with pytest.raises(ValueError, match="id column 'k' is not a column of exog; did you mean 'K'"):
+        res.predict(unbalanced_data[["x", "k"]].rename(columns={"k": "K"}), level="k")

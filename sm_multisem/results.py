@@ -17,6 +17,7 @@ from statsmodels.base.model import (
 
 from .data import check_columns
 from .estimation import Optimum, ProfiledObjective, fit_profiled
+from .graphics import plot_random_effects
 
 __all__ = ["MultilevelSEMResults", "LRTest"]
 
@@ -363,6 +364,13 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def resid(self) -> np.ndarray:
         """Observation-level residuals: outcome minus :attr:`fittedvalues`."""
         return self.model.model_data.endog - self.fittedvalues
+
+    def plot_random_effects(self, level: str | None = None, *, ax=None, alpha: float = 0.05):
+        """Caterpillar plot of a level's predicted effects with ``1 - alpha`` intervals (needs matplotlib).
+
+        See :func:`sm_multisem.graphics.plot_random_effects`; returns the matplotlib Figure.
+        """
+        return plot_random_effects(self, level, ax=ax, alpha=alpha)
 
     # -------------------------------------------------------------- reports
     def compare_mixedlm(self, **fit_kwargs) -> pd.DataFrame:

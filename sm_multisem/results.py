@@ -382,8 +382,23 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         return compare_mixedlm(self, **fit_kwargs)
 
-    def summary(self, alpha: float = 0.05):
-        """Stata ``mixed``-style summary: groups, fixed effects, random-effects parameters, LR test.
+    def summary(self, alpha: float = 0.05, style: str = "mixed", max_equations: int = 10):
+        """Summary of the fit, laid out as Stata ``mixed`` (default) or Stata ``sem`` prints it.
+
+        Parameters
+        ----------
+        alpha : float
+            ``1 - alpha`` is the coverage of the confidence intervals.
+        style : {"mixed", "sem"}
+            ``"mixed"``: groups, fixed effects, random-effects parameters, LR test against the
+            linear model. ``"sem"``: the wide model read from its per-position parameter table
+            (:attr:`MultilevelSEM.parameter_table`), one block per equation ``y1_1 <- x1_1 K J1
+            _cons`` with the loadings fixed at 1 shown as constrained, then the residual and
+            effect variances, each parameter with its constraint label (``bx``, ``c``, ``S_j``;
+            relaxed models show theirs), and the LR test against the saturated model.
+        max_equations : int
+            With ``style="sem"``, above this many equations those with the same labels are shown
+            once, as ``y{p}``.
 
         Returns
         -------
@@ -392,7 +407,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         """
         from .summary import build_summary
 
-        return build_summary(self, alpha=alpha)
+        return build_summary(self, alpha=alpha, style=style, max_equations=max_equations)
 
 
 class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):

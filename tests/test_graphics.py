@@ -9,7 +9,7 @@ import sm_multisem as sms
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import matplotlib.pyplot as plt  # after the backend is chosen
 
 
 @pytest.fixture(scope="module")

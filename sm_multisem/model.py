@@ -247,7 +247,8 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())
-        return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_of_rows(), axis=0)) == counts[0]
+        # by name: slots keyed by a label number each label from 1, so numbers alone repeat
+        return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_names())) == counts[0]
 
     # ------------------------------------------------------------- relaxing
     def relax_variance(self, level: str, by) -> "MultilevelSEM":

@@ -188,3 +188,13 @@ def test_top_level_label_needs_a_multigroup_model(data):
     assert {"var(k)[north]", "var(k)[south]"} <= set(res.params.index)
     with pytest.raises(NotImplementedError, match="multi-group SEM"):
         model.parameter_table
+
+
+def test_balanced_data_keyed_by_a_label_need_no_mlmv():
+    """Every county has one school of each type and two students in each: no position is missing."""
+    data = sms.simulate_article_data(n_clusters=20, seed=3)
+    data["type"] = data["j"].map({1: "public", 2: "private"})
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_variance("k:j", by="type")
+    assert "method(ml) " in model.to_stata()
+    missing_one = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.drop(index=[0]))
+    assert "method(mlmv)" in missing_one.relax_variance("k:j", by="type").to_stata()

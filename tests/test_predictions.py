@@ -264,3 +264,15 @@ def test_prediction_errors(res, unbalanced_data):
         res.predict(unbalanced_data[["x", "k"]], level="k:j")
     with pytest.raises(ValueError, match="id column 'k' is not a column of exog; did you mean 'K'"):
         res.predict(unbalanced_data[["x", "k"]].rename(columns={"k": "K"}), level="k")
+
+
+@pytest.mark.parametrize("reml", [False, True])
+def test_new_rows_predicted_as_lme4_with_new_levels_allowed(reml):
+    """lme4's predict(fit, newdata, re.form, allow.new.levels = TRUE) on Pastes (tests/reference/pastes_lme4.R)."""
+    pastes = pd.read_csv(REFERENCE / "pastes.csv")
+    ref = pd.read_csv(REFERENCE / "pastes_lme4_predict.csv")
+    ref = ref[ref["reml"] == reml].reset_index(drop=True)
+    res = sms.MultilevelSEM.from_formula("strength ~ 1 + (1|batch/cask)", pastes).fit(reml=reml)
+    new = ref[["batch", "cask"]]  # a seen cask, an unseen cask of a seen batch, an unseen batch
+    for level, column in [(None, "marginal"), ("batch", "batch_level"), ("batch:cask", "cask_level")]:
+        np.testing.assert_allclose(res.predict(new, level=level).to_numpy(), ref[column].to_numpy(), rtol=1e-8)

@@ -1,4 +1,4 @@
-"""Every Python code block of the user guide runs, in order, file by file."""
+"""Every Python code block of the user guide runs, in order, file by file; exported syntax shown is current."""
 
 import re
 from pathlib import Path
@@ -7,18 +7,38 @@ import pytest
 
 DOCS = Path(__file__).parent.parent / "docs"
 BLOCK = re.compile(r"^\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)", re.M)
+#: A block shown after the comment ``.. exported: <expression>`` is what the expression returns
+EXPORTED = re.compile(r"^\.\. exported: (.+)\n\n\.\. code-block:: \w+\n\n((?:(?:   .*)?\n)+)", re.MULTILINE)
+
+
+def unindent(block: str) -> str:
+    return re.sub(r"^   ", "", block, flags=re.M)
 
 
 def python_blocks(path: Path) -> list[str]:
-    return [re.sub(r"^   ", "", block, flags=re.M) for block in BLOCK.findall(path.read_text())]
+    return [unindent(block) for block in BLOCK.findall(path.read_text())]
+
+
+def run_page(page: str, monkeypatch) -> dict:
+    """Run the page's Python blocks in order from the repository root; return their namespace."""
+    monkeypatch.chdir(DOCS.parent)  # the examples read files relative to the repository root
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # plots are drawn, never shown
+    namespace: dict = {}
+    for block in python_blocks(DOCS / page):
+        exec(compile(block, f"{page}", "exec"), namespace)
+    return namespace
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.rst") if python_blocks(p)))
 def test_code_blocks_run(page, monkeypatch):
-    monkeypatch.chdir(DOCS.parent)  # the examples read files relative to the repository root
-    namespace: dict = {}
-    for block in python_blocks(DOCS / page):
-        exec(compile(block, f"{page}", "exec"), namespace)
+    run_page(page, monkeypatch)
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.rst") if EXPORTED.search(p.read_text())))
+def test_exported_syntax_shown_is_what_the_exports_print(page, monkeypatch):
+    namespace = run_page(page, monkeypatch)
+    for expression, block in EXPORTED.findall((DOCS / page).read_text()):
+        assert eval(expression, namespace) == unindent(block).strip("\n"), expression
 
 
 def test_every_page_is_in_the_table_of_contents():

@@ -11,13 +11,12 @@ __all__ = ["plot_random_effects"]
 MAX_LABELLED_UNITS = 50
 
 
-def _pyplot():
+def _require_pyplot() -> None:
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot  # noqa: F401  (only whether it imports)
     except ImportError as err:
         raise ImportError("plotting needs matplotlib, an optional dependency: "
                           "pip install 'sm_multisem[plot]' (or pip install matplotlib)") from err
-    return plt
 
 
 def plot_random_effects(results, level: str | None = None, *, ax=None, alpha: float = 0.05):
@@ -42,7 +41,7 @@ def plot_random_effects(results, level: str | None = None, *, ax=None, alpha: fl
     -------
     matplotlib.figure.Figure
     """
-    _pyplot()  # a clear message before statsmodels' own import of matplotlib
+    _require_pyplot()  # a clear message before statsmodels' own import of matplotlib
     from statsmodels.graphics.utils import create_mpl_ax
 
     names = results.model.layout.level_names

@@ -61,6 +61,18 @@ def test_conditional_variances_equal_the_dense_posterior(relax):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10)
 
 
+def test_conditional_variances_of_a_four_level_model_equal_the_dense_posterior():
+    data = sms.simulate_nested((12, 3, 3, 2), sd=(1.0, 0.7, 0.5, 1.0), seed=11, drop_fraction=0.3)
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|l1/l2/l3)", data)
+    params = model.plan.join([0.3, 1.9], [0.9, 0.4, 0.25, 1.1])
+    beta, variances = model.plan.split(params)
+    means, expected = dense_random_effects(model, params)
+    for ours, theirs in zip(model.likelihood.random_effects_variance(variances), expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+    for ours, theirs in zip(model.likelihood.random_effects(beta, variances), means):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("var_k", [1.3, 1e8])
 def test_conditional_variances_in_closed_form(article_data, var_k):
     """Balanced J units of n rows: invert the posterior precision G^-1 + Z'Z / s_e by Sherman-Morrison.

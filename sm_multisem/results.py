@@ -181,7 +181,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     def wald_test_fixed(self) -> tuple[float, int, float]:
         """Joint Wald chi2 test that every fixed effect except the intercept is 0."""
-        names = list(self.model.model_data.exog_names)
+        names = list(self.model.exog_names)
         idx = [self.model.plan.beta_index[i] for i, n in enumerate(names) if n != "Intercept"]
         if not idx:
             return np.nan, 0, np.nan
@@ -223,6 +223,22 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         small, large = (self, other) if len(self.params) < len(other.params) else (other, self)
         return lr_test(small, large)
+
+    def remove_data(self) -> None:
+        """Drop the data from the results and the model, keeping what :meth:`summary` prints.
+
+        The long data, the wide layout and the per-unit sums go, so that the pickled results
+        are small. Parameters, standard errors, intervals, Wald tests, the summary and
+        marginal predictions for new ``exog`` keep working; whatever needs the data again
+        (random effects, fitted values, score and LR tests against other fits) fails, as in
+        statsmodels.
+        """
+        self.groups  # computed now: the summary prints them
+        if self.model.cluster_weights is None:
+            self.llf_linear
+        for name in ("fittedvalues", "resid", "random_effects"):
+            self.__dict__.pop(name, None)
+        super().remove_data()
 
     # ---------------------------------------------------------- predictions
     @cached_property

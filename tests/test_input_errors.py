@@ -211,9 +211,10 @@ def test_outcome_giving_several_columns(data):
         MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(y=data["y"] > 0))
 
 
-@pytest.mark.parametrize("column, value", [("y", np.inf), ("y", -np.inf), ("x", np.inf), ("x", -np.inf)])
+@pytest.mark.parametrize("column, value", [("y", np.inf), ("y", -np.inf), ("x", np.inf), ("x", -np.inf),
+                                           ("k", np.inf), ("j", -np.inf)])
 def test_infinite_values(data, column, value):
-    frame = data.copy()
+    frame = data.astype({"k": float, "j": float})
     frame.index = frame.index + 100
     frame.loc[105, column] = value
     with pytest.raises(ValueError, match=rf"column '{column}' has 1 infinite value\(s\) \(first in row 105\)"):
@@ -449,9 +450,11 @@ def test_data_not_mutated():
     data.index = data.index * 3 + 1
     before = data.copy(deep=True)
     model = MultilevelSEM.from_formula("y ~ x + C(t) + (1|k/j)", data)
-    model.fit()
+    res = model.fit()
     model.fit(reml=True)
     model.wide_data()
+    res.predict(level="k:j"), res.random_effects, res.summary(), res.compare_mixedlm()
+    model.relax_residuals(by="t").relax_slope("x", by="t").fit(cov_type="robust")
     MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, subset=data["x"] > 0.2).fit()
     pd.testing.assert_frame_equal(data, before)
     assert list(data.columns) == list(before.columns)

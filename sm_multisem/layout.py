@@ -33,6 +33,12 @@ def position_name(stem: str, suffix: str) -> str:
 
 def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     """Integer codes in sorted order of the values (categoricals in category order)."""
+    kind, size = values.dtype.kind, getattr(values.dtype, "itemsize", 0)
+    if len(values) and (kind == "i" or (kind == "u" and size < 8)):  # integer ids: no sort if their range is small
+        array = np.asarray(values, dtype=np.int64)
+        dense = _dense_codes(array - array.min())
+        if dense is not None:
+            return dense
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError as err:  # mixed types that cannot be sorted
@@ -40,9 +46,25 @@ def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64), len(uniques)
 
 
+def _dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Codes of non-negative integer keys by marking the keys present and counting them in order.
+
+    O(rows + largest key), several times faster than a sort; None when the keys spread too
+    far above the number of rows for that to pay.
+    """
+    n_keys = int(keys.max()) + 1
+    if n_keys > 4 * len(keys) + 1024:
+        return None
+    present = np.zeros(n_keys, dtype=bool)
+    present[keys] = True
+    number = np.cumsum(present, dtype=np.int64) - 1
+    return number[keys], int(number[-1]) + 1
+
+
 def _combine(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndarray, int]:
     """Codes of the pairs (left, right), in lexicographic order."""
-    return _codes(left * n_right + right, "combined id")
+    key = left * n_right + right
+    return _dense_codes(key) or _codes(key, "combined id")
 
 
 def nesting_chain(
@@ -298,9 +320,12 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
         codes, n = _combine(codes, n_own, own)
         unit_codes.append(codes)
 
-    order = np.argsort(unit_codes[-1], kind="stable")
-    sorted_codes = [c[order] for c in unit_codes]
-    n_rows = len(order)
+    n_rows = len(unit_codes[-1])
+    if np.all(np.diff(unit_codes[-1]) >= 0):  # rows already grouped in order: no gather
+        order, sorted_codes = np.arange(n_rows), unit_codes
+    else:
+        order = np.argsort(unit_codes[-1], kind="stable")
+        sorted_codes = [c[order] for c in unit_codes]
     row_starts = np.flatnonzero(np.r_[True, np.diff(sorted_codes[-1]) != 0])
     # first row of every unit at each level, and each unit's first child
     first_rows = [np.flatnonzero(np.r_[True, np.diff(c) != 0]) for c in sorted_codes]

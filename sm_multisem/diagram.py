@@ -169,25 +169,25 @@ def path_diagram(table: pd.DataFrame, *, estimates: Mapping[str, float] | None =
     drawn = {*shown, *table.loc[(ops == "~") & table["lhs"].isin(shown), "rhs"],
              *loadings.loc[loadings["rhs"].isin(shown), "lhs"]}
     rows = table[table["lhs"].isin(drawn) & (table["rhs"].isin(drawn) | (ops == "~1"))]
-    is_outcome = set(shown).__contains__
+    outcomes_drawn = set(shown)
 
     def text(row) -> str:
-        """What a path shows: the value it is fixed at, its label, or its estimate."""
-        if not row.label:
+        """What a path shows: the value it is fixed at, or its label (its estimate, once fitted)."""
+        if not row.free:
             return f"{row.value:.4g}"
         return row.label if estimates is None else f"{estimates[row.label]:.4g}"
 
-    def end(name: str) -> str:
+    def owner(name: str) -> str:
         """The node a variance or covariance belongs to: an outcome's is its residual error's."""
-        return f"e.{name}" if is_outcome(name) else name
+        return f"e.{name}" if name in outcomes_drawn else name
 
     variances = rows[(rows["op"] == "~~") & (rows["lhs"] == rows["rhs"])]
     covariances = rows[(rows["op"] == "~~") & (rows["lhs"] != rows["rhs"]) & (rows["free"] | (rows["value"] != 0))]
     under_name = {row.lhs: text(row) for row in rows[rows["op"] == "~1"].itertuples()}
-    under_name |= {end(row.lhs): text(row) for row in variances.itertuples()}
+    under_name |= {owner(row.lhs): text(row) for row in variances.itertuples()}
     latents = list(dict.fromkeys(rows.loc[rows["op"] == "=~", "lhs"]))
     covariates = [name for name in dict.fromkeys(rows.loc[rows["op"] == "~", "rhs"]) if name not in latents]
-    with_error = [name for name in shown if end(name) in under_name]
+    with_error = [name for name in shown if owner(name) in under_name]
 
     def node(name: str, shape: str, title: str | None = None, **attrs: str) -> str:
         label = [title or name] + ([under_name[name]] if name in under_name else [])
@@ -206,7 +206,7 @@ def path_diagram(table: pd.DataFrame, *, estimates: Mapping[str, float] | None =
         "  // latent effects, each with its variance",
         *(node(name, "circle") for name in latents),
         "  // residual errors, each with its variance",
-        *(node(end(name), "circle", "ε", fontsize="10", margin="0.02") for name in with_error),
+        *(node(owner(name), "circle", "ε", fontsize="10", margin="0.02") for name in with_error),
         "  // regressions",
         *(edge(row.rhs, row.lhs, label=text(row)) for row in rows[rows["op"] == "~"].itertuples()),
         # effects and errors point at the outcomes from the right: each such path is written
@@ -214,9 +214,9 @@ def path_diagram(table: pd.DataFrame, *, estimates: Mapping[str, float] | None =
         "  // loadings of the latent effects; the residual errors",
         *(edge(row.rhs, row.lhs, dir="back", minlen="2", label=text(row))
           for row in rows[rows["op"] == "=~"].itertuples()),
-        *(edge(name, end(name), dir="back") for name in with_error),
+        *(edge(name, owner(name), dir="back") for name in with_error),
         "  // covariances",
-        *(edge(end(row.lhs), end(row.rhs), dir="both", constraint="false", label=text(row))
+        *(edge(owner(row.lhs), owner(row.rhs), dir="both", constraint="false", label=text(row))
           for row in covariances.itertuples()),
     ]
     column = shown

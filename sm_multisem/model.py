@@ -216,6 +216,24 @@ class MultilevelSEM(GenericLikelihoodModel):
         """The wide constrained model in lavaan model syntax."""
         return export.to_lavaan(self.parameter_table)
 
+    def path_diagram(self, *, max_positions: int | None = 6):
+        """The wide SEM as a path diagram, every path labelled with its constraint label.
+
+        Parameters
+        ----------
+        max_positions : int or None
+            Draw this many positions and one node for the rest (``None``: all).
+
+        Returns
+        -------
+        sm_multisem.diagram.PathDiagram
+            DOT source (``.source``), shown as SVG in Jupyter and written by ``.render(path)``
+            when Graphviz is installed; see :func:`sm_multisem.diagram.path_diagram`.
+        """
+        from .diagram import path_diagram
+
+        return path_diagram(self.parameter_table, max_positions=max_positions)
+
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())
         return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_of_rows(), axis=0)) == counts[0]

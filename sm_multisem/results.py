@@ -326,6 +326,24 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         return build_summary(self, alpha=alpha)
 
+    def path_diagram(self, *, max_positions: int | None = 6):
+        """The wide SEM as a path diagram, every path labelled with its estimate.
+
+        Parameters
+        ----------
+        max_positions : int or None
+            Draw this many positions and one node for the rest (``None``: all).
+
+        Returns
+        -------
+        sm_multisem.diagram.PathDiagram
+            See :meth:`MultilevelSEM.path_diagram <sm_multisem.MultilevelSEM.path_diagram>`.
+        """
+        from .diagram import path_diagram
+
+        estimates = dict(zip(self.model.plan.labels, np.asarray(self.params)))
+        return path_diagram(self.model.parameter_table, estimates=estimates, max_positions=max_positions)
+
 
 class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):
     """Labels parameters, standard errors and intervals with the parameter names."""

@@ -188,3 +188,13 @@ def test_top_level_label_needs_a_multigroup_model(data):
     assert {"var(k)[north]", "var(k)[south]"} <= set(res.params.index)
     with pytest.raises(NotImplementedError, match="multi-group SEM"):
         model.parameter_table
+
+
+def test_slots_are_keyed_after_a_relaxation_without_a_wide_form(data):
+    """A relaxation that has no single wide form does not stop the others from keying their slots."""
+    data = data.assign(region=np.where(data["k"] % 2 == 0, "north", "south"))
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    keyed = model.relax_variance("k:j", by="type").layout.slot_keys
+    after = model.relax_variance("k", by="region").relax_variance("k:j", by="type").layout.slot_keys
+    assert keyed[0] is not None
+    np.testing.assert_array_equal(after[0], keyed[0])

@@ -544,6 +544,11 @@ class NestedNormal:
         v = np.append(-beta, 1.0)
         return beta, _chol_inverse(chol), float(v @ total @ v)
 
+    def fixed_information(self, variances: np.ndarray) -> np.ndarray:
+        """``X'Sigma^{-1}X``: the information of the fixed effects (minus the Hessian of the loglike)."""
+        p = self.n_columns - 1
+        return self.total(self.moments(variances).cross)[:p, :p]
+
     def random_effects(self, beta: np.ndarray, variances: np.ndarray) -> list[np.ndarray]:
         """Best linear unbiased predictions of every unit's random intercept, level by level (top first).
 

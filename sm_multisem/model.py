@@ -390,22 +390,29 @@ class MultilevelSEM(GenericLikelihoodModel):
             if not reml:
                 return self._to_params(info_args)
         else:
-            _, cov_beta, _ = self.likelihood.gls(variances)
             info_args = np.zeros((n_beta + len(variances),) * 2)
-            info_args[:n_beta, :n_beta] = np.linalg.inv(cov_beta)
+            info_args[:n_beta, :n_beta] = self.likelihood.fixed_information(variances)
         var_block = -numerical_jacobian(variance_gradient, variances, self._variance_scale(variances))
         info_args[n_beta:, n_beta:] = 0.5 * (var_block + var_block.T)
         return self._to_params(info_args)
 
     def _hessian_arguments(self, beta, variances) -> np.ndarray:
-        """ML Hessian with respect to the likelihood arguments ``[beta, variances]``."""
+        """ML Hessian with respect to the likelihood arguments ``[beta, variances]``.
+
+        The score is linear in beta, so its Jacobian in beta is exact (``-X'Sigma^{-1}X``);
+        only the columns of the variances are differenced, and the Hessian's symmetry gives
+        the rest.
+        """
         n_beta = len(beta)
 
-        def gradient(z):
-            return self.likelihood.total(self.likelihood.score_obs(z[:n_beta], z[n_beta:]))
+        def gradient(v):
+            return self.likelihood.total(self.likelihood.score_obs(beta, v))
 
-        typical = np.r_[np.full(n_beta, SMALL_FIXED_EFFECT), self._variance_scale(variances)]
-        hess = numerical_jacobian(gradient, np.r_[beta, variances], typical)
+        by_variance = numerical_jacobian(gradient, variances, self._variance_scale(variances))
+        hess = np.empty((n_beta + len(variances),) * 2)
+        hess[:n_beta, :n_beta] = -self.likelihood.fixed_information(variances)
+        hess[:, n_beta:] = by_variance
+        hess[n_beta:, :n_beta] = by_variance[:n_beta].T
         return 0.5 * (hess + hess.T)
 
     def _variance_scale(self, variances: np.ndarray) -> np.ndarray:

@@ -76,9 +76,8 @@ class ClusterMoments:
     cross: np.ndarray
     d_logdet: np.ndarray
     _poolings: tuple[_Pooling, ...]
-    _lowest_within: np.ndarray  # W'W scatter of every cell about its mean
-    _lowest_cluster: np.ndarray  # cluster of every cell
-    _lowest_variance: np.ndarray  # residual variance parameter of every cell
+    _within: np.ndarray  # (n_residual_variances, n_clusters, m, m): within-cell scatter, one sum per variance
+    _within_variance: np.ndarray  # the residual variance parameter of each sum
     _variances: np.ndarray
     _ar1: _AR1Derivative | None = None
     level_units: tuple = ()  # (h, GLS mean) of every unit of each level, top first, own intercept included
@@ -114,9 +113,8 @@ class ClusterMoments:
             if pooling.d_mean is not None:
                 per_unit += 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted)
             out += np.add.reduceat(per_unit, pooling.cluster_starts, axis=0)
-        which = self._lowest_variance
-        within = np.einsum("uij,ij->u", self._lowest_within, weight) / self._variances[which] ** 2
-        out -= np.bincount(self._lowest_cluster * n_var + which, within, minlength=out.size).reshape(out.shape)
+        which = self._within_variance
+        out[:, which] -= np.einsum("rkij,ij->kr", self._within, weight) / self._variances[which] ** 2
         if self._ar1 is not None:
             self._ar1.contract(weight, out)
         return out
@@ -319,8 +317,7 @@ class NestedNormal:
         self._cell_variance = row_variance[order[cell_starts]]
         self._cell_unit = unit_of_row[order[cell_starts]]
         self._unit_cell_starts = np.searchsorted(self._cell_unit, np.arange(len(counts)))
-        self._cell_cluster = cluster[-1][self._cell_unit]
-        self._cell_cluster_starts = np.searchsorted(self._cell_cluster, np.arange(sizes[0]))
+        self._cell_cluster_starts = np.searchsorted(cluster[-1][self._cell_unit], np.arange(sizes[0]))
         by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
         cell_mean = np.add.reduceat(by_column, cell_starts, axis=1) / self._cell_size
         centred = by_column - np.repeat(cell_mean, cell_counts, axis=1)
@@ -329,7 +326,11 @@ class NestedNormal:
         for a in range(m):
             for b in range(a, m):
                 within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], cell_starts)
-        self._cell_within = within
+        # the within-cell scatter enters every evaluation only as its sum per cluster and residual variance
+        self._cluster_within = np.stack([
+            np.add.reduceat(within * (self._cell_variance == r)[:, None, None], self._cell_cluster_starts, axis=0)
+            for r in self.residual_variances
+        ])
         self._ar1 = None
         if ar1_time is not None:
             if len(self.residual_variances) > 1:
@@ -351,7 +352,7 @@ class NestedNormal:
         outcome lies in the span of the covariates and the unit intercepts: the residual
         variance can shrink to 0 and the likelihood has no maximum.
         """
-        scatter = self._cell_within.sum(0)
+        scatter = self._cluster_within.sum((0, 1))
         n_cells = len(self._cell_size)
         if n_cells > len(self._unit_cell_starts):  # cells split units: add the between-cell scatter
             cells = _Units(np.zeros(n_cells), 1.0 / self._cell_size, self._cell_mean,
@@ -378,14 +379,13 @@ class NestedNormal:
         d_logdet = np.zeros((n_cells, self.n_var))
         d_logdet[np.arange(n_cells), which] = n / resid
         units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, None)
-        within = np.add.reduceat(self._cell_within / resid[:, None, None], self._cell_cluster_starts, axis=0)
+        within = np.tensordot(1.0 / variances[self.residual_variances], self._cluster_within, axes=1)
         poolings = []
         if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit
             units, between, record = units.pool(self._unit_cell_starts, self._cell_unit, self._cell_cluster_starts)
             within += between
             poolings.append(record)
-        lowest = (self._cell_within, self._cell_cluster, self._cell_variance)
-        return self._finish(variances, units, within, poolings, lowest, None)
+        return self._finish(variances, units, within, poolings, (self._cluster_within, self.residual_variances), None)
 
     def _ar1_units(self, variances: np.ndarray):
         """The lowest units with AR(1) residuals, from whitened rows."""
@@ -415,13 +415,16 @@ class NestedNormal:
         d_mean = np.zeros((n_units, self.n_var, m))
         d_mean[:, index] = d_mean_rho
         units = _Units(counts * np.log(resid) + np.add.reduceat(log_s2, starts), h, mean, d_logdet, d_h, d_mean)
-        within = np.add.reduceat(scatter, self._unit_cluster_starts, axis=0) / resid
-        unit_variance = np.full(n_units, res, dtype=np.intp)
+        cluster_scatter = np.add.reduceat(scatter, self._unit_cluster_starts, axis=0)
         derivative = _AR1Derivative(z, d_z, a, d_a, mean, d_mean_rho, starts, self._unit_cluster_starts, resid, index)
-        return units, within, [], (scatter, self._cell_cluster, unit_variance), derivative
+        return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
 
-    def _finish(self, variances, units: _Units, within, poolings, lowest, ar1) -> ClusterMoments:
-        """Add every level's random intercept and pool up to the clusters."""
+    def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
+        """Add every level's random intercept and pool up to the clusters.
+
+        ``within_sums`` is the within-cell scatter summed per cluster, one sum for each
+        residual variance, and those variances' parameters (for the derivative pass).
+        """
         level_units = []
         for level in range(self.n_levels - 1, -1, -1):
             which = self.unit_variance[level]
@@ -442,9 +445,8 @@ class NestedNormal:
             cross=cross,
             d_logdet=units.d_logdet,
             _poolings=tuple(poolings),
-            _lowest_within=lowest[0],
-            _lowest_cluster=lowest[1],
-            _lowest_variance=lowest[2],
+            _within=within_sums[0],
+            _within_variance=within_sums[1],
             _variances=variances,
             _ar1=ar1,
             level_units=tuple(level_units),

@@ -156,17 +156,19 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     if exog.shape[1] == 0:
         raise ValueError(f"the fixed part {parsed.fixed!r} has no columns")
 
-    kept = pd.Series(False, index=data.index)
-    kept[endog.index] = True
-    kept &= ~_missing_ids(ids_all)
-    dropped = _dropped_reasons(data, parsed, ~kept)
-    rows = kept.to_numpy()
-    used = data.index[rows]
-    endog_used = endog.loc[used].iloc[:, 0].to_numpy(dtype=float)
-    exog_used = exog.loc[used].to_numpy(dtype=float)
+    rows = np.zeros(len(data), dtype=bool)
+    rows[endog.index.to_numpy()] = True  # the formula engine kept these (positions: the index was reset)
+    rows &= ~_missing_ids(ids_all).to_numpy()
+    if rows.all():  # nothing dropped: the frames are used as they are, without gathering a copy
+        dropped: dict[str, int] = {}
+        endog_used, exog_used, used_labels, ids_used = endog.iloc[:, 0], exog, labels, ids_all
+    else:
+        dropped = _dropped_reasons(data, parsed, pd.Series(~rows))
+        used = data.index[rows]
+        endog_used, exog_used, used_labels = endog.loc[used].iloc[:, 0], exog.loc[used], labels[rows]
+        ids_used = ids_all.loc[used].reset_index(drop=True)
+    endog_used, exog_used = endog_used.to_numpy(dtype=float), exog_used.to_numpy(dtype=float)
     names = list(exog.columns)
-    used_labels = labels[rows]
-    ids_used = ids_all.loc[used].reset_index(drop=True)
     _check_finite(endog_used, exog_used, parsed.outcome, names, ids_used, used_labels)
     if len(endog_used) == 0:
         raise ValueError(f"no row of the data has the outcome, covariates and ids all present ({dropped})")

@@ -144,6 +144,8 @@ class WideLayout:
         For each entry of ``slots``, None, or the label of every unit (row) when the slots
         of that level are keyed by a labelling column: slot ``pub2`` is the second unit
         labelled ``pub`` inside its parent (see :meth:`keyed`).
+    rows_in_order : bool
+        The rows used were already sorted (``order`` is ``0, 1, ...``).
     """
 
     levels: tuple[tuple[str, ...], ...]
@@ -153,6 +155,11 @@ class WideLayout:
     slots: tuple[np.ndarray, ...]
     unit_ids: tuple[pd.DataFrame, ...]
     slot_keys: tuple = ()
+    rows_in_order: bool = False
+
+    def sort_rows(self, values: np.ndarray) -> np.ndarray:
+        """Values of the rows used (first axis), in the layout's order; no copy when already so."""
+        return values if self.rows_in_order else values[self.order]
 
     @property
     def level_names(self) -> tuple[str, ...]:
@@ -321,7 +328,8 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
         unit_codes.append(codes)
 
     n_rows = len(unit_codes[-1])
-    if np.all(np.diff(unit_codes[-1]) >= 0):  # rows already grouped in order: no gather
+    rows_in_order = bool(np.all(np.diff(unit_codes[-1]) >= 0))
+    if rows_in_order:  # no gather
         order, sorted_codes = np.arange(n_rows), unit_codes
     else:
         order = np.argsort(unit_codes[-1], kind="stable")
@@ -340,9 +348,9 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
     row_unit_start = np.repeat(row_starts, np.diff(np.append(row_starts, n_rows)))
     slots.append(np.arange(n_rows) - row_unit_start)
 
-    sorted_ids = ids.iloc[order].reset_index(drop=True)
+    sorted_ids = ids if rows_in_order else ids.iloc[order].reset_index(drop=True)
     unit_ids = tuple(
-        sorted_ids.loc[first_rows[level], list(grouping)].reset_index(drop=True)
+        sorted_ids[list(grouping)].iloc[first_rows[level]].reset_index(drop=True)
         for level, grouping in enumerate(levels)
     )
     return WideLayout(
@@ -352,4 +360,5 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
         child_starts=child_starts,
         slots=tuple(slots),
         unit_ids=unit_ids,
+        rows_in_order=rows_in_order,
     )

@@ -133,7 +133,7 @@ class MultilevelSEM(GenericLikelihoodModel):
                         "weights": weights}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
-        columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
+        columns = layout.sort_rows(np.column_stack([model_data.exog, model_data.endog]))
         endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name)
         exog = pd.DataFrame(model_data.exog, index=model_data.row_labels, columns=model_data.exog_names)
         super().__init__(endog, exog, missing="none")
@@ -622,7 +622,7 @@ def _check_absorbed_levels(exog: np.ndarray, layout: WideLayout) -> None:
         if n_units > n_columns:
             continue
         unit = layout.unit_of_rows(level)
-        sorted_exog = exog[layout.order]
+        sorted_exog = layout.sort_rows(exog)
         sums = np.column_stack([np.bincount(unit, weights=sorted_exog[:, c], minlength=n_units)
                                 for c in range(n_columns)])
         counts = np.bincount(unit, minlength=n_units)

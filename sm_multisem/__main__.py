@@ -5,7 +5,7 @@ school with ``y = 2 x + U_k + V_jk + E_ijk``, fits the model as a wide constrain
 as statsmodels ``MixedLM``, and prints both fits and the wide model in Stata ``sem`` syntax.
 
 ``python -m sm_multisem fit DATA.csv "y ~ x + (1|k/j)" [--reml] [--cov-type robust]
-[--stata] [--lavaan]`` fits a CSV file and prints the summary.
+[--stata] [--lavaan] [--diagram out.svg]`` fits a CSV file and prints the summary.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import warnings
 
 import pandas as pd
 
+from .diagram import GraphvizMissing
 from .model import MultilevelSEM
 from .simulate import simulate_article_data
 
@@ -55,6 +56,8 @@ def fit_csv(args: argparse.Namespace) -> None:
         print("\n" + model.to_stata())
     if args.lavaan:
         print("\n" + model.to_lavaan())
+    if args.diagram:
+        print(f"\npath diagram written to {results.path_diagram().render(args.diagram)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +75,13 @@ def main(argv: list[str] | None = None) -> int:
                      help="covariance of the estimates (default oim)")
     fit.add_argument("--stata", action="store_true", help="also print the wide model as a Stata sem command")
     fit.add_argument("--lavaan", action="store_true", help="also print the wide model in lavaan syntax")
+    fit.add_argument("--diagram", metavar="PATH",
+                     help="write the path diagram of the fit; the format is the extension (.svg, .png, .pdf need "
+                          "Graphviz; .dot, .gv do not)")
     args = parser.parse_args(argv)
     try:
         fit_csv(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, GraphvizMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -60,12 +60,18 @@ class CovarianceResult:
     description: str
 
 
-def numerical_jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, relative_step: float = 1e-5):
-    """Central-difference Jacobian of a vector function (one column per element of ``x``)."""
+def numerical_jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, typical: np.ndarray,
+                       relative_step: float = 1e-5):
+    """Central-difference Jacobian of a vector function (one column per element of ``x``).
+
+    The step of element i is ``relative_step * max(|x_i|, typical_i)``: ``typical`` is the
+    magnitude below which an element counts as small, so that an element near 0 is
+    stepped on the scale of its kind (a variance on that of the other variances).
+    """
     x = np.asarray(x, dtype=float)
     columns = []
     for i in range(len(x)):
-        step = relative_step * max(abs(x[i]), 1e-3)
+        step = relative_step * max(abs(x[i]), typical[i])
         up, down = x.copy(), x.copy()
         up[i] += step
         down[i] -= step

@@ -94,9 +94,12 @@ def _missing_ids(ids: pd.DataFrame) -> pd.Series:
 
 
 def _check_finite(
-    endog: np.ndarray, exog: np.ndarray, endog_name: str, exog_names: list[str], labels: pd.Index
+    endog: np.ndarray, exog: np.ndarray, endog_name: str, exog_names: list[str], ids: pd.DataFrame,
+    labels: pd.Index,
 ) -> None:
-    for name, column in [(endog_name, endog), *zip(exog_names, exog.T)]:
+    """Refuse infinite values in the rows used: outcome, covariates and numeric ids."""
+    numeric_ids = [(name, ids[name].to_numpy()) for name in ids.columns if pd.api.types.is_float_dtype(ids[name])]
+    for name, column in [(endog_name, endog), *zip(exog_names, exog.T), *numeric_ids]:
         bad = ~np.isfinite(column)
         if bad.any():
             raise ValueError(
@@ -168,24 +171,27 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     if exog.shape[1] == 0:
         raise ValueError(f"the fixed part {parsed.fixed!r} has no columns")
 
-    kept = pd.Series(False, index=data.index)
-    kept[endog.index] = True
-    kept &= ~_missing_ids(ids_all)
-    dropped = _dropped_reasons(data, parsed, ~kept)
-    rows = kept.to_numpy()
-    used = data.index[rows]
-    endog_used = endog.loc[used].iloc[:, 0].to_numpy(dtype=float)
-    exog_used = exog.loc[used].to_numpy(dtype=float)
+    rows = np.zeros(len(data), dtype=bool)
+    rows[endog.index.to_numpy()] = True  # the formula engine kept these (positions: the index was reset)
+    rows &= ~_missing_ids(ids_all).to_numpy()
+    if rows.all():  # nothing dropped: the frames are used as they are, without gathering a copy
+        dropped: dict[str, int] = {}
+        endog_used, exog_used, used_labels, ids_used = endog.iloc[:, 0], exog, labels, ids_all
+    else:
+        dropped = _dropped_reasons(data, parsed, pd.Series(~rows))
+        used = data.index[rows]
+        endog_used, exog_used, used_labels = endog.loc[used].iloc[:, 0], exog.loc[used], labels[rows]
+        ids_used = ids_all.loc[used].reset_index(drop=True)
+    endog_used, exog_used = endog_used.to_numpy(dtype=float), exog_used.to_numpy(dtype=float)
     names = list(exog.columns)
-    used_labels = labels[rows]
-    _check_finite(endog_used, exog_used, parsed.outcome, names, used_labels)
+    _check_finite(endog_used, exog_used, parsed.outcome, names, ids_used, used_labels)
     if len(endog_used) == 0:
         raise ValueError(f"no row of the data has the outcome, covariates and ids all present ({dropped})")
     return ModelData(
         endog=endog_used,
         exog=exog_used,
         exog_names=names,
-        ids=ids_all.loc[used].reset_index(drop=True),
+        ids=ids_used,
         rows_used=rows,
         row_labels=used_labels,
         accounting=RowAccounting(len(data), int(rows.sum()), dropped),
@@ -331,12 +337,13 @@ def data_from_arrays(endog, exog, groups, group_names=None) -> ModelData:
     exog_used = exog_df[used].to_numpy(dtype=float)
     names = [str(c) for c in exog_df.columns]
     labels = pd.RangeIndex(n)[used]
-    _check_finite(endog_used, exog_used, endog_name, names, labels)
+    ids_used = ids[used].reset_index(drop=True)
+    _check_finite(endog_used, exog_used, endog_name, names, ids_used, labels)
     return ModelData(
         endog=endog_used,
         exog=exog_used,
         exog_names=names,
-        ids=ids[used].reset_index(drop=True),
+        ids=ids_used,
         rows_used=used,
         row_labels=labels,
         accounting=RowAccounting(n, int(used.sum()), reasons),

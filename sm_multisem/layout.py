@@ -33,6 +33,12 @@ def position_name(stem: str, suffix: str) -> str:
 
 def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     """Integer codes in sorted order of the values (categoricals in category order)."""
+    kind, size = values.dtype.kind, getattr(values.dtype, "itemsize", 0)
+    if len(values) and (kind == "i" or (kind == "u" and size < 8)):  # integer ids: no sort if their range is small
+        array = np.asarray(values, dtype=np.int64)
+        dense = _dense_codes(array - array.min())
+        if dense is not None:
+            return dense
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError as err:  # mixed types that cannot be sorted
@@ -40,9 +46,25 @@ def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64), len(uniques)
 
 
+def _dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Codes of non-negative integer keys by marking the keys present and counting them in order.
+
+    O(rows + largest key), several times faster than a sort; None when the keys spread too
+    far above the number of rows for that to pay.
+    """
+    n_keys = int(keys.max()) + 1
+    if n_keys > 4 * len(keys) + 1024:
+        return None
+    present = np.zeros(n_keys, dtype=bool)
+    present[keys] = True
+    number = np.cumsum(present, dtype=np.int64) - 1
+    return number[keys], int(number[-1]) + 1
+
+
 def _combine(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndarray, int]:
     """Codes of the pairs (left, right), in lexicographic order."""
-    return _codes(left * n_right + right, "combined id")
+    key = left * n_right + right
+    return _dense_codes(key) or _codes(key, "combined id")
 
 
 def nesting_chain(
@@ -122,6 +144,8 @@ class WideLayout:
         For each entry of ``slots``, None, or the label of every unit (row) when the slots
         of that level are keyed by a labelling column: slot ``pub2`` is the second unit
         labelled ``pub`` inside its parent (see :meth:`keyed`).
+    rows_in_order : bool
+        The rows used were already sorted (``order`` is ``0, 1, ...``).
     """
 
     levels: tuple[tuple[str, ...], ...]
@@ -131,6 +155,11 @@ class WideLayout:
     slots: tuple[np.ndarray, ...]
     unit_ids: tuple[pd.DataFrame, ...]
     slot_keys: tuple = ()
+    rows_in_order: bool = False
+
+    def sort_rows(self, values: np.ndarray) -> np.ndarray:
+        """Values of the rows used (first axis), in the layout's order; no copy when already so."""
+        return values if self.rows_in_order else values[self.order]
 
     @property
     def level_names(self) -> tuple[str, ...]:
@@ -298,9 +327,13 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
         codes, n = _combine(codes, n_own, own)
         unit_codes.append(codes)
 
-    order = np.argsort(unit_codes[-1], kind="stable")
-    sorted_codes = [c[order] for c in unit_codes]
-    n_rows = len(order)
+    n_rows = len(unit_codes[-1])
+    rows_in_order = bool(np.all(np.diff(unit_codes[-1]) >= 0))
+    if rows_in_order:  # no gather
+        order, sorted_codes = np.arange(n_rows), unit_codes
+    else:
+        order = np.argsort(unit_codes[-1], kind="stable")
+        sorted_codes = [c[order] for c in unit_codes]
     row_starts = np.flatnonzero(np.r_[True, np.diff(sorted_codes[-1]) != 0])
     # first row of every unit at each level, and each unit's first child
     first_rows = [np.flatnonzero(np.r_[True, np.diff(c) != 0]) for c in sorted_codes]
@@ -315,9 +348,9 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
     row_unit_start = np.repeat(row_starts, np.diff(np.append(row_starts, n_rows)))
     slots.append(np.arange(n_rows) - row_unit_start)
 
-    sorted_ids = ids.iloc[order].reset_index(drop=True)
+    sorted_ids = ids if rows_in_order else ids.iloc[order].reset_index(drop=True)
     unit_ids = tuple(
-        sorted_ids.loc[first_rows[level], list(grouping)].reset_index(drop=True)
+        sorted_ids[list(grouping)].iloc[first_rows[level]].reset_index(drop=True)
         for level, grouping in enumerate(levels)
     )
     return WideLayout(
@@ -327,4 +360,5 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
         child_starts=child_starts,
         slots=tuple(slots),
         unit_ids=unit_ids,
+        rows_in_order=rows_in_order,
     )

@@ -77,9 +77,8 @@ class ClusterMoments:
     cross: np.ndarray
     d_logdet: np.ndarray
     _poolings: tuple[_Pooling, ...]
-    _lowest_within: np.ndarray  # W'W scatter of every cell about its mean
-    _lowest_cluster: np.ndarray  # cluster of every cell
-    _lowest_variance: np.ndarray  # residual variance parameter of every cell
+    _within: np.ndarray  # (n_residual_variances, n_clusters, m, m): within-cell scatter, one sum per variance
+    _within_variance: np.ndarray  # the residual variance parameter of each sum
     _variances: np.ndarray
     _ar1: _AR1Derivative | None = None
     level_units: tuple = ()  # (h without and with the own intercept, GLS mean) of every unit of each level, top first
@@ -115,9 +114,8 @@ class ClusterMoments:
             if pooling.d_mean is not None:
                 per_unit += 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted)
             out += np.add.reduceat(per_unit, pooling.cluster_starts, axis=0)
-        which = self._lowest_variance
-        within = np.einsum("uij,ij->u", self._lowest_within, weight) / self._variances[which] ** 2
-        out -= np.bincount(self._lowest_cluster * n_var + which, within, minlength=out.size).reshape(out.shape)
+        which = self._within_variance
+        out[:, which] -= np.einsum("rkij,ij->kr", self._within, weight) / self._variances[which] ** 2
         if self._ar1 is not None:
             self._ar1.contract(weight, out)
         return out
@@ -158,13 +156,13 @@ class _Units:
         a_parent = np.add.reduceat(a, starts)
         mean_parent = np.add.reduceat(a[:, None] * self.mean, starts, axis=0) / a_parent[:, None]
         dev = self.mean - mean_parent[parent]
-        between = np.add.reduceat(a[:, None, None] * dev[:, :, None] * dev[:, None, :], cluster_starts, axis=0)
+        between = _segment_outer_sums(a[:, None] * dev, dev, cluster_starts)
         record = _Pooling(a, dev, self.d_mean, self.d_h, cluster_starts)
         a2_dh = (a * a)[:, None] * self.d_h  # = -d(a)
-        d_weighted = -a2_dh[:, :, None] * dev[:, None, :]
+        d_mean = -_segment_outer_sums(a2_dh, dev, starts)
         if self.d_mean is not None:
-            d_weighted += a[:, None, None] * self.d_mean
-        d_mean = np.add.reduceat(d_weighted, starts, axis=0) / a_parent[:, None, None]
+            d_mean += np.add.reduceat(a[:, None, None] * self.d_mean, starts, axis=0)
+        d_mean /= a_parent[:, None, None]
         h = 1.0 / a_parent
         parents = _Units(
             logdet=np.add.reduceat(self.logdet, starts),
@@ -177,63 +175,118 @@ class _Units:
         return parents, between, record
 
 
-class _AR1Rows:
-    """Rows of every lowest unit in time order, for residuals correlated ``rho^|t - s|``.
+def _segment_outer_sums(left: np.ndarray, right: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``sum_i left_i right_i'`` over the rows of every segment: (rows, p), (rows, q) -> (segments, p, q).
+
+    The same as ``np.add.reduceat(left[:, :, None] * right[:, None, :], starts, axis=0)``,
+    computed as p * q sums of contiguous 1-D products, several times faster than reducing a
+    (rows, p, q) array along its first axis.
+    """
+    left_t, right_t = np.ascontiguousarray(left.T), np.ascontiguousarray(right.T)
+    out = np.empty((len(starts), len(left_t), len(right_t)))
+    for i, column in enumerate(left_t):
+        for j, other in enumerate(right_t):
+            out[:, i, j] = np.add.reduceat(column * other, starts)
+    return out
+
+
+class _AR1Sums:
+    """Per-unit sums that carry residuals correlated ``rho^|t - s|`` within every lowest unit.
 
     The correlation is Markov along time, so ``R^{-1}`` is tridiagonal: prewhitening each row
-    against its predecessor in the unit, ``z_i = (w_i - phi_i w_{i-1}) / s_i`` with
-    ``phi_i = rho^(t_i - t_{i-1})`` and ``s_i = sqrt(1 - phi_i^2)``, turns ``W' R^{-1} W`` into
-    ``Z'Z / sigma^2`` and ``log|R|`` into ``n log sigma^2 + sum log s_i^2``: O(rows) per
-    evaluation, no factorization.
+    against its predecessor, ``z_i = (w_i - phi w_{i-1}) / s`` with ``phi = rho^g`` for the
+    gap ``g`` between their times and ``s = sqrt(1 - phi^2)`` (the first row of a unit is kept
+    as it is), turns ``W' R^{-1} W`` into ``Z'Z / sigma^2`` and ``log|R|`` into
+    ``n log sigma^2 + sum log s^2``. Over the rows of one unit with one gap, ``sum z z'``,
+    ``sum z`` and the whitened ones are fixed combinations of ``S = sum w w'``,
+    ``C = sum w w_prev'``, ``P = sum w_prev w_prev'``, ``A = sum w``, ``B = sum w_prev`` and
+    the count: those are summed once here, by unit and gap, and every evaluation costs
+    O(units x distinct gaps), whatever the number of rows.
+
+    The rows are centred on their unit's mean first. Whitening is linear and maps ``1`` to the
+    whitened ones, so the scatter about the GLS mean does not change and the mean moves by
+    the unit's mean: the sums carry no large offset whose cancellation would cost digits.
     """
 
     def __init__(self, columns: np.ndarray, time: np.ndarray, row_starts: np.ndarray):
-        self.columns = columns
-        first = np.zeros(len(time), dtype=bool)
+        n_rows, m = columns.shape
+        counts = np.diff(np.append(row_starts, n_rows))
+        unit = np.repeat(np.arange(len(row_starts)), counts)
+        self.unit_mean = np.add.reduceat(columns, row_starts, axis=0) / counts[:, None]
+        centred = columns - self.unit_mean[unit]
+        first = np.zeros(n_rows, dtype=bool)
         first[row_starts] = True
         gap = np.diff(time, prepend=time[0]).astype(float)
         if np.any(gap[~first] <= 0):
             raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
-        # gaps are few distinct integers: powers of rho are looked up, not recomputed per row
-        self.gaps, self.gap_code = np.unique(np.where(first, 1.0, gap), return_inverse=True)
-        self.first = first
-        self.row_starts = row_starts
-        self.previous_columns = columns[np.where(first, 0, np.arange(len(time)) - 1)]
+        later = np.flatnonzero(~first)
+        self.gaps, gap_code = np.unique(gap[later], return_inverse=True)
+        n_gaps = max(len(self.gaps), 1)
+        key = unit[later] * n_gaps + gap_code
+        shape = (len(row_starts), n_gaps)
+        now, before = centred[later], centred[later - 1]
 
-    def whiten(self, rho: float):
-        """Whitened data and ones, their derivatives in rho, and ``log s_i^2`` and its derivative."""
-        phi = np.where(self.first, 0.0, (rho**self.gaps)[self.gap_code])
-        d_phi = np.where(self.first, 0.0, (self.gaps * rho ** (self.gaps - 1.0))[self.gap_code])
-        s = np.sqrt(1.0 - phi * phi)
-        d_s = -phi * d_phi / s
-        z = (self.columns - phi[:, None] * self.previous_columns) / s[:, None]
-        d_z = -(d_phi[:, None] * self.previous_columns + z * d_s[:, None]) / s[:, None]
-        ones = (1.0 - phi) / s
-        d_ones = -(d_phi + ones * d_s) / s
-        return z, d_z, ones, d_ones, 2.0 * np.log(s), 2.0 * d_s / s
+        def by_unit_and_gap(values: np.ndarray) -> np.ndarray:
+            return np.bincount(key, weights=values, minlength=shape[0] * n_gaps).reshape(shape)
+
+        def outer(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+            return np.stack([np.stack([by_unit_and_gap(left[:, i] * right[:, j]) for j in range(m)], -1)
+                             for i in range(m)], -2)
+
+        self.count = by_unit_and_gap(np.ones(len(later)))
+        self.now_sum = np.stack([by_unit_and_gap(now[:, i]) for i in range(m)], -1)
+        self.before_sum = np.stack([by_unit_and_gap(before[:, i]) for i in range(m)], -1)
+        self.now_now, self.now_before, self.before_before = outer(now, now), outer(now, before), outer(before, before)
+        self.first = centred[row_starts]
+        self.n_rows = counts
+
+    def unit_sums(self, rho: float):
+        """For every unit: ``a = 1'R^{-1}1``, the GLS mean, the scatter about it (``sigma^2 = 1``),
+        ``sum log s^2``, and the derivative of each in rho."""
+        phi = rho**self.gaps
+        d_phi = self.gaps * rho ** (self.gaps - 1.0)
+        one_minus_phi2 = 1.0 - phi * phi
+        # whitened ones: ((1 - phi)/s)^2 = (1 - phi)/(1 + phi); ones * z sums to (A - phi B)/(1 + phi)
+        a = 1.0 + self.count @ ((1.0 - phi) / (1.0 + phi))
+        d_a = self.count @ (-2.0 * d_phi / (1.0 + phi) ** 2)
+        b = self.first + np.einsum("g,ugm->um", 1.0 / (1.0 + phi), self.now_sum - phi[:, None] * self.before_sum)
+        d_b = -np.einsum("g,ugm->um", d_phi / (1.0 + phi) ** 2, self.now_sum + self.before_sum)
+        cross = self.now_before + np.swapaxes(self.now_before, -1, -2)
+        numerator = self.now_now - phi[:, None, None] * cross + (phi * phi)[:, None, None] * self.before_before
+        d_numerator = d_phi[:, None, None] * (2.0 * phi[:, None, None] * self.before_before - cross)
+        q = self.first[:, :, None] * self.first[:, None, :] + np.einsum("g,ugij->uij", 1.0 / one_minus_phi2, numerator)
+        d_q = np.einsum("g,ugij->uij", 1.0 / one_minus_phi2, d_numerator) + np.einsum(
+            "g,ugij->uij", 2.0 * phi * d_phi / one_minus_phi2**2, numerator)
+        mean = b / a[:, None]
+        d_mean = (d_b - mean * d_a[:, None]) / a[:, None]
+        scatter = q - a[:, None, None] * mean[:, :, None] * mean[:, None, :]
+        log_s2 = self.count @ np.log(one_minus_phi2)
+        d_log_s2 = self.count @ (-2.0 * phi * d_phi / one_minus_phi2)
+        return a, d_a, mean + self.unit_mean, d_mean, mean, scatter, d_q, log_s2, d_log_s2
 
 
 @dataclass(frozen=True)
 class _AR1Derivative:
-    """What the derivative pass needs of the AR(1) rows (see :meth:`ClusterMoments.contract`)."""
+    """What the derivative pass needs of the AR(1) units (see :meth:`ClusterMoments.contract`)."""
 
-    z: np.ndarray
-    d_z: np.ndarray
+    d_q: np.ndarray  # derivative in rho of every unit's whitened W'W (centred rows)
     a: np.ndarray  # 1' R^{-1} 1 times sigma^2, per unit
     d_a: np.ndarray
-    mean: np.ndarray
+    centred_mean: np.ndarray  # GLS mean of the centred rows
     d_mean: np.ndarray
-    row_starts: np.ndarray
     unit_cluster_starts: np.ndarray
     resid_var: float
     index: int  # of rho among the parameters
 
     def contract(self, weight: np.ndarray, out: np.ndarray) -> None:
-        """Add ``tr(A d(within)/d rho)`` of every cluster to ``out[:, index]``."""
-        per_row = ((self.d_z @ weight) * self.z).sum(axis=1)
-        weighted_mean = self.mean @ weight
-        per_unit = (2.0 * np.add.reduceat(per_row, self.row_starts)
-                    - self.d_a * np.einsum("um,um->u", weighted_mean, self.mean)
+        """Add ``tr(A d(within)/d rho)`` of every cluster to ``out[:, index]``.
+
+        The within-unit scatter is ``(Q - a m m') / sigma^2``, so its derivative contracted
+        with ``A`` is ``(tr(A dQ) - da m'Am - 2a dm'Am) / sigma^2``.
+        """
+        weighted_mean = np.einsum("um,mn->un", self.centred_mean, weight)
+        per_unit = (np.einsum("uij,ij->u", self.d_q, weight)
+                    - self.d_a * np.einsum("um,um->u", weighted_mean, self.centred_mean)
                     - 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean)) / self.resid_var
         out[:, self.index] += np.add.reduceat(per_unit, self.unit_cluster_starts)
 
@@ -320,8 +373,7 @@ class NestedNormal:
         self._cell_variance = row_variance[order[cell_starts]]
         self._cell_unit = unit_of_row[order[cell_starts]]
         self._unit_cell_starts = np.searchsorted(self._cell_unit, np.arange(len(counts)))
-        self._cell_cluster = cluster[-1][self._cell_unit]
-        self._cell_cluster_starts = np.searchsorted(self._cell_cluster, np.arange(sizes[0]))
+        self._cell_cluster_starts = np.searchsorted(cluster[-1][self._cell_unit], np.arange(sizes[0]))
         by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
         cell_mean = np.add.reduceat(by_column, cell_starts, axis=1) / self._cell_size
         centred = by_column - np.repeat(cell_mean, cell_counts, axis=1)
@@ -330,18 +382,24 @@ class NestedNormal:
         for a in range(m):
             for b in range(a, m):
                 within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], cell_starts)
-        self._cell_within = within
+        # the within-cell scatter enters every evaluation only as its sum per cluster and residual variance
+        self._cluster_within = np.stack([
+            np.add.reduceat(within * (self._cell_variance == r)[:, None, None], self._cell_cluster_starts, axis=0)
+            for r in self.residual_variances
+        ])
         self._ar1 = None
         if ar1_time is not None:
             if len(self.residual_variances) > 1:
                 raise ValueError("AR(1) residuals take a single residual variance")
             time_order = np.lexsort((ar1_time, unit_of_row))
-            self._ar1 = _AR1Rows(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
+            self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
             self._unit_cluster_starts = self._cell_cluster_starts  # one cell per unit
 
     def total(self, per_cluster: np.ndarray) -> np.ndarray:
         """Weighted sum over clusters (the first axis)."""
-        return np.tensordot(self.cluster_weights, per_cluster, axes=1)
+        # einsum, not tensordot: a BLAS call per evaluation on these small products costs far
+        # more than the sum itself (thread start-up, and contention when the cores are busy)
+        return np.einsum("k,k...->...", self.cluster_weights, per_cluster)
 
     def within_unit_residual(self) -> tuple[int, float, float]:
         """Degrees of freedom and sum of squares left for the residual variance inside units.
@@ -352,7 +410,7 @@ class NestedNormal:
         outcome lies in the span of the covariates and the unit intercepts: the residual
         variance can shrink to 0 and the likelihood has no maximum.
         """
-        scatter = self._cell_within.sum(0)
+        scatter = self._cluster_within.sum((0, 1))
         n_cells = len(self._cell_size)
         if n_cells > len(self._unit_cell_starts):  # cells split units: add the between-cell scatter
             cells = _Units(np.zeros(n_cells), 1.0 / self._cell_size, self._cell_mean,
@@ -379,50 +437,40 @@ class NestedNormal:
         d_logdet = np.zeros((n_cells, self.n_var))
         d_logdet[np.arange(n_cells), which] = n / resid
         units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, None)
-        within = np.add.reduceat(self._cell_within / resid[:, None, None], self._cell_cluster_starts, axis=0)
+        within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
         poolings = []
         if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit
             units, between, record = units.pool(self._unit_cell_starts, self._cell_unit, self._cell_cluster_starts)
             within += between
             poolings.append(record)
-        lowest = (self._cell_within, self._cell_cluster, self._cell_variance)
-        return self._finish(variances, units, within, poolings, lowest, None)
+        return self._finish(variances, units, within, poolings, (self._cluster_within, self.residual_variances), None)
 
     def _ar1_units(self, variances: np.ndarray):
-        """The lowest units with AR(1) residuals, from whitened rows."""
+        """The lowest units with AR(1) residuals, from the sums by unit and gap."""
         res, index = int(self.residual_variances[0]), int(self.correlations[0])
         resid, rho = variances[res], variances[index]
-        z, d_z, ones, d_ones, log_s2, d_log_s2 = self._ar1.whiten(rho)
-        starts = self._ar1.row_starts
-        n_units, m = len(starts), z.shape[1]
-        a = np.add.reduceat(ones * ones, starts)
-        d_a = 2.0 * np.add.reduceat(ones * d_ones, starts)
-        mean = np.add.reduceat(ones[:, None] * z, starts, axis=0) / a[:, None]
-        d_b = np.add.reduceat(d_ones[:, None] * z + ones[:, None] * d_z, starts, axis=0)
-        d_mean_rho = (d_b - mean * d_a[:, None]) / a[:, None]
-        counts = np.diff(np.append(starts, len(z)))
-        centred = (z - ones[:, None] * np.repeat(mean, counts, axis=0)).T.copy()
-        scatter = np.empty((n_units, m, m))
-        for i in range(m):
-            for j in range(i, m):
-                scatter[:, i, j] = scatter[:, j, i] = np.add.reduceat(centred[i] * centred[j], starts)
-        h = resid / a
+        a, d_a, mean, d_mean_rho, centred_mean, scatter, d_q, log_s2, d_log_s2 = self._ar1.unit_sums(rho)
+        n_units, m = mean.shape
+        counts = self._ar1.n_rows
         d_h = np.zeros((n_units, self.n_var))
         d_h[:, res] = 1.0 / a
         d_h[:, index] = -resid * d_a / (a * a)
         d_logdet = np.zeros((n_units, self.n_var))
         d_logdet[:, res] = counts / resid
-        d_logdet[:, index] = np.add.reduceat(d_log_s2, starts)
+        d_logdet[:, index] = d_log_s2
         d_mean = np.zeros((n_units, self.n_var, m))
         d_mean[:, index] = d_mean_rho
-        units = _Units(counts * np.log(resid) + np.add.reduceat(log_s2, starts), h, mean, d_logdet, d_h, d_mean)
-        within = np.add.reduceat(scatter, self._unit_cluster_starts, axis=0) / resid
-        unit_variance = np.full(n_units, res, dtype=np.intp)
-        derivative = _AR1Derivative(z, d_z, a, d_a, mean, d_mean_rho, starts, self._unit_cluster_starts, resid, index)
-        return units, within, [], (scatter, self._cell_cluster, unit_variance), derivative
+        units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean)
+        cluster_scatter = np.add.reduceat(scatter, self._unit_cluster_starts, axis=0)
+        derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_cluster_starts, resid, index)
+        return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
 
-    def _finish(self, variances, units: _Units, within, poolings, lowest, ar1) -> ClusterMoments:
-        """Add every level's random intercept and pool up to the clusters."""
+    def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
+        """Add every level's random intercept and pool up to the clusters.
+
+        ``within_sums`` is the within-cell scatter summed per cluster, one sum for each
+        residual variance, and those variances' parameters (for the derivative pass).
+        """
         level_units = []
         for level in range(self.n_levels - 1, -1, -1):
             which = self.unit_variance[level]
@@ -444,9 +492,8 @@ class NestedNormal:
             cross=cross,
             d_logdet=units.d_logdet,
             _poolings=tuple(poolings),
-            _lowest_within=lowest[0],
-            _lowest_cluster=lowest[1],
-            _lowest_variance=lowest[2],
+            _within=within_sums[0],
+            _within_variance=within_sums[1],
             _variances=variances,
             _ar1=ar1,
             level_units=tuple(level_units),
@@ -545,6 +592,11 @@ class NestedNormal:
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
         return beta, _chol_inverse(chol), float(v @ total @ v)
+
+    def fixed_information(self, variances: np.ndarray) -> np.ndarray:
+        """``X'Sigma^{-1}X``: the information of the fixed effects (minus the Hessian of the loglike)."""
+        p = self.n_columns - 1
+        return self.total(self.moments(variances).cross)[:p, :p]
 
     def random_effects(self, beta: np.ndarray, variances: np.ndarray) -> list[np.ndarray]:
         """Best linear unbiased predictions of every unit's random intercept, level by level (top first).

@@ -133,10 +133,11 @@ class MultilevelSEM(GenericLikelihoodModel):
                         "weights": weights}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
-        columns = np.column_stack([model_data.exog, model_data.endog])[layout.order]
+        columns = layout.sort_rows(np.column_stack([model_data.exog, model_data.endog]))
         endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name)
         exog = pd.DataFrame(model_data.exog, index=model_data.row_labels, columns=model_data.exog_names)
         super().__init__(endog, exog, missing="none")
+        self._data_attr.extend(["model_data", "layout", "likelihood", "_recipe"])  # dropped by remove_data()
         self.formula = formula
         self.model_data = model_data
         self.layout: WideLayout = layout
@@ -150,6 +151,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
         )
         _check_identification(self.likelihood, layout)
+        _check_absorbed_levels(model_data.exog, layout)
         self.data.param_names = list(plan.param_names)
         self.k_levels = len(layout.levels)
         self.nobs = layout.n_clusters
@@ -204,7 +206,7 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if self.formula is None:
+        if self.formula is None or self._recipe is None:  # no formula, or its data removed (remove_data)
             return
         try:  # the formula engine's description of the design was not pickled (see ModelData)
             design = data_from_formula(parse_formula(self.formula), self._recipe["frame"]).design
@@ -218,6 +220,9 @@ class MultilevelSEM(GenericLikelihoodModel):
 
         Slopes relaxed by a label read the labelling column of ``frame``.
         """
+        if self._recipe is None:
+            raise ValueError("the model's data were removed (remove_data), and with them the design of new rows; "
+                             f"give exog as an array with the columns {self.exog_names} for marginal predictions")
         source: ModelData = self._recipe["source"]  # the design before any slope was split by label
         if self.formula is not None and source.design is None:
             raise ValueError(f"the design of {self.formula!r} could not be rebuilt when the model was unpickled "
@@ -244,6 +249,24 @@ class MultilevelSEM(GenericLikelihoodModel):
     def to_lavaan(self) -> str:
         """The wide constrained model in lavaan model syntax."""
         return export.to_lavaan(self.parameter_table)
+
+    def path_diagram(self, *, max_positions: int | None = 6):
+        """The wide SEM as a path diagram, every path labelled with its constraint label.
+
+        Parameters
+        ----------
+        max_positions : int or None
+            Draw this many positions and one node for the rest (``None``: all).
+
+        Returns
+        -------
+        sm_multisem.diagram.PathDiagram
+            DOT source (``.source``), shown as SVG in Jupyter and written by ``.render(path)``
+            when Graphviz is installed; see :func:`sm_multisem.diagram.path_diagram`.
+        """
+        from .diagram import path_diagram
+
+        return path_diagram(self.parameter_table, max_positions=max_positions)
 
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())
@@ -368,7 +391,9 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     def hessian(self, params, reml: bool = False) -> np.ndarray:
         """Hessian of :meth:`loglike`, by central differences of the analytic score."""
-        hess = numerical_jacobian(lambda p: self.score(p, reml=reml), params)
+        params = np.asarray(params, dtype=float)
+        typical = _difference_scale(params, self.plan.variance_mask)
+        hess = numerical_jacobian(lambda p: self.score(p, reml=reml), params, typical)
         return 0.5 * (hess + hess.T)
 
     def information(self, params, reml: bool = False, kind: str = "oim") -> np.ndarray:
@@ -400,22 +425,35 @@ class MultilevelSEM(GenericLikelihoodModel):
             if not reml:
                 return self._to_params(info_args)
         else:
-            _, cov_beta, _ = self.likelihood.gls(variances)
             info_args = np.zeros((n_beta + len(variances),) * 2)
-            info_args[:n_beta, :n_beta] = np.linalg.inv(cov_beta)
-        var_block = -numerical_jacobian(variance_gradient, variances)
+            info_args[:n_beta, :n_beta] = self.likelihood.fixed_information(variances)
+        var_block = -numerical_jacobian(variance_gradient, variances, self._variance_scale(variances))
         info_args[n_beta:, n_beta:] = 0.5 * (var_block + var_block.T)
         return self._to_params(info_args)
 
     def _hessian_arguments(self, beta, variances) -> np.ndarray:
-        """ML Hessian with respect to the likelihood arguments ``[beta, variances]``."""
+        """ML Hessian with respect to the likelihood arguments ``[beta, variances]``.
+
+        The score is linear in beta, so its Jacobian in beta is exact (``-X'Sigma^{-1}X``);
+        only the columns of the variances are differenced, and the Hessian's symmetry gives
+        the rest.
+        """
         n_beta = len(beta)
 
-        def gradient(z):
-            return self.likelihood.total(self.likelihood.score_obs(z[:n_beta], z[n_beta:]))
+        def gradient(v):
+            return self.likelihood.total(self.likelihood.score_obs(beta, v))
 
-        hess = numerical_jacobian(gradient, np.r_[beta, variances])
+        by_variance = numerical_jacobian(gradient, variances, self._variance_scale(variances))
+        hess = np.empty((n_beta + len(variances),) * 2)
+        hess[:n_beta, :n_beta] = -self.likelihood.fixed_information(variances)
+        hess[:, n_beta:] = by_variance
+        hess[n_beta:, :n_beta] = by_variance[:n_beta].T
         return 0.5 * (hess + hess.T)
+
+    def _variance_scale(self, variances: np.ndarray) -> np.ndarray:
+        """Typical magnitudes of the likelihood's variance arguments, for finite differences."""
+        is_variance = np.arange(len(variances)) != self.plan.ar1_entry
+        return _difference_scale(variances, is_variance)
 
     def _to_params(self, matrix_args: np.ndarray) -> np.ndarray:
         """Map a matrix over likelihood arguments to one over parameters."""
@@ -584,6 +622,57 @@ def _check_identification(likelihood: NestedNormal, layout: WideLayout) -> None:
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+
+#: Below this a fixed effect or a correlation counts as small for a finite-difference step; the
+#: score is linear in the fixed effects, so their step only needs to be well above rounding.
+SMALL_FIXED_EFFECT = 1e-3
+
+
+def _difference_scale(values: np.ndarray, is_variance: np.ndarray) -> np.ndarray:
+    """Typical magnitude of each value for a finite-difference step.
+
+    Variances are measured against the largest of them (a variance near 0 is stepped by a
+    fraction of the others, which keeps it positive whatever the scale of the outcome);
+    fixed effects and correlations against :data:`SMALL_FIXED_EFFECT`.
+    """
+    largest = np.max(np.abs(values[is_variance]), initial=0.0)
+    return np.where(is_variance, 1e-3 * largest, SMALL_FIXED_EFFECT)
+
+
+def _check_absorbed_levels(exog: np.ndarray, layout: WideLayout) -> None:
+    """Warn about a level whose effects the fixed effects absorb: one top-level cluster, ``C(k)``.
+
+    When the indicator of every unit of a level is a combination of the fixed-effect
+    columns, the profiled likelihood falls as the level's variance grows (its effects only
+    add to the determinant), so the estimate is 0 whatever the data. The indicators are
+    linearly independent, so this needs no more units than fixed effects; only such levels
+    are checked, through each unit's column sums: the indicator of unit u is in the span
+    of X when n_u = s_u' (X'X)^-1 s_u. The model stays a valid likelihood, so it is a
+    warning, as for the confounded levels of :func:`_check_identification`.
+    """
+    n_columns = exog.shape[1]
+    for level, name in enumerate(layout.level_names):
+        n_units = layout.n_units[level]
+        if n_units > n_columns:
+            continue
+        unit = layout.unit_of_rows(level)
+        sorted_exog = layout.sort_rows(exog)
+        sums = np.column_stack([np.bincount(unit, weights=sorted_exog[:, c], minlength=n_units)
+                                for c in range(n_columns)])
+        counts = np.bincount(unit, minlength=n_units)
+        explained = np.einsum("uc,cu->u", sums, np.linalg.solve(exog.T @ exog, sums.T))
+        if np.any(counts - explained > 1e-8 * counts):
+            continue
+        if n_units == 1:
+            why = (f"the data hold a single {name} cluster, so var({name}) cannot be told apart from the intercept "
+                   f"(the wide model has one row)")
+        else:
+            why = (f"the fixed effects give each of the {n_units} units of {name} its own mean, which absorbs "
+                   f"their random effects")
+        warnings.warn(f"var({name}) is not identified: {why}; its estimate is 0 whatever the data. Remove the "
+                      f"(1|{name}) term{'' if n_units == 1 else ' or those fixed effects'}.",
+                      ConvergenceWarning, stacklevel=4)
 
 
 def _check_rank(model_data: ModelData) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .layout import WideLayout
 from .spec import ParameterTable
@@ -165,7 +166,8 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
             return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
         values, _ = labels.values[(kind, level)]
         entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
-        return np.array([entry[v] for v in values], dtype=np.intp)
+        codes, uniques = pd.factorize(values)  # a lookup per distinct label, not per row
+        return np.array([entry[u] for u in uniques], dtype=np.intp)[codes]
 
     unit_variance = tuple(
         assign(level, "variance", n_units) for level, n_units in zip(layout.level_names, layout.n_units)

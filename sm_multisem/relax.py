@@ -180,18 +180,20 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
 
     A variance relaxed at a level keys that level's slots (``J_pub1``); a residual variance
     keys the observations' slots; a slope keys the coarsest level whose units carry a single
-    label, else the observations. Returns the keyed layout and, when the wide form would
-    need one SEM group per label (a label of the top-level clusters), why it cannot be
-    written as one wide model (empty otherwise).
+    label, else the observations. Returns the keyed layout and, when the model has no single
+    wide form here (AR(1) residuals, or a label of the top-level clusters, which needs one SEM
+    group per label), why (empty otherwise); the other relaxations are keyed all the same.
     """
     done: set[tuple[int, str]] = set()
     last = len(layout.slots) - 1
+    problem = ""
     for relax in relaxations:
         if relax.kind == "residual correlation":
-            return layout, (
+            problem = problem or (
                 "AR(1) residuals make every residual covariance of a unit S_e * rho^|t_p - t_q|, a nonlinear "
                 "constraint that Stata sem cannot express and that the lavaan syntax written here does not"
             )
+            continue
         values, _ = labels.of(relax)
         if relax.kind == "variance":
             level = layout.level_names.index(relax.target)
@@ -202,14 +204,15 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
             level, per_unit = _coarsest_constant_level(values, layout)
             column, keys = (last, values) if level is None else (level - 1, per_unit)
         if level == 0:
-            return layout, (
+            problem = problem or (
                 f"the {relax.kind} of {relax.target} differs by {relax.by!r}, a label of the top-level "
                 "clusters: its wide form is a multi-group SEM (one group per label), which is not written here"
             )
+            continue
         if (column, relax.by) not in done:
             layout = layout.keyed(column, keys)
             done.add((column, relax.by))
-    return layout, ""
+    return layout, problem
 
 
 def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[int | None, np.ndarray]:

@@ -183,7 +183,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     def wald_test_fixed(self) -> tuple[float, int, float]:
         """Joint Wald chi2 test that every fixed effect except the intercept is 0."""
-        names = list(self.model.model_data.exog_names)
+        names = list(self.model.exog_names)
         idx = [self.model.plan.beta_index[i] for i, n in enumerate(names) if n != "Intercept"]
         if not idx:
             return np.nan, 0, np.nan
@@ -225,6 +225,22 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         small, large = (self, other) if len(self.params) < len(other.params) else (other, self)
         return lr_test(small, large)
+
+    def remove_data(self) -> None:
+        """Drop the data from the results and the model, keeping what :meth:`summary` prints.
+
+        The long data, the wide layout and the per-unit sums go, so that the pickled results
+        are small. Parameters, standard errors, intervals, Wald tests, the summary and
+        marginal predictions for new ``exog`` keep working; whatever needs the data again
+        (random effects, fitted values, score and LR tests against other fits) fails, as in
+        statsmodels.
+        """
+        self.groups  # computed now: the summary prints them
+        if self.model.cluster_weights is None:
+            self.llf_linear
+        for name in ("fittedvalues", "resid", "random_effects", "random_effects_se"):
+            self.__dict__.pop(name, None)
+        super().remove_data()
 
     # ---------------------------------------------------------- predictions
     @cached_property
@@ -328,9 +344,9 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     def _depth(self, level: str | None) -> int:
         """How many levels, from the top, a prediction at ``level`` adds effects of."""
-        names = self.model.layout.level_names
         if level is None:
             return 0
+        names = self.model.layout.level_names
         if level not in names:
             raise ValueError(f"level {level!r} is not one of {list(names)}")
         return names.index(level) + 1
@@ -408,6 +424,24 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         from .summary import build_summary
 
         return build_summary(self, alpha=alpha, style=style, max_equations=max_equations)
+
+    def path_diagram(self, *, max_positions: int | None = 6):
+        """The wide SEM as a path diagram, every path labelled with its estimate.
+
+        Parameters
+        ----------
+        max_positions : int or None
+            Draw this many positions and one node for the rest (``None``: all).
+
+        Returns
+        -------
+        sm_multisem.diagram.PathDiagram
+            See :meth:`MultilevelSEM.path_diagram <sm_multisem.MultilevelSEM.path_diagram>`.
+        """
+        from .diagram import path_diagram
+
+        estimates = dict(zip(self.model.plan.labels, np.asarray(self.params)))
+        return path_diagram(self.model.parameter_table, estimates=estimates, max_positions=max_positions)
 
 
 class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):

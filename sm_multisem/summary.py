@@ -75,7 +75,7 @@ def _mixed_summary(res, alpha: float, summary: Summary, max_equations: int) -> l
     wald, wald_df, wald_p = res.wald_test_fixed()
     info = {
         "Model:": "MultilevelSEM (wide SEM, FIML)",
-        "Dependent variable:": res.model.model_data.endog_name,
+        "Dependent variable:": res.model.endog_names,
         "Method:": method,
         "No. observations:": f"{res.nobs_long:,}",
         "No. clusters (nobs):": f"{res.nobs:,}",

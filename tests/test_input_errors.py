@@ -1,6 +1,7 @@
 """Bad input is refused with a message naming what is wrong; missing rows are counted."""
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -210,9 +211,10 @@ def test_outcome_giving_several_columns(data):
         MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(y=data["y"] > 0))
 
 
-@pytest.mark.parametrize("column, value", [("y", np.inf), ("y", -np.inf), ("x", np.inf), ("x", -np.inf)])
+@pytest.mark.parametrize("column, value", [("y", np.inf), ("y", -np.inf), ("x", np.inf), ("x", -np.inf),
+                                           ("k", np.inf), ("j", -np.inf)])
 def test_infinite_values(data, column, value):
-    frame = data.copy()
+    frame = data.astype({"k": float, "j": float})
     frame.index = frame.index + 100
     frame.loc[105, column] = value
     with pytest.raises(ValueError, match=rf"column '{column}' has 1 infinite value\(s\) \(first in row 105\)"):
@@ -448,9 +450,11 @@ def test_data_not_mutated():
     data.index = data.index * 3 + 1
     before = data.copy(deep=True)
     model = MultilevelSEM.from_formula("y ~ x + C(t) + (1|k/j)", data)
-    model.fit()
+    res = model.fit()
     model.fit(reml=True)
     model.wide_data()
+    res.predict(level="k:j"), res.random_effects, res.summary(), res.compare_mixedlm()
+    model.relax_residuals(by="t").relax_slope("x", by="t").fit(cov_type="robust")
     MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, subset=data["x"] > 0.2).fit()
     pd.testing.assert_frame_equal(data, before)
     assert list(data.columns) == list(before.columns)
@@ -475,3 +479,32 @@ def test_single_child_levels_warn_which_variances_are_confounded():
     one_school = sms.simulate_nested((10, 1, 4), sd=(1, 1, 1), seed=1)
     with pytest.warns(ConvergenceWarning, match=r"every unit of k holds a single k:j unit: var\(k\) and var\(k:j\)"):
         sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", one_school)
+
+
+def test_single_top_level_cluster_warns():
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    one = sms.simulate_article_data(n_clusters=1, seed=3)
+    with pytest.warns(ConvergenceWarning, match=r"var\(k\) is not identified: the data hold a single k cluster, so "
+                                                 r"var\(k\) cannot be told apart from the intercept .* Remove the "
+                                                 r"\(1\|k\) term\.$"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", one)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sms.MultilevelSEM.from_formula("y ~ x + (1|k:j)", one).nobs == 2  # the levels below it fit
+
+
+def test_level_absorbed_by_fixed_effects_warns():
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    data = sms.simulate_article_data(n_clusters=4, seed=3)
+    with pytest.warns(ConvergenceWarning, match=r"var\(k\) is not identified: the fixed effects give each of the 4 "
+                                                 r"units of k its own mean.* or those fixed effects\.$"):
+        sms.MultilevelSEM.from_formula("y ~ x + C(k) + (1|k/j)", data)
+    # the same indicators without the intercept: still a mean per unit
+    with pytest.warns(ConvergenceWarning, match=r"var\(k\) is not identified"):
+        sms.MultilevelSEM.from_formula("y ~ 0 + C(k) + x + (1|k/j)", data)
+    # fixed effects for the top level leave the level below identified
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sms.MultilevelSEM.from_formula("y ~ x + C(k) + (1|k:j)", data)

@@ -1,7 +1,8 @@
 """Property-based checks on random nested designs.
 
-Every design is drawn at random: 1 to 60 top-level clusters (a separate case goes to 200
-with few units), 1 to 6 children per unit at every level, two or three grouping levels
+Every design is drawn at random: 1 to 60 top-level clusters with 1 to 6 children per unit
+at every level (separate cases go to 200 clusters with few children, and to 10 children
+per unit in a few clusters), two or three grouping levels
 (``(1|k/j)`` or ``(1|k/j/l)``), one or two covariates, and random missingness (rows
 deleted, or their outcome or a covariate set to NaN so that the model drops them). The
 outcome is simulated with fixed effects in [-3, 3] and variances in [0.05, 5]; the
@@ -34,12 +35,11 @@ import pandas as pd
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from statsmodels.regression.mixed_linear_model import MixedLMParams
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 import sm_multisem as sms
 from dense_reference import dense_covariances, dense_loglike
-from sm_multisem.compare import mixedlm_equivalent
+from mixedlm_reference import mixedlm_profiled_loglike
 
 LEVEL_COLUMNS = ("k", "j", "l")
 LOG_2PI = np.log(2.0 * np.pi)
@@ -200,16 +200,6 @@ def dense_restricted_loglike(model, params) -> float:
     return -0.5 * ((n - p) * LOG_2PI + logdet + np.linalg.slogdet(xvx)[1] + quad)
 
 
-def mixedlm_profiled_loglike(model, theta: np.ndarray, reml: bool) -> float:
-    """MixedLM's log-likelihood with the fixed effects and the scale profiled out."""
-    mixed = mixedlm_equivalent(model)
-    mixed.reml, mixed.fe_pen, mixed.cov_pen = reml, None, None  # what MixedLM.fit sets before loglike
-    rho = np.square(theta)
-    k_fe = model.model_data.exog.shape[1]
-    packed = MixedLMParams.from_components(np.zeros(k_fe), cov_re=np.array([[rho[0]]]), vcomp=rho[1:])
-    return float(mixed.loglike(packed, profile_fe=True))
-
-
 def central_gradient(f, x: np.ndarray) -> np.ndarray:
     """Central differences with Richardson extrapolation (error O(h^4))."""
     grad = np.empty(len(x))
@@ -286,6 +276,12 @@ def test_loglike_equals_mixedlm_and_dense_normal(design):
 @settings(max_examples=examples(8), deadline=None)
 @given(design=designs(min_clusters=100, max_clusters=200, max_children=2))
 def test_loglike_equals_mixedlm_and_dense_normal_many_clusters(design):
+    check_loglike(design)
+
+
+@settings(max_examples=examples(12), deadline=None)
+@given(design=designs(max_clusters=8, max_children=10))
+def test_loglike_equals_mixedlm_and_dense_normal_large_units(design):
     check_loglike(design)
 
 

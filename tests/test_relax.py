@@ -198,3 +198,13 @@ def test_balanced_data_keyed_by_a_label_need_no_mlmv():
     assert "method(ml) " in model.to_stata()
     missing_one = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.drop(index=[0]))
     assert "method(mlmv)" in missing_one.relax_variance("k:j", by="type").to_stata()
+
+
+def test_slots_are_keyed_after_a_relaxation_without_a_wide_form(data):
+    """A relaxation that has no single wide form does not stop the others from keying their slots."""
+    data = data.assign(region=np.where(data["k"] % 2 == 0, "north", "south"))
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    keyed = model.relax_variance("k:j", by="type").layout.slot_keys
+    after = model.relax_variance("k", by="region").relax_variance("k:j", by="type").layout.slot_keys
+    assert keyed[0] is not None
+    np.testing.assert_array_equal(after[0], keyed[0])

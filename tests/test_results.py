@@ -175,3 +175,26 @@ def test_start_params_and_a_failed_fit(model, res):
         stopped = model.fit(maxiter=1, gtol=0.0)  # a gradient can never be below 0
     assert not stopped.converged
     assert "Warning: the optimizer did not converge" in stopped.summary().as_text()
+
+
+def test_remove_data_keeps_the_summary_and_shrinks_the_pickle(article_data):
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", article_data)  # its own: remove_data empties it
+    res = model.fit()
+    text, size = res.summary().as_text(), len(pickle.dumps(res))
+    params, bse, ci = res.params, res.bse, res.conf_int()
+    new_exog = np.array([[1.0, 0.5], [1.0, -2.0]])
+    marginal = res.predict(new_exog)
+    wald = res.wald_test("x = 2", scalar=True).statistic
+
+    res.remove_data()
+    again = pickle.loads(pickle.dumps(res))
+    assert len(pickle.dumps(res)) < size / 4
+    assert again.summary().as_text() == text
+    pd.testing.assert_series_equal(again.params, params)
+    pd.testing.assert_series_equal(again.bse, bse)
+    pd.testing.assert_frame_equal(again.conf_int(), ci)
+    np.testing.assert_array_equal(again.predict(new_exog), marginal)
+    with pytest.raises(ValueError, match=r"data were removed .*give exog as an array with the columns \['Intercept', 'x'\]"):
+        again.predict(article_data.head())
+    assert again.wald_test("x = 2", scalar=True).statistic == wald
+    assert model.model_data is None and model.layout is None  # as in statsmodels, the model loses its data too

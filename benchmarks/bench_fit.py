@@ -191,6 +191,7 @@ class Row:
     sms_llf: float = math.nan
     sms_converged: bool | None = None
     sms_peak: float = math.nan
+    input_mb: float = math.nan  # the DataFrame's columns
     build: Timing = field(default_factory=Timing)
     mixed: dict = field(default_factory=dict)  # setting -> Timing (total: build + fit)
     mixed_llf: dict = field(default_factory=dict)
@@ -293,6 +294,7 @@ def run(args) -> tuple[list[Row], list[str]]:
             row.sms = Timing(statistics.median(times), len(times))
             row.sms_llf, row.sms_converged = float(res.llf), bool(res.converged)
             row.sms_peak = peak_memory_mb(lambda: fit_sms(data))
+            row.input_mb = data.memory_usage(index=False, deep=True).sum() / 1e6
             del res
 
             # MixedLM
@@ -409,14 +411,14 @@ def report(rows: list[Row], notes: list[str], args) -> str:
 
     header = ["design", "rows", "llf sm_multisem"] + [f"llf MixedLM {s} - sms" for s in settings]
     header += ["llf lme4 - sms", "converged sms"] + [f"MixedLM {s}" for s in settings] + ["lme4"]
-    header += ["peak MB sms", "peak MB MixedLM"]
+    header += ["input MB", "peak MB sms", "sms / input", "peak MB MixedLM"]
     body = []
     for r in rows:
         cells = [r.design, f"{r.rows:,}", f"{r.sms_llf:.6f}"]
         cells += [_diff(r.mixed_llf.get(s, math.nan), r.sms_llf) for s in settings]
         cells += [_diff(r.lme4_llf, r.sms_llf), _yes(r.sms_converged)]
         cells += [_yes(r.mixed_converged.get(s)) for s in settings]
-        cells += [r.lme4_converged or "-", f"{r.sms_peak:.1f}"]
+        cells += [r.lme4_converged or "-", f"{r.input_mb:.1f}", f"{r.sms_peak:.1f}", f"{r.sms_peak / r.input_mb:.1f}x"]
         cells += [f"{r.mixed_peak:.1f}" + (" (default fit)" if r.mixed_peak_setting == "default" and len(settings) > 1
                                             else "") if not math.isnan(r.mixed_peak) else "-"]
         body.append(cells)
@@ -439,7 +441,7 @@ def report(rows: list[Row], notes: list[str], args) -> str:
         "llf differences: other fitter's llf minus sm_multisem's (positive = the other found a higher "
         "likelihood). lme4 prints llf to 10 decimals.",
         "Peak MB: tracemalloc peak (Python + NumPy allocations) of a separate untimed build + fit, "
-        "above the memory in use before it.",
+        "above the memory in use before it; input MB: the DataFrame's columns (k, j, x, y).",
     ]
     parts = ["Timing", timing, "", "Log-likelihood, convergence and memory", accuracy, "", *legend]
     if notes:

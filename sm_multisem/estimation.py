@@ -29,6 +29,10 @@ _RESTARTS = 3
 _RESTART_THETA = 0.5
 #: Newton polishing stops once no gradient entry of the deviance exceeds this.
 _CONVERGED_GRADIENT = 1e-7
+#: Evaluations of the profiled deviance a fit remembers.
+_REMEMBERED = 8
+#: Relative size of a Newton step below which the polish stops.
+_NOISE_STEP = 1e-9
 #: Smallest ratio of two residual standard deviations the optimizer may reach.
 _SMALLEST_RESIDUAL_RATIO = 1e-4
 #: Largest absolute correlation the optimizer may reach.
@@ -78,14 +82,14 @@ class ProfiledObjective:
     Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference residual
     variance (the first one), profiled out with the fixed effects. ``theta`` holds every
     other parameter: random-intercept variances may be 0, residual ratios not, and a
-    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). The last evaluation is
-    remembered: the optimizer, the Newton polish and the final report often ask for the
-    same point in turn.
+    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). The last few evaluations
+    are remembered: the start grid, the optimizer, the Newton polish and the final report
+    often ask for the same point again.
     """
 
     def __init__(self, lik: NestedNormal, reml: bool):
         self.lik, self.reml, self.count = lik, reml, 0
-        self._last: tuple[bytes, float, np.ndarray] | None = None
+        self._recent: dict[bytes, tuple[float, np.ndarray]] = {}
         self.reference = int(lik.residual_variances[0])
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
@@ -99,12 +103,15 @@ class ProfiledObjective:
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.asarray(theta, dtype=float)
         key = theta.tobytes()
-        if self._last is None or self._last[0] != key:
+        if key not in self._recent:
             self.count += 1
             deviance, grad_rho = self.lik.profiled_deviance(self.rel_var(theta), self.reml)
             gradient = np.where(self.is_correlation, 1.0, 2.0 * theta) * grad_rho[self.free]
-            self._last = (key, deviance, gradient)
-        return self._last[1], self._last[2].copy()
+            if len(self._recent) >= _REMEMBERED:
+                del self._recent[next(iter(self._recent))]  # the oldest
+            self._recent[key] = (deviance, gradient)
+        deviance, gradient = self._recent[key]
+        return deviance, gradient.copy()
 
     def gradient_in_rho(self, theta: np.ndarray) -> np.ndarray:
         """Derivative in the relative variances ``rho = theta^2`` (non-zero at theta = 0)."""
@@ -163,7 +170,9 @@ def _newton_polish(objective: ProfiledObjective, theta: np.ndarray, free: np.nda
         if not trial_value <= value + 1e-12 * abs(value):
             break
         theta, value, grad = trial, trial_value, trial_grad
-        if np.max(np.abs(step)) < 1e-12 * max(1.0, np.max(np.abs(theta))):
+        # a step this small is at the rounding noise of the gradient (a sum over every
+        # cluster): further steps only wander, and the deviance cannot tell them apart
+        if np.max(np.abs(step)) < _NOISE_STEP * max(1.0, np.max(np.abs(theta))):
             break
     return theta
 

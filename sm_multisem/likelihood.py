@@ -41,6 +41,36 @@ __all__ = ["NestedNormal", "ClusterMoments"]
 _LOG_2PI = np.log(2.0 * np.pi)
 
 
+class _Segments:
+    """Consecutive runs of rows (units of a level, or the children of each parent) to sum over.
+
+    ``np.add.reduceat`` pays a fixed cost per run, which dominates when runs hold one or
+    two rows (many small clusters); there a ``bincount`` on the run of every row is several
+    times faster, and longer runs keep ``reduceat``.
+    """
+
+    def __init__(self, starts: np.ndarray, ids: np.ndarray):
+        self.starts = np.asarray(starts, dtype=np.intp)
+        self.ids = np.asarray(ids, dtype=np.intp)  # the run of every row
+        self._short = len(self.ids) < 4 * len(self.starts)
+        self._one_row_each = len(self.ids) == len(self.starts)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Sums over every run, along the first axis."""
+        if self._one_row_each:
+            return values
+        if not self._short:
+            return np.add.reduceat(values, self.starts, axis=0)
+        flat = values.reshape(len(values), -1)
+        out = np.empty((len(self.starts), flat.shape[1]))
+        for column in range(flat.shape[1]):
+            out[:, column] = np.bincount(self.ids, weights=flat[:, column], minlength=len(self.starts))
+        return out.reshape((len(self.starts),) + values.shape[1:])
+
+
 @dataclass(frozen=True)
 class _Pooling:
     """What one pooling step leaves for the derivative pass: one row per child unit."""
@@ -49,7 +79,7 @@ class _Pooling:
     dev: np.ndarray  # child GLS mean minus its parent's, (units, m)
     d_mean: np.ndarray | None  # (units, n_var, m); None where the means do not depend on the variances
     d_h: np.ndarray  # (units, n_var)
-    cluster_starts: np.ndarray  # first child of every top-level cluster
+    clusters: _Segments  # the children of every top-level cluster
 
 
 @dataclass(frozen=True)
@@ -113,7 +143,7 @@ class ClusterMoments:
             per_unit = -(pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev))[:, None] * pooling.d_h
             if pooling.d_mean is not None:
                 per_unit += 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted)
-            out += np.add.reduceat(per_unit, pooling.cluster_starts, axis=0)
+            out += pooling.clusters.sum(per_unit)
         which = self._within_variance
         out[:, which] -= np.einsum("rkij,ij->kr", self._within, weight) / self._variances[which] ** 2
         if self._ar1 is not None:
@@ -146,47 +176,53 @@ class _Units:
             d_mean=self.d_mean,
         )
 
-    def pool(self, starts: np.ndarray, parent: np.ndarray, cluster_starts: np.ndarray):
+    def pool(self, children: _Segments, clusters: _Segments):
         """Pool sibling units into their parent: a weighted one-way ANOVA.
 
         Returns the parents, the between-children scatter of every cluster, and what
         the derivative pass needs (:class:`_Pooling`).
         """
         a = 1.0 / self.h
-        a_parent = np.add.reduceat(a, starts)
-        mean_parent = np.add.reduceat(a[:, None] * self.mean, starts, axis=0) / a_parent[:, None]
-        dev = self.mean - mean_parent[parent]
-        between = _segment_outer_sums(a[:, None] * dev, dev, cluster_starts)
-        record = _Pooling(a, dev, self.d_mean, self.d_h, cluster_starts)
+        a_parent = children.sum(a)
+        mean_parent = children.sum(a[:, None] * self.mean) / a_parent[:, None]
+        dev = self.mean - mean_parent[children.ids]
+        between = _segment_outer_sums(a[:, None] * dev, dev, clusters, symmetric=True)
+        record = _Pooling(a, dev, self.d_mean, self.d_h, clusters)
         a2_dh = (a * a)[:, None] * self.d_h  # = -d(a)
-        d_mean = -_segment_outer_sums(a2_dh, dev, starts)
+        d_mean = -_segment_outer_sums(a2_dh, dev, children)
         if self.d_mean is not None:
-            d_mean += np.add.reduceat(a[:, None, None] * self.d_mean, starts, axis=0)
+            d_mean += children.sum(a[:, None, None] * self.d_mean)
         d_mean /= a_parent[:, None, None]
         h = 1.0 / a_parent
         parents = _Units(
-            logdet=np.add.reduceat(self.logdet, starts),
+            logdet=children.sum(self.logdet),
             h=h,
             mean=mean_parent,
-            d_logdet=np.add.reduceat(self.d_logdet, starts, axis=0),
-            d_h=np.add.reduceat(a2_dh, starts, axis=0) * (h * h)[:, None],
+            d_logdet=children.sum(self.d_logdet),
+            d_h=children.sum(a2_dh) * (h * h)[:, None],
             d_mean=d_mean,
         )
         return parents, between, record
 
 
-def _segment_outer_sums(left: np.ndarray, right: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _segment_outer_sums(
+    left: np.ndarray, right: np.ndarray, segments: _Segments, symmetric: bool = False
+) -> np.ndarray:
     """``sum_i left_i right_i'`` over the rows of every segment: (rows, p), (rows, q) -> (segments, p, q).
 
-    The same as ``np.add.reduceat(left[:, :, None] * right[:, None, :], starts, axis=0)``,
-    computed as p * q sums of contiguous 1-D products, several times faster than reducing a
-    (rows, p, q) array along its first axis.
+    The same as ``segments.sum(left[:, :, None] * right[:, None, :])``, computed as p * q
+    sums of contiguous 1-D products, several times faster than summing a (rows, p, q) array
+    along its first axis. ``symmetric``: the result is (``left`` is ``right`` times a weight
+    per row), and only its upper triangle is summed.
     """
     left_t, right_t = np.ascontiguousarray(left.T), np.ascontiguousarray(right.T)
-    out = np.empty((len(starts), len(left_t), len(right_t)))
+    out = np.empty((len(segments), len(left_t), len(right_t)))
     for i, column in enumerate(left_t):
         for j, other in enumerate(right_t):
-            out[:, i, j] = np.add.reduceat(column * other, starts)
+            if symmetric and j < i:
+                out[:, i, j] = out[:, j, i]
+            else:
+                out[:, i, j] = segments.sum(column * other)
     return out
 
 
@@ -274,7 +310,7 @@ class _AR1Derivative:
     d_a: np.ndarray
     centred_mean: np.ndarray  # GLS mean of the centred rows
     d_mean: np.ndarray
-    unit_cluster_starts: np.ndarray
+    unit_clusters: _Segments
     resid_var: float
     index: int  # of rho among the parameters
 
@@ -288,7 +324,7 @@ class _AR1Derivative:
         per_unit = (np.einsum("uij,ij->u", self.d_q, weight)
                     - self.d_a * np.einsum("um,um->u", weighted_mean, self.centred_mean)
                     - 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean)) / self.resid_var
-        out[:, self.index] += np.add.reduceat(per_unit, self.unit_cluster_starts)
+        out[:, self.index] += self.unit_clusters.sum(per_unit)
 
 
 class NestedNormal:
@@ -354,6 +390,9 @@ class NestedNormal:
         for parent in self._parents:
             cluster.append(cluster[-1][parent])
         self._cluster_starts = tuple(np.searchsorted(c, np.arange(sizes[0])) for c in cluster)
+        # runs to sum over: the children of every unit (levels below the top), the units of every cluster
+        self._children = tuple(_Segments(s, parent) for s, parent in zip(self.child_starts, self._parents))
+        self._clusters = tuple(_Segments(s, c) for s, c in zip(self._cluster_starts, cluster))
         self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
         self.n_obs = n_rows
         self.cluster_weights = (np.ones(sizes[0]) if cluster_weights is None
@@ -373,7 +412,10 @@ class NestedNormal:
         self._cell_variance = row_variance[order[cell_starts]]
         self._cell_unit = unit_of_row[order[cell_starts]]
         self._unit_cell_starts = np.searchsorted(self._cell_unit, np.arange(len(counts)))
-        self._cell_cluster_starts = np.searchsorted(cluster[-1][self._cell_unit], np.arange(sizes[0]))
+        cell_cluster = cluster[-1][self._cell_unit]
+        self._cell_cluster_starts = np.searchsorted(cell_cluster, np.arange(sizes[0]))
+        self._unit_cells = _Segments(self._unit_cell_starts, self._cell_unit)
+        self._cell_clusters = _Segments(self._cell_cluster_starts, cell_cluster)
         by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
         cell_mean = np.add.reduceat(by_column, cell_starts, axis=1) / self._cell_size
         centred = by_column - np.repeat(cell_mean, cell_counts, axis=1)
@@ -393,7 +435,7 @@ class NestedNormal:
                 raise ValueError("AR(1) residuals take a single residual variance")
             time_order = np.lexsort((ar1_time, unit_of_row))
             self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
-            self._unit_cluster_starts = self._cell_cluster_starts  # one cell per unit
+            self._unit_clusters = self._cell_clusters  # one cell per unit
 
     def total(self, per_cluster: np.ndarray) -> np.ndarray:
         """Weighted sum over clusters (the first axis)."""
@@ -415,7 +457,7 @@ class NestedNormal:
         if n_cells > len(self._unit_cell_starts):  # cells split units: add the between-cell scatter
             cells = _Units(np.zeros(n_cells), 1.0 / self._cell_size, self._cell_mean,
                            np.zeros((n_cells, 1)), np.zeros((n_cells, 1)), None)
-            _, between, _ = cells.pool(self._unit_cell_starts, self._cell_unit, np.array([0]))
+            _, between, _ = cells.pool(self._unit_cells, _Segments(np.zeros(1), np.zeros(n_cells)))
             scatter = scatter + between[0]
         x, y = scatter[:-1, :-1], scatter[:-1, -1]
         rank = np.linalg.matrix_rank(x, tol=1e-10 * max(np.abs(np.diag(x)).max(initial=0.0), 1e-300))
@@ -429,7 +471,7 @@ class NestedNormal:
         variances = np.asarray(variances, dtype=float)
         if self._ar1 is not None:
             return self._finish(variances, *self._ar1_units(variances))
-        n_cells, m = self._cell_mean.shape
+        n_cells = len(self._cell_mean)
         which, n = self._cell_variance, self._cell_size
         resid = variances[which]
         d_h = np.zeros((n_cells, self.n_var))
@@ -440,7 +482,7 @@ class NestedNormal:
         within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
         poolings = []
         if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit
-            units, between, record = units.pool(self._unit_cell_starts, self._cell_unit, self._cell_cluster_starts)
+            units, between, record = units.pool(self._unit_cells, self._cell_clusters)
             within += between
             poolings.append(record)
         return self._finish(variances, units, within, poolings, (self._cluster_within, self.residual_variances), None)
@@ -461,8 +503,8 @@ class NestedNormal:
         d_mean = np.zeros((n_units, self.n_var, m))
         d_mean[:, index] = d_mean_rho
         units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean)
-        cluster_scatter = np.add.reduceat(scatter, self._unit_cluster_starts, axis=0)
-        derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_cluster_starts, resid, index)
+        cluster_scatter = self._unit_clusters.sum(scatter)
+        derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_clusters, resid, index)
         return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
 
     def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
@@ -478,15 +520,13 @@ class NestedNormal:
             units = units.add_intercept(variances[which], which)
             level_units.insert(0, (below, units.h, units.mean))
             if level > 0:
-                units, between, record = units.pool(
-                    self.child_starts[level - 1], self._parents[level - 1], self._cluster_starts[level]
-                )
+                units, between, record = units.pool(self._children[level - 1], self._clusters[level])
                 within += between
                 poolings.append(record)
         # the cluster's own GLS mean enters C_k as a_k m_k m_k'
         a = 1.0 / units.h
         cross = within + a[:, None, None] * units.mean[:, :, None] * units.mean[:, None, :]
-        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, np.arange(len(a))))
+        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, self._clusters[0]))
         return ClusterMoments(
             logdet=units.logdet,
             cross=cross,

@@ -418,7 +418,9 @@ class NestedNormal:
         self._cell_clusters = _Segments(self._cell_cluster_starts, cell_cluster)
         by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
         cell_mean = np.add.reduceat(by_column, cell_starts, axis=1) / self._cell_size
-        centred = by_column - np.repeat(cell_mean, cell_counts, axis=1)
+        centred = np.empty_like(by_column)
+        for column in range(m):  # a column at a time: a million-row temporary, not m of them
+            np.subtract(by_column[column], np.repeat(cell_mean[column], cell_counts), out=centred[column])
         self._cell_mean = np.ascontiguousarray(cell_mean.T)
         within = np.empty((len(cell_counts), m, m))
         for a in range(m):

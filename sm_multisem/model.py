@@ -133,9 +133,13 @@ class MultilevelSEM(GenericLikelihoodModel):
                         "weights": weights}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
-        columns = layout.sort_rows(np.column_stack([model_data.exog, model_data.endog]))
-        endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name)
-        exog = pd.DataFrame(model_data.exog, index=model_data.row_labels, columns=model_data.exog_names)
+        # [X, y] column-major, as the likelihood reads it: no transposed copy of a million rows
+        columns = np.empty((len(model_data.endog), model_data.exog.shape[1] + 1), order="F")
+        columns[:, :-1], columns[:, -1] = model_data.exog, model_data.endog
+        columns = layout.sort_rows(columns)
+        # statsmodels' own view of the data shares the arrays (pandas would copy them by default)
+        endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name, copy=False)
+        exog = pd.DataFrame(model_data.exog, index=model_data.row_labels, columns=model_data.exog_names, copy=False)
         super().__init__(endog, exog, missing="none")
         self._data_attr.extend(["model_data", "layout", "likelihood", "_recipe"])  # dropped by remove_data()
         self.formula = formula

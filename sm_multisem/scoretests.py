@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .hypothesis import InformationNotPositiveDefinite, score_test
 from .layout import join_parts

@@ -96,8 +96,8 @@ class ScoreTests:
         Indexed by ``(family, constraint)``: for every position of a family the constraint
         released alone (``x[1_2]``: the slope of position ``1_2`` freed, the other positions
         sharing theirs), then the row ``joint`` releasing the whole family. Columns ``chi2``,
-        ``df``, ``pvalue`` and ``epc``, the expected change of the freed parameter from
-        the shared (or held) value.
+        ``df``, ``pvalue`` and ``epc``, the expected difference of the freed parameter from
+        the value the other positions share (or from the held value, for ``rho``).
     families : DataFrame
         One row per family (indexed by its label): the ``question`` it answers, ``chi2``,
         ``df``, ``pvalue`` of the joint test, the ``information`` it used, and the ``note``
@@ -123,7 +123,7 @@ class ScoreTests:
                 lines.append(f"  {constraint:<38}{row['chi2']:10.4f}{int(row['df']):5d}{row['pvalue']:10.4f}{epc}")
         lines.append(rule)
         notes = ["Each row frees the parameter of one position, the other positions keeping a shared value; "
-                 "joint frees them all. EPC: expected change of the freed parameter."]
+                 "joint frees them all. EPC: expected difference of the freed parameter from the shared one."]
         notes += [f"Not tested: {label} ({family['question']}): {family['note']}."
                   for label, family in self.families[self.families["note"] != ""].iterrows()]
         lines += [wrapped for note in notes for wrapped in textwrap.wrap(note, width, subsequent_indent="  ")]

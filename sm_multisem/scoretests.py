@@ -31,6 +31,7 @@ import pandas as pd
 
 from .hypothesis import InformationNotPositiveDefinite, score_test
 from .layout import join_parts
+from .relax import MIN_PER_LABEL
 from .spec import identifier
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
@@ -153,15 +154,16 @@ def position_labels(model, level: str | None = None) -> np.ndarray:
     every latent ``J1, J2, ...``.
     """
     layout = model.layout
-    parts = layout.position_parts()
-    if level is None:
-        depth = len(parts)
-    elif level in layout.level_names[1:]:
-        depth = layout.level_names.index(level)
-    else:
+    if level is not None and level not in layout.level_names[1:]:
         raise ValueError(f"level must be one of {list(layout.level_names[1:])} (the levels below the top), "
                          f"got {level!r}")
-    return _to_input_rows(model, join_parts(parts[:depth]))
+    return _to_input_rows(model, _sorted_positions(layout, level))
+
+
+def _sorted_positions(layout, level: str | None) -> np.ndarray:
+    """Position of every sorted row: its slots down to ``level`` (all of them by default)."""
+    parts = layout.position_parts()
+    return join_parts(parts[: len(parts) if level is None else layout.level_names.index(level)])
 
 
 def _to_input_rows(model, sorted_values: np.ndarray) -> np.ndarray:
@@ -187,44 +189,71 @@ def constraint_families(model, t=None) -> list[Family]:
     list of Family
         Intercept, slopes, the variance of every level below the top, the residual variance,
         and the AR(1) correlation of the residuals. A family that cannot be freed (already
-        relaxed, one position only) carries a note instead of positions.
+        relaxed, a single position, a position held by fewer than
+        :data:`~sm_multisem.relax.MIN_PER_LABEL` rows or units) carries a note instead of
+        positions.
     """
     rules = model.table.rules
     layout = model.layout
     relaxed = {(r.kind, r.target): r.by for r in model.relaxations}
-    full = position_labels(model)
+    full = _sorted_positions(layout, None)
     families: list[Family] = []
 
-    def add(label: str, question: str, kind: str, target: str, parameter: str, positions) -> None:
-        note = ""
+    def add(label: str, question: str, kind: str, target: str, parameter: str, level: str | None = None) -> None:
+        """A family freed across the positions of every row (of every unit of ``level``)."""
+        positions = full if level is None else _sorted_positions(layout, level)
         if (kind, target) in relaxed:
             note = f"already relaxed by {relaxed[(kind, target)]!r}"
-        elif kind != "residual correlation" and len(set(positions) - {None}) < 2:
-            note = "a single position: no constraint to release"
-        elif kind == "residual correlation" and layout.n_rows == layout.n_units[-1]:
-            note = f"every {layout.level_names[-1]} unit holds a single observation"
-        families.append(Family(label, question, kind, target, parameter, None if note else positions, note))
+        elif level is None:
+            note = _thin(positions, "observations")
+        else:
+            note = _thin(layout.per_unit(positions, layout.level_names.index(level))[0], f"units of {level}")
+        families.append(Family(label, question, kind, target, parameter,
+                               None if note else _to_input_rows(model, positions), note))
 
     fixed = rules[rules["kind"].isin(["intercept", "slope"])]
     for rule in fixed.assign(base=[_shared(r)[1] for r in fixed.itertuples()]).drop_duplicates("base").itertuples():
         label, base = _shared(rule)
         if rule.kind == "intercept":
-            add(label, "intercepts equal in every position", "intercept", base, base, full)
+            add(label, "intercepts equal in every position", "intercept", base, base)
         else:
-            add(label, f"slopes of {base} equal in every position", "slope", base, base, full)
+            add(label, f"slopes of {base} equal in every position", "slope", base, base)
     variances = rules[rules["kind"] == "variance"].drop_duplicates("level").iloc[1:]
     for rule in variances.itertuples(index=False):
         add(_shared(rule)[0], f"{rule.level} effects homoskedastic: var({rule.level}) equal in every slot", "variance",
-            rule.level, f"var({rule.level})", position_labels(model, rule.level))
+            rule.level, f"var({rule.level})", rule.level)
     residual = next(rules[rules["kind"] == "residual variance"].itertuples(index=False))
     add(_shared(residual)[0], "residuals homoskedastic: var(Residual) equal in every position", "residual variance",
-        "Residual", "var(Residual)", full)
+        "Residual", "var(Residual)")
+    lowest = layout.level_names[-1]
+    note = ""
+    if ("residual correlation", "Residual") in relaxed:
+        note = f"already relaxed along {relaxed[('residual correlation', 'Residual')]!r}"
+    elif layout.n_rows == layout.n_units[-1]:
+        note = f"every {lowest} unit holds a single observation"
     if t is None:
         first = np.repeat(layout.row_starts, np.diff(np.append(layout.row_starts, layout.n_rows)))
         t = _to_input_rows(model, np.arange(layout.n_rows) - first)
-    add("rho", f"residuals of a {layout.level_names[-1]} unit uncorrelated: AR(1) rho(Residual) = 0",
-        "residual correlation", "Residual", "rho(Residual)", t)
+    families.append(Family("rho", f"residuals of a {lowest} unit uncorrelated: AR(1) rho(Residual) = 0",
+                           "residual correlation", "Residual", "rho(Residual)", None if note else t, note))
     return families
+
+
+def _thin(positions: np.ndarray, what: str) -> str:
+    """Why the positions cannot each carry a parameter (empty when they can).
+
+    Checked before the relaxed model is built: freeing a slope at thousands of positions
+    held by one row each would expand the design to thousands of columns for nothing.
+    """
+    counts = pd.Series(positions).value_counts(sort=False)
+    if len(counts) < 2:
+        return "a single position: no constraint to release"
+    thin = counts[counts < MIN_PER_LABEL]
+    if len(thin):
+        more = f" (and {len(thin) - 1} more positions)" if len(thin) > 1 else ""
+        return (f"position {thin.index[0]} holds only {int(thin.iloc[0])} of the {what}{more}; "
+                f"its parameter would not be identified")
+    return ""
 
 
 def _shared(rule) -> tuple[str, str]:
@@ -254,7 +283,8 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     results : MultilevelSEMResults
         An ML fit.
     families : sequence of str, optional
-        The labels of the families to test (``["bx", "S_e"]``); by default all of them.
+        The labels of the families to test (``["bx", "S_e"]``); by default all of them, and
+        none with ``[]`` (to test only ``release``).
     release : sequence of str, optional
         Constraints to release together, named as the rows of the table (``["x[1_2]",
         "var(Residual)[2_1]"]``, ``"rho(Residual)"``): one more family, ``released``, tests
@@ -305,7 +335,7 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
                 summary.update(chi2=outcome.statistic, df=outcome.df, pvalue=outcome.pvalue)
         summaries.append((family.label, summary))
     if release:
-        released = _released(model, constraint_families(model, t=t), list(release))
+        released = _released(constraint_families(model, t=t), list(release))
         used = "observed" if any(f.kind == "residual correlation" for f, _ in released) else information
         outcome = _test(results, lambda m: _relax_chain(m, released), used)
         if isinstance(outcome, str):
@@ -353,7 +383,7 @@ def _ar1_identified(model) -> bool:
     return len(np.unique(np.abs(times[pairs + 1] - times[pairs]))) > 1
 
 
-def _released(model, families: list[Family], names: list[str]) -> list[tuple[Family, np.ndarray | None]]:
+def _released(families: list[Family], names: list[str]) -> list[tuple[Family, np.ndarray | None]]:
     """The families ``names`` release, each with its labels: the named positions, the others tied."""
     by_parameter = {f.parameter: f for f in families}
     chosen: dict[str, set[str]] = {}

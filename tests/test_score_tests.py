@@ -195,7 +195,7 @@ def test_unidentified_family_is_skipped_with_a_note():
     res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
     tests = res.score_tests()
     for family in ("c", "bx", "S_j", "S_e"):
-        assert "has only 1 of the" in tests.families.loc[family, "note"]
+        assert "holds only 1 of the" in tests.families.loc[family, "note"]
         assert family not in tests.table.index.get_level_values("family")
     assert tests.families.loc["rho", "note"] == ""
     assert "Not tested: bx" in str(tests)

@@ -22,9 +22,9 @@ def mixedlm_equivalent(model) -> MixedLM:
     """The statsmodels ``MixedLM`` with the same fixed effects and nested random intercepts.
 
     Rows are passed in the layout's sorted order (each group contiguous). Slopes relaxed by
-    a label carry over (they are columns of the design); relaxed variances do not.
+    a label carry over, and so do intercepts (they are columns of the design); relaxed variances do not.
     """
-    unmatched = [r for r in model.relaxations if r.kind != "slope"]
+    unmatched = [r for r in model.relaxations if r.kind not in ("slope", "intercept")]
     if unmatched:
         raise ValueError(
             f"MixedLM has no equivalent of the {unmatched[0].kind} of {unmatched[0].target} relaxed by "

@@ -19,11 +19,16 @@ from scipy import stats
 from .layout import position_name, position_order
 from .results import LRTest
 
-__all__ = ["ScoreTest", "score_test", "lr_test", "lr_test_saturated", "constraint_map"]
+__all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
+           "constraint_map"]
 
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
 #: Parameters a relaxation may add, and the value the constrained model holds them at.
 HELD_VALUES = {"rho(Residual)": 0.0}
+
+
+class InformationNotPositiveDefinite(ValueError):
+    """The information of a relaxed model at the constrained estimate is not positive definite."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
     info = relaxed_model.information(theta, kind="eim" if information == "expected" else "oim")
     smallest = float(np.linalg.eigvalsh(info).min())
     if smallest <= 0:
-        raise ValueError(
+        raise InformationNotPositiveDefinite(
             f"the {information} information of the relaxed model at the constrained estimate is not positive "
             f"definite (smallest eigenvalue {smallest:.3g}), so the score statistic could be negative; "
             "use information='expected'"

@@ -232,7 +232,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             raise ValueError(f"the design of {self.formula!r} could not be rebuilt when the model was unpickled "
                              "(the formula names something not defined there); refit it to predict new rows")
         exog = design_of_new_rows(source, frame)
-        slopes = [r for r in self.relaxations if r.kind == "slope"]
+        slopes = [r for r in self.relaxations if r.kind in ("slope", "intercept")]
         check_columns(frame, [r.by for r in slopes], "labelling column", "exog")
         for relax in slopes:
             missing = int(frame[relax.by].isna().sum())
@@ -331,6 +331,14 @@ class MultilevelSEM(GenericLikelihoodModel):
         form, with no main effect of the label: add ``C(type)`` to the formula for that).
         """
         return self._relaxed(Relaxation("slope", term, self._label_name(by)), by)
+
+    def relax_intercept(self, by) -> "MultilevelSEM":
+        """Let the intercept differ by a label: ``_cons@c`` becomes one intercept per label.
+
+        The new model has ``Intercept[pub]``, ``Intercept[prv]``, ... in place of ``Intercept``:
+        ``y ~ 0 + C(type) + x`` in long form.
+        """
+        return self._relaxed(Relaxation("intercept", "Intercept", self._label_name(by)), by)
 
     def _label_name(self, by) -> str:
         return by if isinstance(by, str) else str(getattr(by, "name", None) or "label")

@@ -9,6 +9,8 @@ values label the units (or observations) it is released across:
   (nlme ``varIdent(~ 1 | role)``, Stata ``mixed, residuals(independent, by(role))``);
 * ``Relaxation("slope", "x", "type")``: one slope of ``x`` per school type (``x:C(type)``
   in long form);
+* ``Relaxation("intercept", "Intercept", "type")``: one intercept per school type
+  (``0 + C(type)`` in place of the intercept in long form);
 * ``Relaxation("residual correlation", "Residual", "time")``: residuals of a lowest unit
   correlated ``rho^|t - s|`` along the integer time column (Stata ``mixed,
   residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``).
@@ -29,7 +31,7 @@ from .layout import WideLayout
 
 __all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
 
-KINDS = ("variance", "residual variance", "slope", "residual correlation")
+KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
 MIN_PER_LABEL = 2
 
@@ -40,9 +42,10 @@ class Relaxation:
 
     Attributes
     ----------
-    kind : {"variance", "residual variance", "slope"}
+    kind : {"variance", "residual variance", "slope", "intercept", "residual correlation"}
     target : str
-        The level (``"k:j"``), ``"Residual"``, or the fixed-effect column (``"x"``).
+        The level (``"k:j"``), ``"Residual"``, or the fixed-effect column (``"x"``,
+        ``"Intercept"``).
     by : str
         The labelling column.
     """
@@ -138,10 +141,10 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
 
 def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Relaxation, ...],
                   columns: dict[str, np.ndarray], fitted: Labels | None = None) -> tuple[np.ndarray, list[str]]:
-    """Replace each relaxed covariate ``x`` by ``x[g] = x * 1{label = g}`` for every label ``g``.
+    """Replace each relaxed column ``x`` by ``x[g] = x * 1{label = g}`` for every label ``g``.
 
-    Rows stay in input order. The intercept is never relaxed this way (that is a fixed
-    effect of the label: add ``C(label)`` to the formula).
+    Rows stay in input order. A relaxed intercept becomes the label's indicators
+    ``Intercept[g]`` (kind ``"intercept"``); a slope relaxation of the intercept is refused.
 
     Parameters
     ----------
@@ -149,18 +152,19 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
         The design before any slope is split.
     exog_names : list of str
     relaxations : tuple of Relaxation
-        Only the slope relaxations are used.
+        Only the slope and intercept relaxations are used.
     columns : dict
         Labelling column name -> its value in every row of ``exog``.
     fitted : Labels, optional
         The labels of a fitted model, for new rows: they get the fitted model's columns,
         whatever labels they carry, and a label the fit did not see is refused (it has no slope).
     """
-    for relax in (r for r in relaxations if r.kind == "slope"):
+    for relax in (r for r in relaxations if r.kind in ("slope", "intercept")):
         if relax.target not in exog_names:
             raise ValueError(f"{relax.target!r} is not a fixed-effect column; the columns are {exog_names}")
-        if relax.target == "Intercept":
-            raise ValueError("the intercept differs by a label through a fixed effect: add C(label) to the formula")
+        if relax.kind == "slope" and relax.target == "Intercept":
+            raise ValueError("the intercept differs by a label through relax_intercept(by=...) (or C(label) in the "
+                             "formula), not relax_slope")
         labels, names = _as_strings(pd.Series(np.asarray(columns[relax.by], dtype=object)), relax.by)
         if fitted is not None:
             unseen = sorted(set(names) - set(fitted.of(relax)[1]))
@@ -179,7 +183,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
     """Key the slots a relaxation is about by its labels, so that one position means one label.
 
     A variance relaxed at a level keys that level's slots (``J_pub1``); a residual variance
-    keys the observations' slots; a slope keys the coarsest level whose units carry a single
+    keys the observations' slots; a slope or an intercept keys the coarsest level whose units carry a single
     label, else the observations. Returns the keyed layout and, when the model has no single
     wide form here (AR(1) residuals, or a label of the top-level clusters, which needs one SEM
     group per label), why (empty otherwise); the other relaxations are keyed all the same.

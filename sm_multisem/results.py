@@ -212,6 +212,16 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         return score_test(self, relaxed_model, information=information)
 
+    def score_tests(self, families=None, *, release=None, information: str = "expected", t=None):
+        """Score tests of every constraint of the wide model, position by position (Stata ``estat scoretests``).
+
+        See :func:`sm_multisem.scoretests.score_tests`. Example: ``print(res.score_tests())``;
+        ``res.score_tests(["S_e"])`` tests the residual variances only.
+        """
+        from .scoretests import score_tests
+
+        return score_tests(self, families, release=release, information=information, t=t)
+
     def lr_test_saturated(self) -> LRTest:
         """LR test against the saturated model of the wide data (see
         :func:`sm_multisem.hypothesis.lr_test_saturated`)."""

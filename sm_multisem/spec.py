@@ -108,7 +108,7 @@ class ParameterTable:
             """Whether a (possibly labelled) rule applies at a row."""
             if not rule.by:
                 return True
-            target = rule.name.rsplit("[", 1)[0] if rule.kind == "slope" else rule.level
+            target = rule.name.rsplit("[", 1)[0] if rule.kind in ("slope", "intercept") else rule.level
             values, _ = labels.values[(rule.kind, target)]
             if rule.kind == "variance":
                 level = layout.level_names.index(target)
@@ -174,8 +174,10 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     """
     y = identifier(outcome)
     relaxed = {(r.kind, r.target): r for r in relaxations}
-    slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind == "slope" for g in labels.of(r)[1]}
-    covariates = [name for name in exog_names if name != INTERCEPT]
+    slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind in ("slope", "intercept")
+                for g in labels.of(r)[1]}
+    intercepts = {name for name, (r, _) in slope_of.items() if r.kind == "intercept"}
+    covariates = [name for name in exog_names if name != INTERCEPT and name not in intercepts]
     base_of = {n: slope_of[n][0].target if n in slope_of else n for n in covariates}  # x[pub] -> x
     bases = list(dict.fromkeys(base_of.values()))
     ident_of_base = dict(zip(bases, _unique([identifier(base) for base in bases])))
@@ -192,6 +194,10 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         if name == INTERCEPT:
             rules.append(("intercept", f"{y}{{p}}", "~1", "", "c", True, np.nan, INTERCEPT, "every position",
                           "", "", ""))
+        elif name in intercepts:
+            relax, value = slope_of[name]
+            rules.append(("intercept", f"{y}{{p}}", "~1", "", f"c_{identifier(value)}", True, np.nan, name,
+                          f"positions with {relax.by} = {value}", "", relax.by, value))
         elif name in slope_of:
             relax, value = slope_of[name]
             ident = identifiers[name]

@@ -34,6 +34,7 @@ def relaxed_models(model):
         "var_by_type": model.relax_variance("k:j", by="type"),
         "resid_by_role": model.relax_residuals(by="role"),
         "slope_by_type": model.relax_slope("x", by="type"),
+        "intercept_by_type": model.relax_intercept(by="type"),
         "all_three": model.relax_slope("x", by="type").relax_variance("k:j", by="type").relax_residuals(by="role"),
     }
 
@@ -63,6 +64,16 @@ def test_relaxed_likelihood_and_score(standard, reml):
         numeric = np.array([(model.loglike(params + 1e-6 * e, reml=reml) - model.loglike(params - 1e-6 * e, reml=reml))
                             / 2e-6 for e in np.eye(k)])
         np.testing.assert_allclose(model.score(params, reml=reml), numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
+
+
+def test_intercept_by_label_is_the_label_as_fixed_effect(standard, data):
+    """relax_intercept(by="type") is y ~ 0 + C(type) + x, fitted independently from the formula."""
+    res = standard.relax_intercept(by="type").fit()
+    formula = sms.MultilevelSEM.from_formula("y ~ 0 + C(type) + x + (1|k/j)", data).fit()
+    assert res.llf == pytest.approx(formula.llf, rel=1e-10)
+    renamed = formula.params.rename(index=lambda n: n.replace("C(type)[", "Intercept["))
+    np.testing.assert_allclose(res.params[renamed.index], renamed, rtol=1e-6)
+    assert set(standard.relax_intercept(by="type").parameter_table["label"]) >= {"c_chr", "c_prv", "c_pub"}
 
 
 def test_relaxation_at_the_constrained_values_is_the_constrained_model(standard):
@@ -128,7 +139,7 @@ def test_labels_given_as_an_array(standard, data):
     (lambda m: m.relax_variance("k:i", by="type"), r"level 'k:i' is not in the model"),
     (lambda m: m.relax_variance("k:j", by="kind"), r"labelling column 'kind' is not in the data"),
     (lambda m: m.relax_slope("z", by="type"), r"'z' is not a fixed-effect column"),
-    (lambda m: m.relax_slope("Intercept", by="type"), r"add C\(label\) to the formula"),
+    (lambda m: m.relax_slope("Intercept", by="type"), r"through relax_intercept\(by=...\)"),
     (lambda m: m.relax_residuals(by="role").relax_residuals(by="type"), r"already relaxed"),
     (lambda m: m.relax_residuals(by=np.ones(3)), r"one label per input row"),
 ])
@@ -158,7 +169,8 @@ def test_mixedlm_comparison_refused_for_relaxed_variances(standard):
         standard.relax_variance("k:j", by="type").fit().compare_mixedlm()
 
 
-@pytest.mark.parametrize("name", ["standard", "var_by_type", "resid_by_role", "slope_by_type", "all_three"])
+@pytest.mark.parametrize("name", ["standard", "var_by_type", "resid_by_role", "slope_by_type", "intercept_by_type",
+                                  "all_three"])
 def test_exported_wide_model_reproduces_the_likelihood(standard, name):
     """The per-position table and the wide data, read as an SEM program would, give our llf."""
     model = relaxed_models(standard)[name]

@@ -1,0 +1,428 @@
+"""Score tests of every constraint of the wide model (Stata ``estat scoretests``, lavaan ``lavTestScore``).
+
+The wide SEM ties parameters across positions with labels: the slope ``bx`` and the
+intercept ``c`` are the same in every equation, ``S_j`` is the variance of every latent
+``J1, J2, ...``, ``S_e`` the variance of every residual, and the residuals are
+uncorrelated. Each *family* below is the relaxation that frees one of these labels
+position by position; its score test, at the constrained estimate alone, says whether
+the data reject the constraint, and each row of the family says at which position.
+
+What a position is depends on the parameter:
+
+* slopes, the intercept and the residual variance belong to an equation, ``y1_2``: their
+  position is the full position ``1_2`` (slot 1 of ``j`` in the cluster, observation 2 in it);
+* the variance of a level's effects belongs to its latent variables, ``J1, J2``: its
+  position is the unit's slot down to that level, ``1`` for ``J1`` (``1_2`` for a latent
+  ``C1_2`` of a third level);
+* the AR(1) correlation of the residuals is one parameter held at 0; its time is the
+  observation's slot inside its lowest unit, unless a time column is given.
+
+The top level has one latent per cluster (``K``), so no position to differ by.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .hypothesis import InformationNotPositiveDefinite, score_test
+from .layout import join_parts
+from .relax import MIN_PER_LABEL
+from .spec import identifier
+
+__all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
+
+#: The label of the positions a partial release (``release=``) leaves tied together.
+OTHERS = "others"
+_RELEASED_ROW = re.compile(r"^(?P<base>.+)\[(?P<position>[^\[\]]+)\]$")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A constraint of the wide model and the relaxation that frees it position by position.
+
+    Attributes
+    ----------
+    label : str
+        The constraint label in the wide model (``bx``, ``c``, ``S_j``, ``S_e``, ``rho``).
+    question : str
+        What the joint test of the family asks.
+    kind : {"slope", "intercept", "variance", "residual variance", "residual correlation"}
+    target : str
+        The fixed-effect column, level or ``"Residual"`` the constraint is about.
+    parameter : str
+        The name of the constrained parameter in the results (``x``, ``var(k:j)``).
+    positions : ndarray, str or None
+        The position of every input row (None where a row is not used), or, for the
+        residual correlation, its time (or the name of the time column); None when the
+        family cannot be tested.
+    note : str
+        Why the family is not tested, empty when it is.
+    """
+
+    label: str
+    question: str
+    kind: str
+    target: str
+    parameter: str
+    positions: np.ndarray | None
+    note: str = ""
+
+    def relax(self, model, labels: np.ndarray | None = None):
+        """The model with this constraint released by ``labels`` (by default one label per position)."""
+        labels = self.positions if labels is None else labels
+        if self.kind == "residual correlation":
+            return model.relax_residuals(structure="ar1", t=labels)
+        labels = pd.Series(labels, name=f"{self.label} position")  # a name of its own: relaxations chain
+        if self.kind == "slope":
+            return model.relax_slope(self.target, by=labels)
+        if self.kind == "intercept":
+            return model.relax_intercept(by=labels)
+        if self.kind == "variance":
+            return model.relax_variance(self.target, by=labels)
+        return model.relax_residuals(by=labels)
+
+
+@dataclass(frozen=True)
+class ScoreTests:
+    """Score tests of the constraints of a fit, family by family.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Indexed by ``(family, constraint)``: for every position of a family the constraint
+        released alone (``x[1_2]``: the slope of position ``1_2`` freed, the other positions
+        sharing theirs), then the row ``joint`` releasing the whole family. Columns ``chi2``,
+        ``df``, ``pvalue`` and ``epc``, the expected difference of the freed parameter from
+        the value the other positions share (or from the held value, for ``rho``).
+    families : DataFrame
+        One row per family (indexed by its label): the ``question`` it answers, ``chi2``,
+        ``df``, ``pvalue`` of the joint test, the ``information`` it used, and the ``note``
+        saying why a family was not tested.
+    information : str
+        The information matrix asked for (``"expected"`` by default).
+    """
+
+    table: pd.DataFrame
+    families: pd.DataFrame
+    information: str
+
+    def __str__(self) -> str:
+        width = 78
+        rule = "-" * width
+        lines = [f"Score tests of the constraints of the wide model ({self.information} information)", rule,
+                 f"{'constraint released':<40}{'chi2':>10}{'df':>5}{'P>chi2':>10}{'EPC':>13}", rule]
+        for label, family in self.families[self.families["note"] == ""].iterrows():
+            used = "" if family["information"] == self.information else f" [{family['information']} information]"
+            lines.append(f"{label}: {family['question']}{used}")
+            for constraint, row in self.table.loc[label].iterrows():
+                epc = "" if np.isnan(row["epc"]) else f"{row['epc']:13.4f}"
+                lines.append(f"  {constraint:<38}{row['chi2']:10.4f}{int(row['df']):5d}{row['pvalue']:10.4f}{epc}")
+        lines.append(rule)
+        notes = ["Each row frees the parameter of one position, the other positions keeping a shared value; "
+                 "joint frees them all. EPC: expected difference of the freed parameter from the shared one."]
+        notes += [f"Not tested: {label} ({family['question']}): {family['note']}."
+                  for label, family in self.families[self.families["note"] != ""].iterrows()]
+        lines += [wrapped for note in notes for wrapped in textwrap.wrap(note, width, subsequent_indent="  ")]
+        return "\n".join(lines)
+
+
+def position_labels(model, level: str | None = None) -> np.ndarray:
+    """The position of every input row in the wide model, for the relaxations' ``by=``.
+
+    Parameters
+    ----------
+    model : MultilevelSEM
+    level : str, optional
+        A grouping level below the top: the slots of the row's units down to that level
+        (``"1"`` for the rows of ``J1``). By default the full position (``"1_2"`` for the
+        rows of equation ``y1_2``).
+
+    Returns
+    -------
+    ndarray of object
+        One label per input row, None for rows the model does not use.
+
+    Examples
+    --------
+    ``model.relax_residuals(by=position_labels(model))`` frees the residual variance of every
+    equation; ``model.relax_variance("k:j", by=position_labels(model, "k:j"))`` the variance of
+    every latent ``J1, J2, ...``.
+    """
+    layout = model.layout
+    if level is not None and level not in layout.level_names[1:]:
+        raise ValueError(f"level must be one of {list(layout.level_names[1:])} (the levels below the top), "
+                         f"got {level!r}")
+    return _to_input_rows(model, _sorted_positions(layout, level))
+
+
+def _sorted_positions(layout, level: str | None) -> np.ndarray:
+    """Position of every sorted row: its slots down to ``level`` (all of them by default)."""
+    parts = layout.position_parts()
+    return join_parts(parts[: len(parts) if level is None else layout.level_names.index(level)])
+
+
+def _to_input_rows(model, sorted_values: np.ndarray) -> np.ndarray:
+    """Values of the layout's sorted rows placed at their input rows (None at rows not used)."""
+    used = np.flatnonzero(model.model_data.rows_used)
+    out = np.full(len(model.model_data.rows_used), None, dtype=object)
+    out[used[model.layout.order]] = sorted_values
+    return out
+
+
+def constraint_families(model, t=None) -> list[Family]:
+    """Every constraint of ``model`` that can be freed position by position, in table order.
+
+    Parameters
+    ----------
+    model : MultilevelSEM
+    t : str or array_like, optional
+        Time of the AR(1) residual correlation (a column of the data, or one value per input
+        row); by default the order of the observations inside their lowest unit.
+
+    Returns
+    -------
+    list of Family
+        Intercept, slopes, the variance of every level below the top, the residual variance,
+        and the AR(1) correlation of the residuals. A family that cannot be freed (already
+        relaxed, a single position, a position held by fewer than
+        :data:`~sm_multisem.relax.MIN_PER_LABEL` rows or units) carries a note instead of
+        positions.
+    """
+    rules = model.table.rules
+    layout = model.layout
+    relaxed = {(r.kind, r.target): r.by for r in model.relaxations}
+    full = _sorted_positions(layout, None)
+    families: list[Family] = []
+
+    def add(label: str, question: str, kind: str, target: str, parameter: str, level: str | None = None) -> None:
+        """A family freed across the positions of every row (of every unit of ``level``)."""
+        positions = full if level is None else _sorted_positions(layout, level)
+        if (kind, target) in relaxed:
+            note = f"already relaxed by {relaxed[(kind, target)]!r}"
+        elif level is None:
+            note = _thin(positions, "observations")
+        else:
+            note = _thin(layout.per_unit(positions, layout.level_names.index(level))[0], f"units of {level}")
+        families.append(Family(label, question, kind, target, parameter,
+                               None if note else _to_input_rows(model, positions), note))
+
+    fixed = rules[rules["kind"].isin(["intercept", "slope"])]
+    for rule in fixed.assign(base=[_shared(r)[1] for r in fixed.itertuples()]).drop_duplicates("base").itertuples():
+        label, base = _shared(rule)
+        if rule.kind == "intercept":
+            add(label, "intercepts equal in every position", "intercept", base, base)
+        else:
+            add(label, f"slopes of {base} equal in every position", "slope", base, base)
+    variances = rules[rules["kind"] == "variance"].drop_duplicates("level").iloc[1:]
+    for rule in variances.itertuples(index=False):
+        add(_shared(rule)[0], f"{rule.level} effects homoskedastic: var({rule.level}) equal in every slot", "variance",
+            rule.level, f"var({rule.level})", rule.level)
+    residual = next(rules[rules["kind"] == "residual variance"].itertuples(index=False))
+    add(_shared(residual)[0], "residuals homoskedastic: var(Residual) equal in every position", "residual variance",
+        "Residual", "var(Residual)")
+    lowest = layout.level_names[-1]
+    note = ""
+    if ("residual correlation", "Residual") in relaxed:
+        note = f"already relaxed along {relaxed[('residual correlation', 'Residual')]!r}"
+    elif layout.n_rows == layout.n_units[-1]:
+        note = f"every {lowest} unit holds a single observation"
+    if t is None:
+        first = np.repeat(layout.row_starts, np.diff(np.append(layout.row_starts, layout.n_rows)))
+        t = _to_input_rows(model, np.arange(layout.n_rows) - first)
+    families.append(Family("rho", f"residuals of a {lowest} unit uncorrelated: AR(1) rho(Residual) = 0",
+                           "residual correlation", "Residual", "rho(Residual)", None if note else t, note))
+    return families
+
+
+def _thin(positions: np.ndarray, what: str) -> str:
+    """Why the positions cannot each carry a parameter (empty when they can).
+
+    Checked before the relaxed model is built: freeing a slope at thousands of positions
+    held by one row each would expand the design to thousands of columns for nothing.
+    """
+    counts = pd.Series(positions).value_counts(sort=False)
+    if len(counts) < 2:
+        return "a single position: no constraint to release"
+    thin = counts[counts < MIN_PER_LABEL]
+    if len(thin):
+        more = f" (and {len(thin) - 1} more positions)" if len(thin) > 1 else ""
+        return (f"position {thin.index[0]} holds only {int(thin.iloc[0])} of the {what}{more}; "
+                f"its parameter would not be identified")
+    return ""
+
+
+def _shared(rule) -> tuple[str, str]:
+    """The label and parameter name a rule has in the model without its relaxation.
+
+    A relaxed rule appends its label value to both (``bx_pub``, ``x[pub]``; see :func:`spec.specify`).
+    """
+    if not rule.by:
+        return rule.label, rule.name
+    return rule.label[: -len(identifier(rule.where)) - 1], rule.name[: -len(rule.where) - 2]
+
+
+def score_tests(results, families=None, *, release=None, information: str = "expected", t=None) -> ScoreTests:
+    """Score tests of every constraint of the wide model, one position at a time and family by family.
+
+    For every family (:func:`constraint_families`) the relaxed model frees the constrained
+    parameter at every position (``x[1_1]``, ``x[1_2]``, ...); :func:`~sm_multisem.hypothesis.score_test`
+    at the constrained estimate gives the statistic of freeing each position alone (df 1, the
+    others keeping a shared value) and of freeing them all (df = positions - 1):
+
+    .. math::
+
+        LM = s' I^{-1} s, \\qquad s, I \\text{ of the relaxed model at } \\theta = A\\hat\\theta_0.
+
+    Parameters
+    ----------
+    results : MultilevelSEMResults
+        An ML fit.
+    families : sequence of str, optional
+        The labels of the families to test (``["bx", "S_e"]``); by default all of them, and
+        none with ``[]`` (to test only ``release``).
+    release : sequence of str, optional
+        Constraints to release together, named as the rows of the table (``["x[1_2]",
+        "var(Residual)[2_1]"]``, ``"rho(Residual)"``): one more family, ``released``, tests
+        them jointly, every position not named keeping a shared value (lavaan
+        ``lavTestScore(release = ...)``).
+    information : {"expected", "observed"}
+        The expected information is positive definite at any estimate; the observed one
+        need not be. The AR(1) family always uses the observed information (the expected
+        one is not available for AR(1) residuals) and says so.
+    t : str or array_like, optional
+        Time of the AR(1) residuals (default: the order of the observations in their unit).
+
+    Returns
+    -------
+    ScoreTests
+
+    Raises
+    ------
+    ValueError
+        For a REML fit, an unknown family label, or a constraint in ``release`` that names no
+        position of any family. A family the data cannot identify (a position with fewer
+        than :data:`~sm_multisem.relax.MIN_PER_LABEL` units or rows, a covariate constant
+        within a position) is not an error: it is left out with the reason in ``families``.
+    """
+    if results.reml:
+        raise ValueError("score tests need an ML fit (reml=False): REML likelihoods of models with "
+                         "different fixed effects are not comparable")
+    if information not in ("expected", "observed"):
+        raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
+    model = results.model
+    candidates = constraint_families(model, t=t)
+    if families is not None:
+        known = [f.label for f in candidates]
+        unknown = [label for label in families if label not in known]
+        if unknown:
+            raise ValueError(f"no family labelled {unknown}; the families of this model are {known}")
+        candidates = [f for f in candidates if f.label in families]
+    rows, summaries = [], []
+    for family in candidates:
+        summary = {"question": family.question, "chi2": np.nan, "df": 0, "pvalue": np.nan,
+                   "information": _information_of(family, information), "note": family.note}
+        if not family.note:
+            outcome = _test(results, lambda m, f=family: f.relax(m), summary["information"])
+            if isinstance(outcome, str):
+                summary["note"] = outcome
+            else:
+                rows.append((family.label, outcome))
+                summary.update(chi2=outcome.statistic, df=outcome.df, pvalue=outcome.pvalue)
+        summaries.append((family.label, summary))
+    if release:
+        released = _released(constraint_families(model, t=t), list(release))
+        used = "observed" if any(f.kind == "residual correlation" for f, _ in released) else information
+        outcome = _test(results, lambda m: _relax_chain(m, released), used)
+        if isinstance(outcome, str):
+            raise ValueError(f"the constraints {list(release)} cannot be released together: {outcome}")
+        rows.append(("released", outcome))
+        summaries.append(("released", {"question": "the constraints " + ", ".join(release), "chi2": outcome.statistic,
+                                       "df": outcome.df, "pvalue": outcome.pvalue, "information": used, "note": ""}))
+    return ScoreTests(_table(rows), pd.DataFrame.from_dict(dict(summaries), orient="index"), information)
+
+
+def _information_of(family: Family, information: str) -> str:
+    # Sigma is not linear in rho: the model has no expected information for it
+    return "observed" if family.kind == "residual correlation" else information
+
+
+def _test(results, relax, information: str):
+    """The score test of ``relax(model)`` against the fit, or why it cannot be computed."""
+    try:
+        relaxed = relax(results.model)
+    except ValueError as err:  # the relaxation refuses positions the data cannot identify
+        return str(err)
+    if relaxed.plan.ar1_entry is not None and not _ar1_identified(relaxed):
+        lowest = relaxed.layout.level_names[-1]
+        return (f"every {lowest} unit has at most two observations, all the same time apart: rho(Residual) and "
+                f"var({lowest}) then only enter as their sum, the covariance of the two")
+    try:
+        return score_test(results, relaxed, information=information)
+    except InformationNotPositiveDefinite as err:
+        return str(err)
+
+
+def _ar1_identified(model) -> bool:
+    """Whether the residual correlation can be told from the lowest level's variance.
+
+    Both add to the covariance of two observations of a unit, the correlation as ``rho^lag``:
+    they are apart only when some pairs are further apart than others, i.e. when some unit
+    has three observations, or units of two observations have different gaps.
+    """
+    layout = model.layout
+    times = model.labels.values[("residual correlation", "Residual")][0]
+    sizes = np.diff(np.append(layout.row_starts, layout.n_rows))
+    if np.any(sizes > 2):
+        return True
+    pairs = layout.row_starts[sizes == 2]
+    return len(np.unique(np.abs(times[pairs + 1] - times[pairs]))) > 1
+
+
+def _released(families: list[Family], names: list[str]) -> list[tuple[Family, np.ndarray | None]]:
+    """The families ``names`` release, each with its labels: the named positions, the others tied."""
+    by_parameter = {f.parameter: f for f in families}
+    chosen: dict[str, set[str]] = {}
+    for name in names:
+        match = _RELEASED_ROW.match(name)
+        parameter, position = (match["base"], match["position"]) if match else (name, None)
+        family = by_parameter.get(parameter)
+        if family is None or family.note or (position is None) != (family.kind == "residual correlation"):
+            raise ValueError(f"{name!r} is not a constraint that can be released; name a parameter at a position, "
+                             f"as the rows of score_tests() do (e.g. {families[0].parameter}[...])")
+        if position is not None and position not in set(family.positions):
+            raise ValueError(f"{name!r}: {position!r} is not a position of {parameter}")
+        chosen.setdefault(family.label, set()).update([position] if position else [])
+    out = []
+    for family in families:
+        if family.label in chosen:
+            if family.kind == "residual correlation":
+                out.append((family, None))
+                continue
+            keep = np.isin(family.positions, list(chosen[family.label]))
+            out.append((family, np.where(keep | pd.isna(family.positions), family.positions, OTHERS)))
+    return out
+
+
+def _relax_chain(model, released: list[tuple[Family, np.ndarray | None]]):
+    for family, labels in released:
+        model = family.relax(model, labels)
+    return model
+
+
+def _table(rows: list[tuple[str, object]]) -> pd.DataFrame:
+    """Univariate rows of every tested family (constraints named by the relaxed parameters), then its joint row."""
+    frames = []
+    for label, test in rows:
+        table = test.table[~test.table.index.str.endswith(f"[{OTHERS}]")]
+        joint = pd.DataFrame({"chi2": test.statistic, "df": test.df, "pvalue": test.pvalue, "epc": np.nan},
+                             index=["joint"])
+        frame = pd.concat([table, joint])
+        frame.index = pd.MultiIndex.from_product([[label], frame.index], names=["family", "constraint"])
+        frames.append(frame)
+    columns = ["chi2", "df", "pvalue", "epc"]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)

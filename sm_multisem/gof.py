@@ -21,6 +21,7 @@ with ``fill_absent_covariates=True``: covariates of absent positions set to 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,8 @@ __all__ = [
 _LOG_2PI = np.log(2.0 * np.pi)
 #: Smallest eigenvalue of the saturated model's Sigma, relative to the largest, taken as singular
 SINGULAR = 1e-8
+#: Elements of the per-cluster matrices gathered at once by :meth:`_Patterns.rowwise`
+_GATHER_ELEMENTS = 2 ** 21
 #: R's ``all.equal`` tolerance, below which lavaan reads the noncentralities of CFI as 0
 _ALL_EQUAL = 1.5e-8
 
@@ -236,8 +239,8 @@ def fit_saturated(data: WideData, *, tol: float = 1e-10, max_iter: int = 10_000)
 
     .. math:: l_{sat} = -\\tfrac N2 \\left[P \\log 2\\pi + \\log|\\hat\\Sigma| + P\\right].
 
-    With missing outcomes (the covariates are complete) EM, one pass per missingness pattern:
-    the E step replaces a cluster's missing outcomes ``m`` by
+    With missing outcomes (the covariates are complete) EM, batched over the patterns of
+    missing positions: the E step replaces a cluster's missing outcomes ``m`` by
     ``A_m z + Sigma_mo Sigma_oo^{-1} (y_o - A_o z)`` and adds their conditional covariance
     ``Sigma_mm - Sigma_mo Sigma_oo^{-1} Sigma_om`` to the cross products; the M step is the
     complete-data closed form on those. The log-likelihood is the sum over clusters of the
@@ -267,13 +270,13 @@ def fit_saturated(data: WideData, *, tol: float = 1e-10, max_iter: int = 10_000)
         raise ValueError(f"{n} clusters cannot estimate the saturated model of {p} outcomes on {rank} independent "
                          f"regressors (an intercept and the wide covariates): its residual covariance is singular "
                          f"below {p + rank} clusters")
-    patterns, pattern_of = np.unique(observed, axis=0, return_inverse=True)
-    members = [np.flatnonzero(pattern_of.ravel() == g) for g in range(len(patterns))]
+    patterns = _Patterns.of_outcomes(y)
     coef = np.zeros((p, z.shape[1]))
     coef[:, 0] = np.nanmean(y, axis=0)
     cov = np.diag(np.nanvar(y, axis=0))
+    complete = data.complete
     for iteration in range(1, max_iter + 1):
-        completed, extra = _expected_outcomes(y, z, coef, cov, patterns, members)
+        completed, extra = _expected_outcomes(y, z @ coef.T, cov, patterns)
         new_coef = (solver @ completed).T
         resid = completed - z @ new_coef.T  # from residuals, not Y'Y - fitted: no cancellation
         new_cov = (resid.T @ resid + extra) / n
@@ -286,44 +289,81 @@ def fit_saturated(data: WideData, *, tol: float = 1e-10, max_iter: int = 10_000)
                              "some positions")
         change = max(np.abs(new_coef - coef).max(), np.abs(new_cov - cov).max()) / eigenvalues[-1]
         coef, cov = new_coef, new_cov
-        if change <= tol or data.complete:  # with complete outcomes the first step is the closed form
+        if change <= tol or complete:  # with complete outcomes the first step is the closed form
             break
     else:
         raise ValueError(f"EM for the saturated model did not converge in {max_iter} iterations (last relative change "
                          f"{change:.2g}); the wide data may hold too few clusters for some positions")
-    llf = _observed_loglike(y, z @ coef.T, cov, patterns, members)
+    llf = _observed_loglike(y, z @ coef.T, cov, patterns)
     return SaturatedModel(coef, cov, llf, p * rank + p * (p + 1) // 2, iteration)
 
 
-def _expected_outcomes(y, z, coef, cov, patterns, members) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _Patterns:
+    """The clusters grouped by the positions they observe.
+
+    ``masks`` holds one row per distinct pattern, ``of`` the pattern of every cluster and
+    ``counts`` the clusters of every pattern.
+    """
+
+    masks: np.ndarray
+    of: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of_outcomes(cls, y: np.ndarray) -> _Patterns:
+        masks, of, counts = np.unique(~np.isnan(y), axis=0, return_inverse=True, return_counts=True)
+        return cls(masks, of.ravel(), counts)
+
+    @cached_property
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pattern, ``(patterns, P, P)`` masks of the observed-observed, observed-missing and
+        missing-missing entries of ``Sigma``."""
+        seen, unseen = self.masks[:, :, None], ~self.masks[:, :, None]
+        return seen & seen.transpose(0, 2, 1), seen & unseen.transpose(0, 2, 1), unseen & unseen.transpose(0, 2, 1)
+
+    def bordered(self, cov: np.ndarray) -> np.ndarray:
+        """``Sigma_oo`` of every pattern bordered by the identity on its missing positions: its
+        inverse is ``Sigma_oo^{-1}`` bordered alike and its determinant ``|Sigma_oo|``."""
+        observed, _, missing = self.pairs
+        return np.where(observed, cov, 0.0) + missing * np.eye(len(cov))
+
+    def rowwise(self, rows: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+        """``rows[i] @ matrices[pattern of i]`` for every cluster, in chunks of bounded memory."""
+        out = np.empty_like(rows)
+        chunk = max(1, _GATHER_ELEMENTS // rows.shape[1] ** 2)
+        for start in range(0, len(rows), chunk):
+            part = slice(start, start + chunk)
+            out[part] = np.einsum("ip,ipq->iq", rows[part], matrices[self.of[part]])
+        return out
+
+
+def _expected_outcomes(y, mean, cov, patterns: _Patterns) -> tuple[np.ndarray, np.ndarray]:
     """E step: the outcomes with missing ones replaced by their conditional means, and the summed
-    conditional covariances of the missing ones."""
-    completed = z @ coef.T
+    conditional covariances of the missing ones.
+
+    With ``K = Sigma_oo^{-1} Sigma_om`` (0 outside the observed rows and missing columns), a
+    cluster's missing outcomes are ``mean_m + r_o K`` and their conditional covariance
+    ``Sigma_mm - Sigma_mo K``.
+    """
     observed = ~np.isnan(y)
-    resid = np.where(observed, y - completed, 0.0)
-    completed = np.where(observed, y, completed)
-    extra = np.zeros_like(cov)
-    for pattern, rows in zip(patterns, members):
-        missing = ~pattern
-        if not missing.any():
-            continue
-        gain = np.linalg.solve(cov[np.ix_(pattern, pattern)], cov[np.ix_(pattern, missing)])  # Sigma_oo^-1 Sigma_om
-        completed[np.ix_(rows, missing)] += resid[np.ix_(rows, pattern)] @ gain
-        extra[np.ix_(missing, missing)] += len(rows) * (cov[np.ix_(missing, missing)]
-                                                         - cov[np.ix_(missing, pattern)] @ gain)
-    return completed, extra
+    resid = np.where(observed, y - mean, 0.0)
+    _, to_missing, missing = patterns.pairs
+    across = np.where(to_missing, cov, 0.0)  # Sigma_om, bordered by 0
+    gain = np.linalg.solve(patterns.bordered(cov), across)
+    completed = np.where(observed, y, mean + patterns.rowwise(resid, gain))
+    conditional = np.where(missing, cov, 0.0) - across.transpose(0, 2, 1) @ gain
+    return completed, np.einsum("g,gpq->pq", patterns.counts, conditional)
 
 
-def _observed_loglike(y, mean, cov, patterns, members) -> float:
+def _observed_loglike(y, mean, cov, patterns: _Patterns) -> float:
     """Sum of the normal log-densities of every cluster's observed outcomes."""
-    total = 0.0
-    for pattern, rows in zip(patterns, members):
-        chol = np.linalg.cholesky(cov[np.ix_(pattern, pattern)])
-        resid = (y[np.ix_(rows, pattern)] - mean[np.ix_(rows, pattern)]).T
-        whitened = np.linalg.solve(chol, resid)
-        total -= 0.5 * (resid.size * _LOG_2PI + 2.0 * len(rows) * np.log(np.diag(chol)).sum()
-                        + np.sum(whitened ** 2))
-    return float(total)
+    observed = ~np.isnan(y)
+    resid = np.where(observed, y - mean, 0.0)
+    bordered = patterns.bordered(cov)
+    quadratic = np.sum(resid * patterns.rowwise(resid, np.linalg.inv(bordered)))
+    logdet = np.linalg.slogdet(bordered)[1]
+    return float(-0.5 * (observed.sum() * _LOG_2PI + patterns.counts @ logdet + quadratic))
 
 
 def fit_independence(data: WideData) -> tuple[float, int]:

@@ -127,7 +127,8 @@ def test_printed_like_stata_with_the_wide_model_named():
 
 def test_wide_covariates_that_repeat_count_once():
     """A covariate of the top-level clusters is the same in every position's column: the saturated
-    model's regression has one slope for it, not one per position (lavaan refuses such data)."""
+    model's regression has one slope for it, not one per position. (lavaan fits these wide data
+    with a warning, the same chi2 and df larger by P per extra copy of the column.)"""
     rng = np.random.default_rng(3)
     data = designs()["article"].assign(w=lambda d: rng.normal(size=100)[d["k"].to_numpy() - 1])
     res = sms.MultilevelSEM.from_formula("y ~ x + w + (1|k/j)", data).fit()

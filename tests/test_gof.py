@@ -3,8 +3,9 @@
 tests/reference/lavaan_gof.R fits the syntax written by ``to_lavaan`` to the wide data
 written by ``wide_data(fill_absent_covariates=True)`` (lavaan 0.6.14, FIML, ``fixed.x =
 TRUE``) for the article's model, two relaxations (``relax_variance`` and ``relax_slope`` by
-a label), a misfitting model and its relaxation (RMSEA well above 0), all on complete wide
-data, and an unbalanced design (FIML, the saturated model by EM).
+a label), a misfitting model and its relaxation (RMSEA well above 0), a model without
+covariates on 10 clusters (lme4's Pastes), all on complete wide data, and an unbalanced
+design (FIML, the saturated model by EM).
 """
 
 import sys
@@ -21,11 +22,12 @@ from sm_multisem.gof import SINGULAR, WideData, cfi, fit_saturated, rmsea, rmsea
 REFERENCE = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REFERENCE))
 from make_lavaan_gof_inputs import models as misfit_models
+from make_lavaan_gof_inputs import pastes_model
 from make_lavaan_inputs import designs
 from make_lavaan_score_inputs import relaxations
 
 FORMULA = "y ~ x + (1|k/j)"
-COMPLETE = ["article", "score_variance", "score_slope", "gof_misfit", "gof_misfit_variance"]
+COMPLETE = ["article", "score_variance", "score_slope", "gof_misfit", "gof_misfit_variance", "gof_pastes"]
 MEASURES = ["chisq", "df", "pvalue", "baseline.chisq", "baseline.df", "baseline.pvalue", "cfi", "tli", "rmsea",
             "rmsea.ci.lower", "rmsea.ci.upper", "rmsea.pvalue", "srmr", "aic", "bic"]
 
@@ -38,6 +40,8 @@ def model_of(design: str) -> sms.MultilevelSEM:
     if design.startswith("score_"):
         model = sms.MultilevelSEM.from_formula(FORMULA, pd.read_csv(REFERENCE / "lavaan_score_long.csv"))
         return relaxations(model)[design.removeprefix("score_")]
+    if design == "gof_pastes":
+        return pastes_model()
     return misfit_models(pd.read_csv(REFERENCE / "lavaan_gof_long.csv"))[design.removeprefix("gof_")]
 
 

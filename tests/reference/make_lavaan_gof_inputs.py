@@ -10,7 +10,9 @@ missing cells.
 
 Written here: ``lavaan_gof_long.csv``, the long data, and for the standard model
 (``misfit``) and its relaxation ``relax_variance("k:j", by="type")`` (``misfit_variance``)
-the wide data ``lavaan_gof_<name>_wide.csv`` and lavaan syntax ``lavaan_gof_<name>.lav``.
+the wide data ``lavaan_gof_<name>_wide.csv`` and lavaan syntax ``lavaan_gof_<name>.lav``;
+the same for lme4's ``Pastes`` (``pastes.csv``) with ``strength ~ 1 + (1|batch/cask)``
+(``pastes``): a model without covariates, and 10 clusters.
 
 Run from the repository root:  python tests/reference/make_lavaan_gof_inputs.py
 """
@@ -18,6 +20,7 @@ Run from the repository root:  python tests/reference/make_lavaan_gof_inputs.py
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import sm_multisem as sms
 
@@ -27,6 +30,7 @@ SIZES = (150, 3, 2)
 SD_V = {"a": 0.6, "b": 1.6}
 SD_E = {"early": 0.8, "late": 1.5}
 FORMULA = "y ~ x + (1|k/j)"
+PASTES = "strength ~ 1 + (1|batch/cask)"
 
 
 def misfit_data():
@@ -52,10 +56,14 @@ def models(data):
     return {"misfit": model, "misfit_variance": model.relax_variance("k:j", by="type")}
 
 
+def pastes_model():
+    return sms.MultilevelSEM.from_formula(PASTES, pd.read_csv(HERE / "pastes.csv"))
+
+
 def main():
     data = misfit_data()
     data.to_csv(HERE / "lavaan_gof_long.csv", index=False)
-    for name, model in models(data).items():
+    for name, model in {**models(data), "pastes": pastes_model()}.items():
         model.wide_data(fill_absent_covariates=True).to_csv(HERE / f"lavaan_gof_{name}_wide.csv", index=False)
         (HERE / f"lavaan_gof_{name}.lav").write_text(model.to_lavaan() + "\n")
 

@@ -516,7 +516,7 @@ def cfi(chi2: float, df: int, baseline_chi2: float, baseline_df: int) -> float:
 
 
 def tli(chi2: float, df: int, baseline_chi2: float, baseline_df: int) -> float:
-    """Tucker-Lewis index (not truncated at 1, as lavaan and Stata report it).
+    """Tucker-Lewis index, as lavaan computes it (not truncated at 1).
 
     .. math:: 1 - \\frac{(\\chi^2 - df)\\, df_b}{(\\chi^2_b - df_b)\\, df}, \\qquad 1 \\text{ when } df = 0.
     """

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .layout import position_name, position_order
+from .gof import fit_saturated, wide_data_of
 from .results import LRTest
 
 __all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
@@ -167,39 +167,18 @@ def lr_test_saturated(results) -> LRTest:
     model vs. saturated", lavaan's chi-square with ``fixed.x = TRUE``).
 
     The saturated model regresses every position's outcome on every covariate of every
-    position with an unrestricted covariance matrix; with complete wide data its maximum is
-    the multivariate regression,
-
-    .. math:: l_{sat} = -\\tfrac N2 \\left[P \\log 2\\pi + \\log|\\hat\\Sigma| + P\\right].
+    position with an unrestricted covariance matrix (:func:`sm_multisem.gof.fit_saturated`:
+    closed form with complete wide data, EM for full-information ML with missing positions);
+    ``df`` is its number of parameters less the model's.
 
     Raises
     ------
     ValueError
-        For REML or weighted fits, or too few clusters to estimate the saturated model.
+        For REML or weighted fits, or wide data that cannot estimate the saturated model.
     NotImplementedError
-        For unbalanced data (missing positions): the saturated model then needs FIML.
+        For models without a single wide SEM (AR(1) residuals, labels of the top-level clusters).
     """
-    model = results.model
-    if results.reml or model.cluster_weights is not None:
-        raise ValueError("the LR test against the saturated model needs an unweighted ML fit")
-    wide = model.wide_data()
-    positions = sorted(set(model.layout.position_names()), key=position_order)
-    y = wide[[position_name(model.table.outcome, s) for s in positions]].to_numpy(dtype=float)
-    if np.isnan(y).any():
-        raise NotImplementedError(
-            "the wide data have missing positions (unbalanced data): the saturated model would need "
-            "full-information ML, which is not implemented"
-        )
-    covariates = wide[[position_name(x, s) for x in model.table.covariates for s in positions]].to_numpy(dtype=float)
-    design = np.column_stack([np.ones(len(y)), covariates])
-    n, p = y.shape
-    n_params = p * design.shape[1] + p * (p + 1) // 2
-    if n <= design.shape[1] + p:
-        raise ValueError(f"{n} clusters cannot estimate the saturated model of {p} outcomes on "
-                         f"{design.shape[1]} regressors ({n_params} parameters)")
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    llf_saturated = -0.5 * n * (p * np.log(2 * np.pi) + np.linalg.slogdet(resid.T @ resid / n)[1] + p)
-    df = n_params - len(results.params)
-    statistic = max(2.0 * (llf_saturated - results.llf), 0.0)
+    saturated = fit_saturated(wide_data_of(results))
+    df = saturated.n_params - len(results.params)
+    statistic = max(2.0 * (saturated.llf - results.llf), 0.0)
     return LRTest(statistic, df, float(stats.chi2.sf(statistic, df)), f"chi2({df})")

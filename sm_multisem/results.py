@@ -229,6 +229,17 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         return lr_test_saturated(self)
 
+    def gof(self):
+        """Fit statistics of the wide model (Stata ``estat gof``, lavaan ``fitMeasures``).
+
+        chi2 against the saturated and the baseline models, RMSEA with its 90% interval and
+        pclose, CFI, TLI, SRMR, AIC and BIC (``N`` = top-level clusters, the rows of the wide
+        model); see :func:`sm_multisem.gof.goodness_of_fit`. Printing it gives Stata's layout.
+        """
+        from .gof import goodness_of_fit
+
+        return goodness_of_fit(self)
+
     def lr_test(self, other) -> LRTest:
         """LR test of this fit against a fit of a relaxation of its model (or the reverse)."""
         from .hypothesis import lr_test

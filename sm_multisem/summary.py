@@ -134,7 +134,7 @@ def _sem_summary(res, alpha: float, summary: Summary, max_equations: int) -> lis
         return [*notes, _WEIGHTS_NOTE]
     try:
         notes.append(f"LR test of model vs. saturated: {res.lr_test_saturated()}")
-    except (ValueError, NotImplementedError) as err:  # unbalanced data, REML, too few clusters
+    except (ValueError, NotImplementedError) as err:  # REML, too few clusters, no single wide SEM
         notes.append(f"LR test of model vs. saturated: not available ({err}).")
     return notes
 

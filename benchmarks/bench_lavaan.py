@@ -85,7 +85,7 @@ def main() -> None:
                 print(f"{clusters:>9,} {len(data):>9,} {ours:>14.3f}   lavaan skipped: {err}")
                 continue
             theirs = statistics.median(lavaan["times"])
-            print(f"{clusters:>9,} {len(data):>9,} {ours:>14.3f} {theirs:>9.3f} {theirs / ours:>10.1f}x "
+            print(f"{clusters:>9,} {len(data):>9,} {ours:>14.3f} {theirs:>9.3f} {theirs / ours:>10.2f}x "
                   f"{lavaan['llf'] - res.llf:>+17.2e}")
     print(f"\nlavaan {lavaan.get('version', '?')}: sem(model.to_lavaan(), wide_data(), estimator = 'ML'), "
           "only the sem call timed; sm_multisem: from_formula + fit; medians of "

@@ -70,7 +70,8 @@ def main() -> None:
 
     print("\n".join(machine_description()))
     print(f"Model: {FORMULA} on the article's design (J = 2, I = 2), ML\n")
-    print(f"{'clusters':>9} {'rows':>9} {'sm_multisem s':>14} {'lavaan s':>9} {'lavaan/sms':>11} {'llf lavaan - sms':>17}")
+    columns = ["clusters", "rows", "sm_multisem s", "lavaan s", "lavaan/sms", "llf lavaan - sms"]
+    print(" ".join(f"{name:>{width}}" for name, width in zip(columns, [9, 9, 14, 9, 11, 17])))
     with tempfile.TemporaryDirectory() as tmp:
         for clusters in args.clusters:
             data = simulate_article(clusters, args.seed)

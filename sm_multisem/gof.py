@@ -453,7 +453,9 @@ def srmr(sample_mean, sample_cov, implied_mean, implied_cov) -> float:
 def rmsea(chi2: float, df: int, n: int) -> float:
     """Root mean squared error of approximation, with ``N`` (not ``N - 1``) as lavaan under ML.
 
-    .. math:: \\mathrm{RMSEA} = \\sqrt{\\max\\left(\\frac{\\chi^2 - df}{N\\,df}, 0\\right)}, \\qquad 0 \\text{ if } df = 0.
+    .. math::
+
+        \\mathrm{RMSEA} = \\sqrt{\\max\\left(\\frac{\\chi^2 - df}{N\\,df}, 0\\right)}, \\qquad 0 \\text{ if } df = 0.
     """
     return float(np.sqrt(max((chi2 - df) / (n * df), 0.0))) if df > 0 else 0.0
 

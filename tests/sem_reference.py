@@ -25,7 +25,8 @@ def wide_sem_loglike(table, wide, values: dict[str, float]) -> float:
     for row in table[table["op"] == "~~"].itertuples():
         value = values[row.label] if row.free else row.value
         if row.lhs in latents:
-            psi[latents.index(row.lhs), latents.index(row.rhs)] = psi[latents.index(row.rhs), latents.index(row.lhs)] = value
+            a, b = latents.index(row.lhs), latents.index(row.rhs)
+            psi[a, b] = psi[b, a] = value
         else:
             theta[outcomes.index(row.lhs)] = value
     sigma = lam @ psi @ lam.T + np.diag(theta)

@@ -44,8 +44,10 @@ def test_likelihood_and_score(model):
         params = np.array(params)
         assert model.loglike(params) == pytest.approx(dense_loglike(model, params), rel=1e-11)
         for reml in (False, True):
-            numeric = np.array([(model.loglike(params + 1e-6 * e, reml=reml) - model.loglike(params - 1e-6 * e, reml=reml))
-                                / 2e-6 for e in np.eye(len(params))])
+            numeric = np.array([
+                (model.loglike(params + 1e-6 * e, reml=reml) - model.loglike(params - 1e-6 * e, reml=reml)) / 2e-6
+                for e in np.eye(len(params))
+            ])
             np.testing.assert_allclose(model.score(params, reml=reml), numeric, rtol=1e-6,
                                        atol=1e-6 * np.abs(numeric).max())
 

@@ -72,7 +72,8 @@ def test_cluster_option_errors(model, kwds, message):
 
 
 def test_clusters_finer_than_the_top_level_are_refused(model, data):
-    with pytest.raises(ValueError, match=r"groups vary within units of 'k', the top level: .* clustering below it is impossible"):
+    with pytest.raises(ValueError,
+                       match=r"groups vary within units of 'k', the top level: .* clustering below it is impossible"):
         model.fit(cov_type="cluster", cov_kwds={"groups": data["j"]})
 
 

@@ -63,7 +63,8 @@ def test_relaxed_likelihood_and_score(standard, reml):
             assert model.loglike(params) == pytest.approx(dense_loglike(model, params), rel=1e-11)
         numeric = np.array([(model.loglike(params + 1e-6 * e, reml=reml) - model.loglike(params - 1e-6 * e, reml=reml))
                             / 2e-6 for e in np.eye(k)])
-        np.testing.assert_allclose(model.score(params, reml=reml), numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
+        np.testing.assert_allclose(model.score(params, reml=reml), numeric, rtol=1e-6,
+                                   atol=1e-6 * np.abs(numeric).max())
 
 
 def test_intercept_by_label_is_the_label_as_fixed_effect(standard, data):

@@ -194,7 +194,8 @@ def test_remove_data_keeps_the_summary_and_shrinks_the_pickle(article_data):
     pd.testing.assert_series_equal(again.bse, bse)
     pd.testing.assert_frame_equal(again.conf_int(), ci)
     np.testing.assert_array_equal(again.predict(new_exog), marginal)
-    with pytest.raises(ValueError, match=r"data were removed .*give exog as an array with the columns \['Intercept', 'x'\]"):
+    with pytest.raises(ValueError,
+                       match=r"data were removed .*give exog as an array with the columns \['Intercept', 'x'\]"):
         again.predict(article_data.head())
     assert again.wald_test("x = 2", scalar=True).statistic == wald
     assert model.model_data is None and model.layout is None  # as in statsmodels, the model loses its data too

@@ -32,6 +32,7 @@ conditional variances.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,9 +78,10 @@ class _Pooling:
 
     a: np.ndarray  # 1 / h of each child
     dev: np.ndarray  # child GLS mean minus its parent's, (units, m)
-    d_mean: np.ndarray | None  # (units, n_var, m); None where the means do not depend on the variances
-    d_h: np.ndarray  # (units, n_var)
+    d_mean: np.ndarray | None  # (units, len(active), m); None where the means do not depend on the variances
+    d_h: np.ndarray  # (units, len(active))
     clusters: _Segments  # the children of every top-level cluster
+    active: np.ndarray  # the parameters the derivatives are taken in (see _Units)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class ClusterMoments:
             per_unit = -(pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev))[:, None] * pooling.d_h
             if pooling.d_mean is not None:
                 per_unit += 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted)
-            out += pooling.clusters.sum(per_unit)
+            out[:, pooling.active] += pooling.clusters.sum(per_unit)
         which = self._within_variance
         out[:, which] -= np.einsum("rkij,ij->kr", self._within, weight) / self._variances[which] ** 2
         if self._ar1 is not None:
@@ -153,28 +155,52 @@ class ClusterMoments:
 
 @dataclass(frozen=True)
 class _Units:
-    """Summary of every unit of one level (see the module docstring), with derivatives."""
+    """Summary of every unit of one level (see the module docstring), with derivatives.
+
+    The derivatives are taken only in the parameters ``active`` (sorted), the ones the units'
+    covariance blocks depend on: the residual variances and the variances of the levels
+    added so far. The others (the levels above) would be columns of zeros carried through
+    every sum of the recursion.
+    """
 
     logdet: np.ndarray
     h: np.ndarray
     mean: np.ndarray
-    d_logdet: np.ndarray
+    d_logdet: np.ndarray  # (units, len(active))
     d_h: np.ndarray
     d_mean: np.ndarray | None  # None: the means do not depend on the variances (cells, lowest units)
+    active: np.ndarray
 
-    def add_intercept(self, variance: np.ndarray, which: np.ndarray) -> "_Units":
-        """``B -> B + s 1 1'`` for every unit; ``which`` is the variance parameter of each unit."""
-        h = self.h + variance
-        d_h = self.d_h.copy()
-        d_h[np.arange(len(h)), which] += 1.0
+    def add_intercept(self, variance: np.ndarray, which: np.ndarray, which_params: np.ndarray) -> "_Units":
+        """``B -> B + s 1 1'`` for every unit; ``which`` is the variance parameter of each unit,
+        ``which_params`` the distinct ones among them."""
+        units = self._with_active(np.union1d(self.active, which_params))
+        h = units.h + variance
+        d_h = units.d_h.copy()
+        d_h[np.arange(len(h)), np.searchsorted(units.active, which)] += 1.0
         return _Units(
-            logdet=self.logdet + np.log(h) - np.log(self.h),
+            logdet=units.logdet + np.log(h) - np.log(units.h),
             h=h,
-            mean=self.mean,
-            d_logdet=self.d_logdet + d_h / h[:, None] - self.d_h / self.h[:, None],
+            mean=units.mean,
+            d_logdet=units.d_logdet + d_h / h[:, None] - units.d_h / units.h[:, None],
             d_h=d_h,
-            d_mean=self.d_mean,
+            d_mean=units.d_mean,
+            active=units.active,
         )
+
+    def _with_active(self, active: np.ndarray) -> "_Units":
+        """The same units with derivatives in ``active`` (a superset of the present ones)."""
+        if len(active) == len(self.active):
+            return self
+        columns = np.searchsorted(active, self.active)
+
+        def widen(d: np.ndarray) -> np.ndarray:
+            wide = np.zeros(d.shape[:1] + (len(active),) + d.shape[2:])
+            wide[:, columns] = d
+            return wide
+
+        return dataclasses.replace(self, d_logdet=widen(self.d_logdet), d_h=widen(self.d_h),
+                                   d_mean=None if self.d_mean is None else widen(self.d_mean), active=active)
 
     def pool(self, children: _Segments, clusters: _Segments):
         """Pool sibling units into their parent: a weighted one-way ANOVA.
@@ -187,7 +213,7 @@ class _Units:
         mean_parent = children.sum(a[:, None] * self.mean) / a_parent[:, None]
         dev = self.mean - mean_parent[children.ids]
         between = _segment_outer_sums(a[:, None] * dev, dev, clusters, symmetric=True)
-        record = _Pooling(a, dev, self.d_mean, self.d_h, clusters)
+        record = _Pooling(a, dev, self.d_mean, self.d_h, clusters, self.active)
         a2_dh = (a * a)[:, None] * self.d_h  # = -d(a)
         d_mean = -_segment_outer_sums(a2_dh, dev, children)
         if self.d_mean is not None:
@@ -201,6 +227,7 @@ class _Units:
             d_logdet=children.sum(self.d_logdet),
             d_h=children.sum(a2_dh) * (h * h)[:, None],
             d_mean=d_mean,
+            active=self.active,
         )
         return parents, between, record
 
@@ -378,6 +405,7 @@ class NestedNormal:
         row_variance = np.asarray(row_variance, dtype=np.intp)
         self.residual_variances = np.flatnonzero(np.bincount(row_variance))  # O(rows), no sort
         self.level_variances = np.unique(np.concatenate(self.unit_variance))
+        self._level_params = tuple(np.unique(u) for u in self.unit_variance)  # the distinct ones of each level
         self.correlations = np.array([] if ar1_index is None else [ar1_index], dtype=np.intp)
         self.n_var = int(max(self.residual_variances.max(), self.level_variances.max(), *self.correlations)) + 1
 
@@ -458,7 +486,7 @@ class NestedNormal:
         n_cells = len(self._cell_size)
         if n_cells > len(self._unit_cell_starts):  # cells split units: add the between-cell scatter
             cells = _Units(np.zeros(n_cells), 1.0 / self._cell_size, self._cell_mean,
-                           np.zeros((n_cells, 1)), np.zeros((n_cells, 1)), None)
+                           np.zeros((n_cells, 1)), np.zeros((n_cells, 1)), None, np.zeros(1, dtype=np.intp))
             _, between, _ = cells.pool(self._unit_cells, _Segments(np.zeros(1), np.zeros(n_cells)))
             scatter = scatter + between[0]
         x, y = scatter[:-1, :-1], scatter[:-1, -1]
@@ -476,11 +504,13 @@ class NestedNormal:
         n_cells = len(self._cell_mean)
         which, n = self._cell_variance, self._cell_size
         resid = variances[which]
-        d_h = np.zeros((n_cells, self.n_var))
-        d_h[np.arange(n_cells), which] = 1.0 / n
-        d_logdet = np.zeros((n_cells, self.n_var))
-        d_logdet[np.arange(n_cells), which] = n / resid
-        units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, None)
+        active = self.residual_variances
+        column = np.searchsorted(active, which)
+        d_h = np.zeros((n_cells, len(active)))
+        d_h[np.arange(n_cells), column] = 1.0 / n
+        d_logdet = np.zeros((n_cells, len(active)))
+        d_logdet[np.arange(n_cells), column] = n / resid
+        units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, None, active)
         within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
         poolings = []
         if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit
@@ -496,15 +526,17 @@ class NestedNormal:
         a, d_a, mean, d_mean_rho, centred_mean, scatter, d_q, log_s2, d_log_s2 = self._ar1.unit_sums(rho)
         n_units, m = mean.shape
         counts = self._ar1.n_rows
-        d_h = np.zeros((n_units, self.n_var))
-        d_h[:, res] = 1.0 / a
-        d_h[:, index] = -resid * d_a / (a * a)
-        d_logdet = np.zeros((n_units, self.n_var))
-        d_logdet[:, res] = counts / resid
-        d_logdet[:, index] = d_log_s2
-        d_mean = np.zeros((n_units, self.n_var, m))
-        d_mean[:, index] = d_mean_rho
-        units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean)
+        active = np.array(sorted([res, index]), dtype=np.intp)
+        res_col, rho_col = np.searchsorted(active, res), np.searchsorted(active, index)
+        d_h = np.zeros((n_units, 2))
+        d_h[:, res_col] = 1.0 / a
+        d_h[:, rho_col] = -resid * d_a / (a * a)
+        d_logdet = np.zeros((n_units, 2))
+        d_logdet[:, res_col] = counts / resid
+        d_logdet[:, rho_col] = d_log_s2
+        d_mean = np.zeros((n_units, 2, m))
+        d_mean[:, rho_col] = d_mean_rho
+        units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean, active)
         cluster_scatter = self._unit_clusters.sum(scatter)
         derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_clusters, resid, index)
         return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
@@ -519,7 +551,7 @@ class NestedNormal:
         for level in range(self.n_levels - 1, -1, -1):
             which = self.unit_variance[level]
             below = units.h  # kept: h - s would cancel when the unit's own variance dwarfs the rest
-            units = units.add_intercept(variances[which], which)
+            units = units.add_intercept(variances[which], which, self._level_params[level])
             level_units.insert(0, (below, units.h, units.mean))
             if level > 0:
                 units, between, record = units.pool(self._children[level - 1], self._clusters[level])
@@ -528,11 +560,13 @@ class NestedNormal:
         # the cluster's own GLS mean enters C_k as a_k m_k m_k'
         a = 1.0 / units.h
         cross = within + a[:, None, None] * units.mean[:, :, None] * units.mean[:, None, :]
-        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, self._clusters[0]))
+        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, self._clusters[0], units.active))
+        d_logdet = np.zeros((len(a), self.n_var))
+        d_logdet[:, units.active] = units.d_logdet
         return ClusterMoments(
             logdet=units.logdet,
             cross=cross,
-            d_logdet=units.d_logdet,
+            d_logdet=d_logdet,
             _poolings=tuple(poolings),
             _within=within_sums[0],
             _within_variance=within_sums[1],

@@ -1,8 +1,8 @@
 # Fit the wide SEM with AR(1) residuals written by make_lavaan_ar1_inputs.py with lavaan
 # (FIML, covariates conditioned on; rho defined from the lag-1 residual covariance, the other
 # lags tied to it by nonlinear equality constraints, met to 1e-12 by the augmented Lagrangian
-# rather than its default 1e-6) and store the log-likelihood, the
-# chi-square against the saturated model and the labelled estimates.
+# rather than its default 1e-6) and store the log-likelihood, the chi-square against the
+# saturated model and the labelled estimates.
 # Run from the repository root:  Rscript tests/reference/lavaan_ar1.R
 suppressPackageStartupMessages(library(lavaan))
 wide <- read.csv("tests/reference/lavaan_ar1_wide.csv")

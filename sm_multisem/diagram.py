@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .spec import constrained_values
+
 __all__ = ["GraphvizMissing", "PathDiagram", "path_diagram"]
 
 INSTALL_HINT = (
@@ -149,8 +151,9 @@ def path_diagram(table: pd.DataFrame, *, estimates: Mapping[str, float] | None =
         loadings of the latent effects, ``~~`` variances and covariances (of an outcome:
         of its residual error).
     estimates : mapping, optional
-        Estimate of every label; the paths then show estimates (4 significant digits)
-        in place of labels.
+        Estimate of every free label (those the table's constraints fix, ``S_e_lag2 ==
+        S_e*rho^2``, follow from them); the paths then show estimates (4 significant
+        digits) in place of labels.
     max_positions : int or None
         Draw the outcomes of this many positions, in the table's order, with their
         covariates and effects, and one node ``... n more positions`` for the rest, so
@@ -162,6 +165,8 @@ def path_diagram(table: pd.DataFrame, *, estimates: Mapping[str, float] | None =
     """
     if max_positions is not None and max_positions < 1:
         raise ValueError(f"max_positions must be at least 1 (or None for all), got {max_positions}")
+    if estimates is not None:  # with the values of labels fixed by constraints (AR(1) covariances)
+        estimates = constrained_values(table, estimates)
     ops = table["op"]
     loadings = table[ops == "=~"]
     outcomes = list(dict.fromkeys([*table.loc[ops.isin(["~", "~1"]), "lhs"], *loadings["rhs"]]))

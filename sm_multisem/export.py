@@ -6,7 +6,7 @@ import textwrap
 
 import pandas as pd
 
-from .spec import ParameterTable
+from .spec import ParameterTable, power_constraints
 
 __all__ = ["to_stata", "to_lavaan"]
 
@@ -27,7 +27,19 @@ def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> s
     balanced : bool
         Without missing positions ``method(ml)`` suffices; otherwise ``method(mlmv)``
         (full-information ML) is requested.
+
+    Raises
+    ------
+    NotImplementedError
+        For AR(1) residuals: their covariances ``S_e * rho^d`` are a nonlinear constraint,
+        and ``sem`` constrains parameters only linearly.
     """
+    if (expanded["op"] == "==").any():
+        raise NotImplementedError(
+            "AR(1) residuals make the residual covariance of positions d time steps apart S_e * rho^d, a "
+            "nonlinear constraint that Stata sem cannot express (its constraints are linear); fit the long data "
+            "with mixed, residuals(ar 1, t(time)), or the wide model with to_lavaan()"
+        )
     equations = []
     loadings = expanded[expanded["op"] == "=~"]
     for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
@@ -72,7 +84,30 @@ def to_lavaan(expanded: pd.DataFrame) -> str:
     if len(zero):
         blocks.append("# effects are uncorrelated")
         blocks += [f"{c.lhs} ~~ {c.value:g}*{c.rhs}" for c in zero.itertuples()]
+    constraints = power_constraints(expanded)
+    if constraints:
+        blocks += _ar1_syntax(expanded, constraints)
     return "\n".join(blocks)
+
+
+def _ar1_syntax(expanded: pd.DataFrame, constraints: list[tuple[str, str, str, int]]) -> list[str]:
+    """Residual covariances of AR(1) residuals and the constraints ``lag_d == S_e * rho^d``.
+
+    lavaan accepts a label in a constraint only if it is a parameter of the model or defined
+    by ``:=``; rho is neither, so it is defined from the lag-1 covariance (``rho := lag_1 / S_e``)
+    and the other lags are constrained through it.
+    """
+    first, scale, rho, power = constraints[0]
+    if power != 1:
+        raise NotImplementedError(
+            f"no two positions of a unit are one time step apart (the closest are {power}), so the lavaan "
+            f"syntax cannot define {rho} from the lag-1 residual covariance"
+        )
+    covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"]) & expanded["free"]]
+    return ["# AR(1) residuals: the covariance of positions d time steps apart is S_e * rho^d",
+            *(f"{c.lhs} ~~ {c.label}*{c.rhs}" for c in covariances.itertuples()),
+            f"{rho} := {first} / {scale}",
+            *(f"{label} == {scale} * {rho}^{power}" for label, scale, rho, power in constraints[1:])]
 
 
 def _wrap_formula(head: str, terms: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .layout import position_name, position_order
+from .spec import constrained_values
 
 __all__ = [
     "GoodnessOfFit",
@@ -208,8 +209,8 @@ def wide_data_of(results) -> WideData:
         For REML or weighted fits: their criterion is not the likelihood the saturated
         model maximises.
     NotImplementedError
-        When the model has no single wide SEM (AR(1) residuals, a label of the top-level
-        clusters): the saturated model of the wide data does not nest it.
+        When the model has no single wide SEM (a label of the top-level clusters): the
+        saturated model of the wide data does not nest it.
     """
     model = results.model
     if results.reml or model.cluster_weights is not None:
@@ -402,7 +403,7 @@ def implied_moments(table: pd.DataFrame, values: dict[str, float], data: WideDat
     coef, cov : ndarray
         ``A``, ``(P, 1 + Q)``, and :math:`\\Sigma = \\Lambda \\Psi \\Lambda' + \\Theta`, ``(P, P)``.
     """
-    value = np.where(table["free"], table["label"].map(values), table["value"]).astype(float)
+    value = np.where(table["free"], table["label"].map(constrained_values(table, values)), table["value"]).astype(float)
     outcome = {name: i for i, name in enumerate(data.outcome_names)}
     column = {name: i + 1 for i, name in enumerate(data.covariate_names)}
     coef = np.zeros((len(outcome), len(column) + 1))

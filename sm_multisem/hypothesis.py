@@ -176,7 +176,7 @@ def lr_test_saturated(results) -> LRTest:
     ValueError
         For REML or weighted fits, or wide data that cannot estimate the saturated model.
     NotImplementedError
-        For models without a single wide SEM (AR(1) residuals, labels of the top-level clusters).
+        For models without a single wide SEM (a relaxation by a label of the top-level clusters).
     """
     saturated = fit_saturated(wide_data_of(results))
     df = saturated.n_params - len(results.params)

@@ -22,6 +22,7 @@ maps them to indices.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,19 +185,18 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
 
     A variance relaxed at a level keys that level's slots (``J_pub1``); a residual variance
     keys the observations' slots; a slope or an intercept keys the coarsest level whose units carry a single
-    label, else the observations. Returns the keyed layout and, when the model has no single
-    wide form here (AR(1) residuals, or a label of the top-level clusters, which needs one SEM
-    group per label), why (empty otherwise); the other relaxations are keyed all the same.
+    label, else the observations. AR(1) residuals number the observations' slots by time (slot 1
+    at the earliest time of the data), so that one position means one time in every cluster and
+    the residual covariance of two positions, ``S_e * rho^|t_p - t_q|``, is one constant of the
+    wide model. Returns the keyed layout and, when the model has no single wide form here (a
+    label of the top-level clusters, which needs one SEM group per label), why (empty
+    otherwise); the other relaxations are keyed all the same.
     """
     done: set[tuple[int, str]] = set()
     last = len(layout.slots) - 1
     problem = ""
     for relax in relaxations:
         if relax.kind == "residual correlation":
-            problem = problem or (
-                "AR(1) residuals make every residual covariance of a unit S_e * rho^|t_p - t_q|, a nonlinear "
-                "constraint that Stata sem cannot express and that the lavaan syntax written here does not"
-            )
             continue
         values, _ = labels.of(relax)
         if relax.kind == "variance":
@@ -216,6 +216,12 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
         if (column, relax.by) not in done:
             layout = layout.keyed(column, keys)
             done.add((column, relax.by))
+    for relax in (r for r in relaxations if r.kind == "residual correlation"):
+        # last, as keying the observations by a label would renumber them; a label key stays a prefix
+        times, _ = labels.of(relax)
+        slots = list(layout.slots)
+        slots[-1] = times - times.min()
+        layout = dataclasses.replace(layout, slots=tuple(slots))
     return layout, problem
 
 

@@ -27,11 +27,12 @@ import pandas as pd
 
 from .layout import WideLayout, join_parts, position_name, position_order
 
-__all__ = ["ParameterTable", "specify", "identifier", "INTERCEPT"]
+__all__ = ["ParameterTable", "specify", "identifier", "constrained_values", "power_constraints", "INTERCEPT"]
 
 INTERCEPT = "Intercept"
 RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where"]
 TABLE_COLUMNS = ["lhs", "op", "rhs", "label", "free", "value"]
+_POWER = re.compile(r"(\w+)\*(\w+)\^(\d+)")  # the right side of an AR(1) constraint, S_e*rho^2
 
 
 def identifier(name: str) -> str:
@@ -95,7 +96,9 @@ class ParameterTable:
         -------
         DataFrame
             Columns ``lhs, op, rhs, label, free, value`` in lavaan's order: regressions,
-            loadings, variances, covariances.
+            loadings, variances, covariances, then (AR(1) residuals) the equality constraints
+            ``S_e_lag2 == S_e*rho^2`` that make the residual covariance of positions two time
+            steps apart ``S_e * rho^2``.
         """
         parts = layout.position_parts()
         suffix = join_parts(parts)
@@ -146,7 +149,45 @@ class ParameterTable:
             rows.append((y, "~~", y, rule.label, True, np.nan))
         all_latents = [name for members in latents for name in members]
         rows += [(a, "~~", b, "", False, 0.0) for a, b in combinations(all_latents, 2)]
+        for rule in rules[rules["kind"] == "residual correlation"].itertuples(index=False):
+            times = labels.values[(rule.kind, rule.level)][0][rows_at]
+            rows += _ar1_rows(residual["label"].iloc[0], rule.label, times, y_names,
+                              join_parts(parts[:-1])[rows_at] if len(parts) > 1 else [""] * len(rows_at))
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _ar1_rows(scale: str, rho: str, times: np.ndarray, y_names: list[str], units) -> list[tuple]:
+    """Residual covariances of the positions of one lowest unit, and the constraints that tie them.
+
+    Positions are numbered by time (see :func:`sm_multisem.relax.key_slots`), so the covariance
+    of two positions of a unit is one constant, labelled by their distance in time ``d`` and
+    constrained to ``scale * rho^d`` (a nonlinear equality constraint, lavaan's ``==``).
+    """
+    rows, lags = [], set()
+    for a, b in combinations(range(len(y_names)), 2):
+        if units[a] == units[b]:
+            lag = abs(int(times[a]) - int(times[b]))
+            rows.append((y_names[a], "~~", y_names[b], f"{scale}_lag{lag}", True, np.nan))
+            lags.add(lag)
+    return rows + [(f"{scale}_lag{lag}", "==", f"{scale}*{rho}^{lag}", "", False, np.nan) for lag in sorted(lags)]
+
+
+def power_constraints(table: pd.DataFrame) -> list[tuple[str, str, str, int]]:
+    """The constraints ``label == scale*rho^power`` of a per-position table, as
+    ``(label, scale, rho, power)``."""
+    constraints = []
+    for row in table[table["op"] == "=="].itertuples():
+        scale, rho, power = _POWER.fullmatch(row.rhs).groups()
+        constraints.append((row.lhs, scale, rho, int(power)))
+    return constraints
+
+
+def constrained_values(table: pd.DataFrame, values) -> dict[str, float]:
+    """``values`` (free label -> value) with the labels the table's equality constraints fix."""
+    out = dict(values)
+    for label, scale, rho, power in power_constraints(table):
+        out[label] = values[scale] * values[rho] ** power
+    return out
 
 
 def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations=(), labels=None) -> ParameterTable:

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.iolib.summary2 import Summary
 
+from .spec import power_constraints
+
 __all__ = ["STYLES", "build_summary"]
 
 STYLES = ("mixed", "sem")
@@ -198,6 +200,11 @@ def _sem_table(res, estimates: pd.DataFrame, max_equations: int) -> tuple[pd.Dat
     for (generic, noun, label), names in shown.items():
         text = names[0] if len(names) == 1 else f"{generic}  ({len(names)} {noun})"
         lines.append((f"    {text}", [*row_of[label], label]))
+    constraints = power_constraints(expanded)
+    if constraints:  # AR(1) residuals: every residual covariance follows from S_e and rho
+        _, scale, rho, _ = constraints[0]
+        lines.append(("Residual covariance", blank))
+        lines.append((f"    {rho}  ({scale}*{rho}^|t_p-t_q|)", [*row_of[rho], rho]))
     table = pd.DataFrame([row for _, row in lines], index=[name for name, _ in lines],
                          columns=[*estimates.columns, "Label"])
     return table, len(equations), collapsed

@@ -2,9 +2,9 @@
 
 Reads the per-position table (``model.parameter_table``) and the wide data, builds each
 cluster's implied mean and covariance of its observed outcomes (loadings, latent
-variances, residual variances, regressions on the covariates of the same position), and
-sums the multivariate normal log-densities of what is observed (FIML). Nothing here uses
-the package's likelihood, layout or plan.
+variances, residual variances and covariances, regressions on the covariates of the same
+position), and sums the multivariate normal log-densities of what is observed (FIML).
+Nothing here uses the package's likelihood, layout or plan.
 """
 
 import numpy as np
@@ -21,15 +21,19 @@ def wide_sem_loglike(table, wide, values: dict[str, float]) -> float:
     for row in loadings.itertuples():
         lam[outcomes.index(row.rhs), latents.index(row.lhs)] = row.value
     psi = np.zeros((len(latents), len(latents)))
-    theta = np.zeros(len(outcomes))
+    theta = np.zeros((len(outcomes), len(outcomes)))
+    values = dict(values)
+    for row in table[table["op"] == "=="].itertuples():  # labels fixed by a constraint, S_e_lag2 == S_e*rho^2
+        values[row.lhs] = eval(row.rhs.replace("^", "**"), {}, values)
     for row in table[table["op"] == "~~"].itertuples():
         value = values[row.label] if row.free else row.value
         if row.lhs in latents:
             a, b = latents.index(row.lhs), latents.index(row.rhs)
             psi[a, b] = psi[b, a] = value
         else:
-            theta[outcomes.index(row.lhs)] = value
-    sigma = lam @ psi @ lam.T + np.diag(theta)
+            theta[outcomes.index(row.lhs), outcomes.index(row.rhs)] = value
+            theta[outcomes.index(row.rhs), outcomes.index(row.lhs)] = value
+    sigma = lam @ psi @ lam.T + theta
     total = 0.0
     for _, cluster in wide.iterrows():
         mean = np.zeros(len(outcomes))

@@ -88,8 +88,8 @@ def test_options_that_are_not_available_are_refused(model, data):
         standard.relax_residuals(structure="exchangeable", t="time")
     with pytest.raises(ValueError, match="expected information is not implemented for AR\\(1\\)"):
         model.fit(cov_type="eim")
-    with pytest.raises(NotImplementedError, match="nonlinear constraint"):
-        model.parameter_table
+    with pytest.raises(NotImplementedError, match="nonlinear constraint that Stata sem cannot express"):
+        model.to_stata()
 
 
 def test_score_test_of_rho_at_zero(model, data):

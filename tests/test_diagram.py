@@ -145,11 +145,22 @@ def test_covariance_rows_are_curved_two_headed_edges(article_model):
     assert sum(attrs.get("dir") == "both" for attrs in edges.values()) == 2  # not the covariances fixed at 0
 
 
-def test_models_without_a_wide_form_are_refused_with_the_reason():
+def test_models_without_a_wide_form_are_refused_with_the_reason(article_data):
+    regions = article_data.assign(region=article_data["k"] % 2)
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", regions).relax_variance("k", by="region")
+    with pytest.raises(NotImplementedError, match="multi-group SEM"):
+        model.path_diagram()
+
+
+def test_ar1_residual_covariances_are_drawn_with_their_values():
     data = pd.read_csv(REFERENCE / "ar1_data.csv")
     model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_residuals(structure="ar1", t="time")
-    with pytest.raises(NotImplementedError, match="AR\\(1\\)"):
-        model.path_diagram()
+    edges = paths(model.path_diagram(max_positions=3))
+    assert edges[("e.y1_1", "e.y1_3")]["label"] == "S_e_lag2"
+    res = model.fit()
+    edges = paths(res.path_diagram(max_positions=3))
+    expected = res.params["var(Residual)"] * res.params["rho(Residual)"] ** 2
+    assert edges[("e.y1_1", "e.y1_3")]["label"] == f"{expected:.4g}"
 
 
 def test_bad_max_positions(article_model):

@@ -156,8 +156,6 @@ def test_fit_statistics_need_an_ml_fit_of_a_wide_sem(article_data):
     weighted = sms.MultilevelSEM.from_formula(FORMULA, article_data.assign(w=2.0), weights="w")
     with pytest.raises(ValueError, match="unweighted ML fit"):
         weighted.fit().gof()
-    with pytest.raises(NotImplementedError, match="no single wide SEM.*AR\\(1\\)"):
-        model.relax_residuals(structure="ar1", t="i").fit().gof()
     regions = article_data.assign(region=article_data["k"] % 2)
     by_region = sms.MultilevelSEM.from_formula(FORMULA, regions).relax_variance("k", by="region")
     with pytest.raises(NotImplementedError, match="multi-group"):

@@ -115,7 +115,9 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
         labels, names = _as_strings(by_row, relax.by)
         if relax.kind == "variance":
             if relax.target not in layout.level_names:
-                raise ValueError(f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}")
+                raise ValueError(
+                    f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}"
+                )
             level = layout.level_names.index(relax.target)
             unit_labels, varies = layout.per_unit(labels, level)
             if varies is not None:

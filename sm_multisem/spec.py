@@ -125,7 +125,8 @@ class ParameterTable:
                 if not label_at(rule, r):
                     continue
                 if rule.kind == "slope":
-                    rows.append((y, "~", position_name(rule.rhs.replace("{p}", ""), suffix[r]), rule.label, True, np.nan))
+                    covariate = position_name(rule.rhs.replace("{p}", ""), suffix[r])
+                    rows.append((y, "~", covariate, rule.label, True, np.nan))
                 else:
                     rows.append((y, "~1", "", rule.label, True, np.nan))
         latents = []  # per level: latent name -> (a row standing for it, positions it loads on)

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from statsmodels.base.model import GenericLikelihoodModel
+from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export
@@ -501,6 +501,14 @@ class MultilevelSEM(GenericLikelihoodModel):
         if self.plan.ar1_entry is not None:
             start[self.plan.ar1_entry] = 0.0
         return self.plan.join(beta, start)
+
+    def initialize(self) -> None:
+        """statsmodels' set-up hook, without ``GenericLikelihoodModel``'s rank of the long design.
+
+        That rank (an SVD of every row) only sets ``df_model`` and ``df_resid``, which
+        :meth:`_build` sets from the design it has already checked for collinearity.
+        """
+        LikelihoodModel.initialize(self)
 
     # --------------------------------------------------------------------- fit
     def fit(

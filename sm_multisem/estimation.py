@@ -170,9 +170,10 @@ def _newton_polish(objective: ProfiledObjective, theta: np.ndarray, free: np.nda
         if not trial_value <= value + 1e-12 * abs(value):
             break
         theta, value, grad = trial, trial_value, trial_grad
-        # a step this small is at the rounding noise of the gradient (a sum over every
-        # cluster): further steps only wander, and the deviance cannot tell them apart
-        if np.max(np.abs(step)) < _NOISE_STEP * max(1.0, np.max(np.abs(theta))):
+        # the next step, as this Hessian predicts it: when it is this small it is at the
+        # rounding noise of the gradient (a sum over every cluster), and further steps only
+        # wander where the deviance cannot tell points apart
+        if np.max(np.abs(np.linalg.solve(hess, grad[idx]))) < _NOISE_STEP * max(1.0, np.max(np.abs(theta))):
             break
     return theta
 

@@ -115,22 +115,23 @@ class MultilevelSEM(GenericLikelihoodModel):
         return model
 
     def _build(self, source: ModelData, groupings, *, terms: str, formula: str | None, frame=None,
-               relaxations: tuple[Relaxation, ...] = (), label_columns=None, weights=None, **kwargs) -> None:
+               relaxations: tuple[Relaxation, ...] = (), label_columns=None, weights=None,
+               layout: WideLayout | None = None, **kwargs) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
         label_columns = dict(label_columns or {})
         exog, exog_names = expand_slopes(source.exog, source.exog_names, relaxations, label_columns)
         model_data = dataclasses.replace(source, exog=exog, exog_names=exog_names)
         _check_rank(model_data)
-        layout = build_layout(model_data.ids, groupings, terms)
-        labels = collect_labels(relaxations, label_columns, layout)
-        layout, self._wide_form_problem = key_slots(layout, relaxations, labels)
+        base_layout = layout or build_layout(model_data.ids, groupings, terms)  # a relaxation keeps the rows
+        labels = collect_labels(relaxations, label_columns, base_layout)
+        layout, self._wide_form_problem = key_slots(base_layout, relaxations, labels)
         self.labels = labels
         table = specify(model_data.endog_name, exog_names, layout, relaxations, labels)
         plan = compile_plan(table, exog_names, layout, labels)
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
                         "frame": frame, "relaxations": relaxations, "label_columns": label_columns,
-                        "weights": weights}
+                        "weights": weights, "layout": base_layout}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
         # [X, y] column-major, as the likelihood reads it: no transposed copy of a million rows

@@ -68,7 +68,6 @@ from sm_multisem.compare import TIGHT_FIT  # noqa: E402
 FORMULA = "y ~ x + (1|k) + (1|k:j)"
 MIXEDLM_SETTINGS = {"tight": dict(TIGHT_FIT), "default": {}}
 #: Mean rows per district of the "districts" design: 10 schools of 22.5 students.
-ROWS_PER_DISTRICT = 10 * 22.5
 #: Pilot sizes used to extrapolate MixedLM's time when no smaller size was run.
 PILOT = {"districts": 10_000, "article": 500}
 
@@ -101,40 +100,13 @@ cat(sprintf("optimizer %s\n", fit@optinfo$optimizer))
 
 
 # --------------------------------------------------------------------------- data
-def simulate_districts(target_rows: int, seed: int) -> pd.DataFrame:
-    """Districts (k) of 5-15 schools (j, numbered within district) of 5-40 students.
-
-    ``y = 1 + 2x + u_k + v_jk + e`` with ``x ~ N(0, 1)`` and standard deviations 1, 0.7, 1.
-    The number of districts is the target divided by the mean district size (225 rows).
-    """
-    rng = np.random.default_rng([seed, target_rows])
-    n_districts = max(1, round(target_rows / ROWS_PER_DISTRICT))
-    n_schools = rng.integers(5, 16, size=n_districts)
-    school_size = rng.integers(5, 41, size=int(n_schools.sum()))
-    school = np.repeat(np.arange(len(school_size)), school_size)
-    district_of_school = np.repeat(np.arange(n_districts), n_schools)
-    first_school = np.r_[0, np.cumsum(n_schools)[:-1]]
-    k = district_of_school[school]
-    j = school - first_school[k]
-    n = len(school)
-    x = rng.normal(size=n)
-    y = (
-        1.0
-        + 2.0 * x
-        + rng.normal(scale=1.0, size=n_districts)[k]
-        + rng.normal(scale=0.7, size=len(school_size))[school]
-        + rng.normal(scale=1.0, size=n)
-    )
-    return pd.DataFrame({"k": k + 1, "j": j + 1, "x": x, "y": y})
-
-
 def simulate_article(n_clusters: int, seed: int) -> pd.DataFrame:
     """The article's design: K clusters, J=2 units, I=2 observations (``sm_multisem.simulate``)."""
     return sms.simulate_article_data(n_clusters=n_clusters, n_units=2, n_obs=2, seed=seed + n_clusters)
 
 
 def make_data(design: str, size: int, seed: int) -> pd.DataFrame:
-    return simulate_districts(size, seed) if design == "districts" else simulate_article(size, seed)
+    return sms.simulate_districts(size, seed) if design == "districts" else simulate_article(size, seed)
 
 
 # -------------------------------------------------------------------------- fitters
@@ -270,7 +242,7 @@ def run(args) -> tuple[list[Row], list[str]]:
     settings = [] if args.no_mixedlm else list(dict.fromkeys(args.mixedlm_fit))
 
     # warm-up: imports and first-call overheads stay out of the timings
-    warm = simulate_districts(2000, 0)
+    warm = sms.simulate_districts(2000, 0)
     fit_sms(warm)
     for setting in settings:
         fit_mixedlm(build_mixedlm(warm), setting)
@@ -494,8 +466,8 @@ def profile(target_rows: int, seed: int, top: int) -> int:
     import cProfile
     import pstats
 
-    data = simulate_districts(target_rows, seed)
-    fit_sms(simulate_districts(2000, 0))  # warm-up
+    data = sms.simulate_districts(target_rows, seed)
+    fit_sms(sms.simulate_districts(2000, 0))  # warm-up
     profiler = cProfile.Profile()
     profiler.enable()
     res = fit_sms(data)

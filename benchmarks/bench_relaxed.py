@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import sm_multisem as sms
-from bench_fit import FORMULA, simulate_districts
+from bench_fit import FORMULA
 
 VARIANTS = {
     "standard": lambda m: m,
@@ -28,7 +28,7 @@ VARIANTS = {
 
 
 def labelled_districts(rows: int, seed: int):
-    data = simulate_districts(rows, seed)
+    data = sms.simulate_districts(rows, seed)
     rng = np.random.default_rng(seed)
     school = data.groupby(["k", "j"]).ngroup().to_numpy()
     data["type"] = rng.choice(["pub", "prv", "chr"], size=school.max() + 1)[school]

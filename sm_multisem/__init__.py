@@ -15,7 +15,7 @@ from .likelihood import NestedNormal
 from .model import MultilevelSEM
 from .plan import Plan, compile_plan
 from .results import LRTest, MultilevelSEMResults
-from .simulate import simulate_article_data, simulate_nested
+from .simulate import simulate_article_data, simulate_districts, simulate_nested
 from .spec import ParameterTable, specify
 
 __version__ = "0.1.0"
@@ -38,5 +38,6 @@ __all__ = [
     "compare_mixedlm",
     "mixedlm_equivalent",
     "simulate_article_data",
+    "simulate_districts",
     "simulate_nested",
 ]

@@ -31,7 +31,8 @@ _RESTART_THETA = 0.5
 _CONVERGED_GRADIENT = 1e-7
 #: Evaluations of the profiled deviance a fit remembers.
 _REMEMBERED = 8
-#: Relative size of a Newton step below which the polish stops.
+#: A gradient below this whose Newton step is below ``_NOISE_STEP`` (relative) ends the polish.
+_NOISE_GRADIENT = 1e-6
 _NOISE_STEP = 1e-9
 #: Smallest ratio of two residual standard deviations the optimizer may reach.
 _SMALLEST_RESIDUAL_RATIO = 1e-4
@@ -170,10 +171,12 @@ def _newton_polish(objective: ProfiledObjective, theta: np.ndarray, free: np.nda
         if not trial_value <= value + 1e-12 * abs(value):
             break
         theta, value, grad = trial, trial_value, trial_grad
-        # the next step, as this Hessian predicts it: when it is this small it is at the
-        # rounding noise of the gradient (a sum over every cluster), and further steps only
-        # wander where the deviance cannot tell points apart
-        if np.max(np.abs(np.linalg.solve(hess, grad[idx]))) < _NOISE_STEP * max(1.0, np.max(np.abs(theta))):
+        # a small gradient whose next step, as this Hessian predicts it, is this small is at
+        # the rounding noise of a sum over every cluster: further steps only wander where the
+        # deviance cannot tell points apart
+        next_step = np.linalg.solve(hess, grad[idx])
+        if (np.max(np.abs(grad[idx])) <= _NOISE_GRADIENT
+                and np.max(np.abs(next_step)) < _NOISE_STEP * max(1.0, np.max(np.abs(theta)))):
             break
     return theta
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["simulate_article_data", "simulate_nested"]
+__all__ = ["simulate_article_data", "simulate_districts", "simulate_nested"]
+
+_ROWS_PER_DISTRICT = 10 * 22.5  # mean schools per district times mean students per school
 
 
 def simulate_article_data(
@@ -89,3 +91,42 @@ def simulate_nested(
     if drop_fraction:
         data = data[rng.uniform(size=n) >= drop_fraction].reset_index(drop=True)
     return data
+
+
+def simulate_districts(target_rows: int, seed: int) -> pd.DataFrame:
+    """Districts (k) of 5-15 schools (j, numbered within district) of 5-40 students.
+
+    ``y = 1 + 2x + u_k + v_jk + e`` with ``x ~ N(0, 1)`` and standard deviations 1, 0.7, 1:
+    the design of the benchmarks (``benchmarks/``), a realistic unbalanced one.
+
+    Parameters
+    ----------
+    target_rows : int
+        About this many rows: the number of districts is it divided by the mean district
+        size (225 rows).
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        Columns ``k, j, x, y`` (ids 1-based, schools numbered within their district).
+    """
+    rng = np.random.default_rng([seed, target_rows])
+    n_districts = max(1, round(target_rows / _ROWS_PER_DISTRICT))
+    n_schools = rng.integers(5, 16, size=n_districts)
+    school_size = rng.integers(5, 41, size=int(n_schools.sum()))
+    school = np.repeat(np.arange(len(school_size)), school_size)
+    district_of_school = np.repeat(np.arange(n_districts), n_schools)
+    first_school = np.r_[0, np.cumsum(n_schools)[:-1]]
+    k = district_of_school[school]
+    j = school - first_school[k]
+    n = len(school)
+    x = rng.normal(size=n)
+    y = (
+        1.0
+        + 2.0 * x
+        + rng.normal(scale=1.0, size=n_districts)[k]
+        + rng.normal(scale=0.7, size=len(school_size))[school]
+        + rng.normal(scale=1.0, size=n)
+    )
+    return pd.DataFrame({"k": k + 1, "j": j + 1, "x": x, "y": y})

@@ -190,15 +190,15 @@ def lme4_available() -> tuple[bool, str]:
     return True, probe.stdout.strip()
 
 
-def run_lme4(data: pd.DataFrame, repeats: int, once_above: float, timeout: float, workdir: Path) -> dict:
-    csv = workdir / "data.csv"
+def run_rscript(script_text: str, args: list[str], workdir: Path, timeout: float | None = None) -> dict:
+    """Run an R script that prints ``key value`` lines; ``time`` lines collect in ``times``.
+
+    Numbers become floats (``params``: a list of them); other values stay strings.
+    """
     script = workdir / "fit.R"
-    data[["k", "j", "x", "y"]].to_csv(csv, index=False, float_format="%.17g")
-    script.write_text(R_SCRIPT)
-    proc = subprocess.run(
-        ["Rscript", str(script), str(csv), str(repeats), str(once_above)],
-        capture_output=True, text=True, timeout=timeout,
-    )
+    script.write_text(script_text)
+    proc = subprocess.run(["Rscript", str(script), *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"Rscript failed: {proc.stderr.strip()[-500:]}")
     out: dict = {"times": []}
@@ -210,11 +210,17 @@ def run_lme4(data: pd.DataFrame, repeats: int, once_above: float, timeout: float
             out["llf"] = float(value)
         elif key == "params":
             out["params"] = [float(v) for v in value.split()]
-        elif key in ("converged", "optimizer"):
+        elif key:
             out[key] = value
     if not out["times"] or "llf" not in out:
         raise RuntimeError(f"unexpected Rscript output: {proc.stdout.strip()[-500:]}")
     return out
+
+
+def run_lme4(data: pd.DataFrame, repeats: int, once_above: float, timeout: float, workdir: Path) -> dict:
+    csv = workdir / "data.csv"
+    data[["k", "j", "x", "y"]].to_csv(csv, index=False, float_format="%.17g")
+    return run_rscript(R_SCRIPT, [str(csv), str(repeats), str(once_above)], workdir, timeout)
 
 
 # ---------------------------------------------------------------------- extrapolation

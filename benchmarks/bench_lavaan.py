@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_fit import FORMULA, fit_sms, machine_description, simulate_article, timed
+from bench_fit import FORMULA, fit_sms, machine_description, run_rscript, simulate_article, timed
 
 import sm_multisem as sms
 
@@ -43,22 +42,10 @@ cat(sprintf("version %s\n", as.character(packageVersion("lavaan"))))
 
 def run_lavaan(model: sms.MultilevelSEM, repeats: int, workdir: Path) -> dict:
     """lavaan's times and log-likelihood on the model's wide data and syntax."""
-    data, syntax, script = workdir / "wide.csv", workdir / "model.lav", workdir / "fit.R"
+    data, syntax = workdir / "wide.csv", workdir / "model.lav"
     model.wide_data().to_csv(data, index=False)
     syntax.write_text(model.to_lavaan())
-    script.write_text(R_SCRIPT)
-    proc = subprocess.run(["Rscript", str(script), str(data), str(syntax), str(repeats)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"Rscript failed: {proc.stderr.strip()[-500:]}")
-    out: dict = {"times": []}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "time":
-            out["times"].append(float(value))
-        elif key in ("llf", "version"):
-            out[key] = float(value) if key == "llf" else value
-    return out
+    return run_rscript(R_SCRIPT, [str(data), str(syntax), str(repeats)], workdir)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from . import export
+from . import export, systems
 from .covariance import check_cov_options, covariance, numerical_jacobian
 from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
@@ -94,6 +94,20 @@ class MultilevelSEM(GenericLikelihoodModel):
             row, constant within each cluster): the fit maximises the weighted
             pseudo-likelihood, and its standard errors are the sandwich (``cov_type="robust"``
             or ``"survey"`` with primary sampling units and strata).
+        covariates : {"conditional", "joint"}
+            ``"conditional"`` (default) conditions on the covariates, as mixed models do.
+            ``"joint"`` models them with the outcome (free means, variances and
+            covariances, as Stata ``sem`` does), so that rows missing a covariate are kept
+            and handled by FIML under MAR; returns a
+            :class:`~sm_multisem.wide_model.WideSEM` (see :func:`~sm_multisem.systems.joint_model`).
+
+        Returns
+        -------
+        MultilevelSEM, or WideSEM
+            A :class:`~sm_multisem.wide_model.WideSEM`, fitted by the dense wide engine, for
+            ``covariates="joint"`` and for an endogenous covariate written as
+            ``"y ~ w + [x ~ z1 + z2] + (1|k/j)"`` (``z1, z2`` its instruments; see
+            :func:`~sm_multisem.systems.instrumental_model`).
 
         Notes
         -----
@@ -102,6 +116,16 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         if drop_cols is not None or args:
             raise TypeError("from_formula accepts formula, data, subset and keyword options only")
+        covariates = kwargs.pop("covariates", "conditional")
+        if covariates not in systems.COVARIATES:
+            raise ValueError(f"covariates must be one of {systems.COVARIATES}, got {covariates!r}")
+        if systems.split_endogenous(formula)[1] is not None:
+            if covariates == "joint":
+                raise ValueError("an endogenous covariate is modelled by its own equation; covariates='joint' "
+                                 "does not combine with [x ~ z]")
+            return systems.instrumental_model(formula, data, subset=subset, **kwargs)
+        if covariates == "joint":
+            return systems.joint_model(formula, data, subset=subset, **kwargs)
         if subset is not None:
             data = data.loc[subset]
         eval_env = kwargs.pop("eval_env", 0)
@@ -512,6 +536,12 @@ class MultilevelSEM(GenericLikelihoodModel):
         LikelihoodModel.initialize(self)
 
     # --------------------------------------------------------------------- fit
+    def _fit_gmm(self, start_params, *, reml: bool, cov_type, cov_kwds):
+        problem = _fit_gmm_refusal(self, start_params, reml, cov_type, cov_kwds)
+        if problem:
+            raise ValueError(problem)
+        return systems.joint_model(self.formula, self._recipe["frame"]).fit(method="gmm")
+
     def fit(
         self,
         start_params=None,
@@ -541,6 +571,11 @@ class MultilevelSEM(GenericLikelihoodModel):
             cluster).
         maxiter : int
             Iteration limit of the optimizer.
+        method : {"ml", "gmm"}
+            ``"gmm"``: asymptotically distribution-free GMM on the means and covariances of
+            the outcomes and covariates of complete wide data (Stata ``sem, method(adf)``),
+            the wide model with the covariates modelled jointly (see
+            :func:`sm_multisem.gmm.fit_gmm`); it returns a ``WideSEMResults``.
         gtol : float
             Largest gradient of the profiled deviance accepted as converged.
         disp : bool
@@ -553,8 +588,13 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         from .results import MultilevelSEMResults, MultilevelSEMResultsWrapper
 
+        method = kwargs.pop("method", "ml")
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s) to fit: {sorted(kwargs)}")
+        if method == "gmm":
+            return self._fit_gmm(start_params, reml=reml, cov_type=cov_type, cov_kwds=cov_kwds)
+        if method != "ml":
+            raise ValueError(f"method must be 'ml' (REML with reml=True) or 'gmm', got {method!r}")
         weighted = self.cluster_weights is not None
         cov_type = cov_type or ("robust" if weighted else "oim")
         check_cov_options(cov_type, cov_kwds, reml, weighted=weighted)
@@ -584,6 +624,20 @@ class MultilevelSEM(GenericLikelihoodModel):
         results = MultilevelSEMResults(self, params, cov.cov, optimum=optimum, cov_type=cov_type,
                                        cov_description=cov.description)
         return MultilevelSEMResultsWrapper(results)
+
+
+def _fit_gmm_refusal(model, start_params, reml: bool, cov_type, cov_kwds) -> str:
+    """Why ``fit(method="gmm")`` cannot be run on ``model``, or an empty string."""
+    if reml:
+        return "GMM does not combine with REML"
+    if start_params is not None or cov_type is not None or cov_kwds:
+        return "GMM takes no start_params, cov_type or cov_kwds (its covariance is the moment sandwich)"
+    if model.relaxations:
+        return ("GMM refits the standard model from its formula; relaxed models are not supported. Build the wide "
+                "model with covariates='joint' and fit it with method='gmm'")
+    if model.formula is None or model._recipe is None or model.cluster_weights is not None:
+        return "GMM needs a model built from a formula and a DataFrame, without sampling weights"
+    return ""
 
 
 def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:

@@ -84,6 +84,8 @@ class WideSEM(GenericLikelihoodModel):
     source : MultilevelSEM, optional
         The nested model the wide data came from: its row accounting and clusters are used
         in the summary and for ``cov_type="cluster"``.
+    accounting : RowAccounting, optional
+        Rows used and dropped, when they differ from ``source``'s.
     title : str
         The first line of the summary.
     tests : callable, optional
@@ -91,7 +93,7 @@ class WideSEM(GenericLikelihoodModel):
     """
 
     def __init__(self, table: pd.DataFrame, wide: pd.DataFrame, *, exogenous: list[str], names=None, start=None,
-                 source=None, title: str = "Wide structural equation model", tests=None):
+                 source=None, accounting=None, title: str = "Wide structural equation model", tests=None):
         self.ram: RamModel = compile_ram(table, exogenous)
         if len(self.ram.observed) > MAX_POSITIONS:
             raise ValueError(f"the wide model has {len(self.ram.observed)} observed outcomes; the dense wide "
@@ -109,6 +111,7 @@ class WideSEM(GenericLikelihoodModel):
         self.table = table.reset_index(drop=True)
         self.normal = PatternedNormal(outcomes, np.nan_to_num(exog))
         self.source = source
+        self._accounting = accounting
         self.title = title
         self._tests = tests
         self._names = dict(names or {})
@@ -162,7 +165,9 @@ class WideSEM(GenericLikelihoodModel):
 
     @property
     def row_accounting(self):
-        return None if self.source is None else self.source.row_accounting
+        if self._accounting is not None or self.source is None:
+            return self._accounting
+        return self.source.row_accounting
 
     # ------------------------------------------------------------ likelihood
     def loglike(self, params, reml: bool = False) -> float:

@@ -151,7 +151,11 @@ def test_fit_options_are_checked(model):
     with pytest.raises(ValueError, match="fit by ML"):
         model.fit(reml=True, cov_type="robust")
     with pytest.raises(TypeError, match="unexpected keyword"):
+        model.fit(maxfun=3)
+    with pytest.raises(ValueError, match="method must be 'ml'"):
         model.fit(method="nm")
+    with pytest.raises(ValueError, match="GMM does not combine with REML"):
+        model.fit(method="gmm", reml=True)
 
 
 def test_iteration_log(model, capsys):

@@ -109,6 +109,8 @@ class WideSEM(GenericLikelihoodModel):
             rows = int(np.any(np.isnan(exog) & needed, axis=1).sum())
             raise ValueError(f"{rows} wide row(s) have an outcome observed but a covariate it depends on missing")
         self.table = table.reset_index(drop=True)
+        self.wide = wide
+        self.exogenous = list(exogenous)
         self.normal = PatternedNormal(outcomes, np.nan_to_num(exog))
         self.source = source
         self._accounting = accounting
@@ -139,6 +141,14 @@ class WideSEM(GenericLikelihoodModel):
 
     def initialize(self) -> None:
         LikelihoodModel.initialize(self)
+
+    def with_table(self, table: pd.DataFrame) -> "WideSEM":
+        """The same data under an edited table: parameters fixed (``free=False``), freed, or relabelled.
+
+        Display names, start values, row accounting and tests carry over for the labels kept.
+        """
+        return WideSEM(table, self.wide, exogenous=self.exogenous, names=self._names, start=self._start,
+                       source=self.source, accounting=self._accounting, title=self.title, tests=self._tests)
 
     # ------------------------------------------------------------------ naming
     @property
@@ -268,7 +278,7 @@ class WideSEM(GenericLikelihoodModel):
         return WideSEMResultsWrapper(results)
 
     def _fit_ml(self, start: np.ndarray, maxiter: int) -> _Fit:
-        """L-BFGS-B (variances bounded at 0), then Fisher scoring to the gradient's precision."""
+        """L-BFGS-B (variances bounded at 0), then Newton steps to the gradient's precision."""
         n = max(self.nobs, 1)
         bounds = [(0.0, None) if is_var else (None, None) for is_var in self._variance_mask]
 
@@ -282,20 +292,26 @@ class WideSEM(GenericLikelihoodModel):
                                   options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10})
         params = first.x
         boundary = self._variance_mask & (params <= 1e-10)
-        params, steps = self._fisher_scoring(params, ~boundary)
+        params, steps = self._newton(params, ~boundary)
         gradient = self.score(params) / n
         converged = bool(np.max(np.abs(gradient[~boundary]), initial=0.0) < _CONVERGED_GRADIENT * 10)
         message = "converged" if converged else f"largest gradient {np.max(np.abs(gradient[~boundary])):.2e}"
         return _Fit(params, converged, message, gradient, int(first.nit) + steps, boundary)
 
-    def _fisher_scoring(self, params: np.ndarray, free: np.ndarray, steps: int = 20) -> tuple[np.ndarray, int]:
-        """Newton steps with the expected information, halved until the log-likelihood rises."""
+    def _newton(self, params: np.ndarray, free: np.ndarray, steps: int = 20) -> tuple[np.ndarray, int]:
+        """Newton steps on the free parameters, halved until the log-likelihood rises.
+
+        The observed information gives quadratic convergence; where it is not positive
+        definite (far from the optimum) the expected information, which always is, is used.
+        """
         llf = self.loglike(params)
         for step in range(steps):
             gradient = self.score(params)[free]
             if np.max(np.abs(gradient), initial=0.0) / max(self.nobs, 1) < _CONVERGED_GRADIENT:
                 return params, step
-            info = self.information(params, kind="eim")[np.ix_(free, free)]
+            info = self.information(params, kind="oim")[np.ix_(free, free)]
+            if np.linalg.eigvalsh(info).min() <= 0:
+                info = self.information(params, kind="eim")[np.ix_(free, free)]
             direction = np.zeros_like(params)
             direction[free] = np.linalg.solve(info, gradient)
             for _ in range(30):

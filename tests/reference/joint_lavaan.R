@@ -58,10 +58,10 @@ say <- function(...) {
 }
 
 fits <- list(
-  missing = fit_tight(model, data = wide, missing = "ml", fixed.x = FALSE),
-  complete = fit_tight(model, data = complete, missing = "ml", fixed.x = FALSE),
-  complete_fixedx = fit_tight(model, data = complete, missing = "ml", fixed.x = TRUE),
-  missing_mlx = fit_tight(model, data = wide, missing = "ml.x", fixed.x = TRUE)
+  missing = fit_tight(model, data = wide, missing = "ml", fixed.x = FALSE, information = "observed"),
+  complete = fit_tight(model, data = complete, missing = "ml", fixed.x = FALSE, information = "observed"),
+  complete_fixedx = fit_tight(model, data = complete, missing = "ml", fixed.x = TRUE, information = "observed"),
+  missing_mlx = fit_tight(model, data = wide, missing = "ml.x", fixed.x = TRUE, information = "observed")
 )
 h1 <- lavInspect(fits$missing_mlx, "sampstat.h1")
 pe_mlx <- as.data.frame(parameterEstimates(fits$missing_mlx))

@@ -20,18 +20,17 @@ constrained_gradient <- function(fit) {
 # at a gradient of about 1e-6, so the same model is also fitted with BFGS (optim, reltol =
 # 1e-15), and the converged fit with the smaller constrained gradient is kept. SEs from the
 # observed information (lavaan's "hessian": finite differences of the analytic gradient).
-# `...` are the arguments of sem() apart from control, optim.method and information.
+# `...` are the arguments of sem() apart from control and optim.method, and include
+# information = "observed" for the ML fits.
 # Returns the fit, with attributes "optimizer" and "args" (the arguments).
 fit_tight <- function(...) {
   fits <- list(
-    nlminb = suppressWarnings(sem(..., information = "observed",
-                                  control = list(rel.tol = 1e-14, iter.max = 100000, eval.max = 100000))),
-    BFGS = suppressWarnings(sem(..., information = "observed", optim.method = "BFGS",
-                                control = list(reltol = 1e-15, maxit = 100000)))
+    nlminb = suppressWarnings(sem(..., control = list(rel.tol = 1e-14, iter.max = 100000, eval.max = 100000))),
+    BFGS = suppressWarnings(sem(..., optim.method = "BFGS", control = list(reltol = 1e-15, maxit = 100000)))
   )
   ok <- vapply(fits, function(f) isTRUE(lavInspect(f, "converged")), logical(1))
   if (!any(ok)) {
-    fits$nlminb_default <- suppressWarnings(sem(..., information = "observed"))
+    fits$nlminb_default <- suppressWarnings(sem(...))
     ok <- vapply(fits, function(f) isTRUE(lavInspect(f, "converged")), logical(1))
   }
   stopifnot(any(ok))
@@ -46,13 +45,16 @@ fit_tight <- function(...) {
 # The same model at the same estimates (start = fit, optim.method = "none": no iterations),
 # with its SEs from information = `information`.
 refit_se <- function(fit, information) {
-  do.call("sem", c(attr(fit, "args"), list(information = information, start = fit, optim.method = "none")))
+  args <- attr(fit, "args")
+  args$information <- information
+  do.call("sem", c(args, list(start = fit, optim.method = "none")))
 }
 
 # Rows describing a fit: convergence, log-likelihood, parameter count, then every free
 # parameter's estimate and its SEs from the observed ("se_observed") and the expected
-# ("se_expected") information (lavaan's default h1.information = "structured").
-tidy_fit <- function(model_name, fit) {
+# ("se_expected") information (lavaan's default h1.information = "structured"); with
+# expected = FALSE only the fit's own SEs, as quantity "se".
+tidy_fit <- function(model_name, fit, expected = TRUE) {
   g <- constrained_gradient(fit)
   rows <- data.frame(
     model = model_name,
@@ -67,8 +69,11 @@ tidy_fit <- function(model_name, fit) {
   key <- paste0(pe$lhs, pe$op, pe$rhs)
   rows <- rbind(rows,
                 data.frame(model = model_name, quantity = "est", name = key, label = pe$label, value = fmt(pe$est)),
-                data.frame(model = model_name, quantity = "se_observed", name = key, label = pe$label,
-                           value = fmt(pe$se)))
+                data.frame(model = model_name, quantity = if (expected) "se_observed" else "se", name = key,
+                           label = pe$label, value = fmt(pe$se)))
+  if (!expected) {
+    return(rows)
+  }
   expected <- parameterEstimates(refit_se(fit, "expected"), remove.nonfree = TRUE)
   stopifnot(identical(paste0(expected$lhs, expected$op, expected$rhs), key), max(abs(expected$est - pe$est)) < 1e-12)
   rbind(rows, data.frame(model = model_name, quantity = "se_expected", name = key, label = pe$label,

@@ -106,7 +106,7 @@ for (nm in c("wls", "ml")) {
                          "iterations %d,\n   max |constrained gradient| %.3g, npar %d, N %d, chisq %.17g, df %d\n"),
                   nm, opts$estimator, opts$fixed.x, opts$meanstructure, attr(fit, "optimizer"),
                   lavInspect(fit, "converged"), lavInspect(fit, "iterations"), max(abs(constrained_gradient(fit))),
-                  lavInspect(fit, "npar"), N, lavInspect(fit, "test")$standard$stat,
+                  npar(fit), N, lavInspect(fit, "test")$standard$stat,
                   lavInspect(fit, "test")$standard$df)))
   say(print(by_label(fit), digits = 10))
   say(print(opts[c("se", "information", "test", "likelihood", "sample.cov.rescale", "gamma.n.minus.one",

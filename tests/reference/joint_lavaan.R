@@ -10,7 +10,8 @@
 # quantity: converged (1/0), iterations, max_abs_gradient (of lavaan's objective, which is
 # minus the log-likelihood divided by N up to a constant, summed within each label),
 # optimizer (in name: "nlminb" or "BFGS", see lavaan_tidy.R), logl, npar (free parameters
-# of the constrained model: shared labels count once), ntotal (rows = counties), and per
+# of the constrained model: shared labels count once; npar_unconstrained counts them before
+# the equality constraints, as lavInspect(fit, "npar") does), ntotal (rows = counties), and per
 # free parameter (name = lhs op rhs, e.g. "y1_1~x1_1", "x1_1~~x1_2", "x1_1~1"): est,
 # se_observed (information = "observed", lavaan's finite-difference Hessian of its
 # objective), se_expected (information = "expected", h1.information = "structured": the
@@ -86,7 +87,7 @@ for (nm in names(fits)) {
                          "   max |constrained gradient| %.3g, logl %.17g, npar %d, ntotal %d, nobs used %d\n"),
                   nm, opts$missing, opts$fixed.x, attr(fit, "optimizer"), lavInspect(fit, "converged"),
                   lavInspect(fit, "iterations"), max(abs(constrained_gradient(fit))), as.numeric(logLik(fit)),
-                  lavInspect(fit, "npar"), lavInspect(fit, "ntotal"), lavInspect(fit, "nobs"))))
+                  npar(fit), lavInspect(fit, "ntotal"), lavInspect(fit, "nobs"))))
   say(print(by_label(fit), digits = 10))
   say(cat("   exogenous (ov.x):", lavNames(fit, "ov.x"), "\n"))
   if (!opts$fixed.x || opts$missing == "ml.x") {

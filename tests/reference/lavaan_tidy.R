@@ -50,6 +50,16 @@ refit_se <- function(fit, information) {
   do.call("sem", c(args, list(start = fit, optim.method = "none")))
 }
 
+# Free parameters of the constrained model (parameters sharing a label count once);
+# lavInspect(fit, "npar") counts them before the equality constraints ("npar_unconstrained").
+npar <- function(fit) {
+  pt <- parTable(fit)
+  free <- pt[pt$free > 0, ]
+  n <- length(unique(ifelse(free$label != "", free$label, paste0(free$lhs, free$op, free$rhs))))
+  stopifnot(n == fitMeasures(fit, "npar"))
+  n
+}
+
 # Rows describing a fit: convergence, log-likelihood, parameter count, then every free
 # parameter's estimate and its SEs from the observed ("se_observed") and the expected
 # ("se_expected") information (lavaan's default h1.information = "structured"); with
@@ -58,10 +68,10 @@ tidy_fit <- function(model_name, fit, expected = TRUE) {
   g <- constrained_gradient(fit)
   rows <- data.frame(
     model = model_name,
-    quantity = c("converged", "iterations", "max_abs_gradient", "logl", "npar", "ntotal"),
+    quantity = c("converged", "iterations", "max_abs_gradient", "logl", "npar", "npar_unconstrained", "ntotal"),
     name = "", label = "",
     value = fmt(c(as.numeric(lavInspect(fit, "converged")), lavInspect(fit, "iterations"), max(abs(g)),
-                  as.numeric(logLik(fit)), lavInspect(fit, "npar"), lavInspect(fit, "ntotal")))
+                  as.numeric(logLik(fit)), npar(fit), lavInspect(fit, "npar"), lavInspect(fit, "ntotal")))
   )
   rows <- rbind(rows, data.frame(model = model_name, quantity = "optimizer", name = attr(fit, "optimizer"),
                                  label = "", value = ""))

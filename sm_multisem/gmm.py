@@ -2,16 +2,19 @@
 
 The moments of complete wide rows ``y_i`` (``n`` rows, ``p`` outcomes) are
 
-.. math:: s = [\\bar y;\\ \\operatorname{vech} S], \\qquad S = \\tfrac1n \\sum_i (y_i - \\bar y)(y_i - \\bar y)',
+.. math:: s = [\\bar y;\\ \\operatorname{vech} S], \\qquad S = \\tfrac{1}{n-1} \\sum_i (y_i - \\bar y)(y_i - \\bar y)',
 
 and the model implies ``sigma(theta) = [mu(theta); vech Sigma(theta)]``. GMM minimises
 ``F = (s - sigma)' W (s - sigma)`` with the optimal weight ``W = Gamma^{-1}``, ``Gamma`` the
 covariance of ``d_i = [y_i; vech((y_i - ybar)(y_i - ybar)')]`` (divisor ``n``): Browne's
 (1984) ADF estimator, Stata ``sem, method(adf)`` and lavaan ``estimator = "WLS"``. The two
 steps are the weight, estimated from the data alone, and the minimisation (Gauss-Newton
-from the ML estimates). Its covariance is ``(Delta' W Delta)^{-1} / n`` with ``Delta``
+from the ML estimates). Its covariance is ``(Delta' W Delta)^{-1} / (n - 1)`` with ``Delta``
 the Jacobian of ``sigma``, valid whatever the distribution of the data, and
-``J = n F_min`` is the over-identification test, chi2 with (moments - parameters) df.
+``J = (n - 1) F_min`` is the over-identification test, chi2 with (moments - parameters) df.
+The divisors (``n - 1`` in ``S``, the covariance and ``J``; ``n`` in ``Gamma``) are lavaan's,
+so that the estimates, standard errors and ``J`` agree with lavaan's to many digits; they
+differ from the all-``n`` convention by a factor ``n/(n - 1)`` only.
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ __all__ = ["fit_gmm", "sample_moments"]
 
 
 def sample_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``s`` and ``Gamma`` (both with divisor ``n``) of complete rows."""
+    """``s`` (covariances with divisor ``n - 1``) and ``Gamma`` (divisor ``n``, centred on the divisor-``n``
+    covariances) of complete rows."""
     n, p = data.shape
     mean = data.mean(0)
     centred = data - mean
     rows, cols = np.tril_indices(p)
     products = centred[:, rows] * centred[:, cols]
     d = np.hstack([data, products])
-    s = d.mean(0)
-    deviation = d - s
+    deviation = d - d.mean(0)
+    s = np.r_[mean, products.sum(0) / (n - 1)]
     return s, deviation.T @ deviation / n
 
 
@@ -104,8 +108,8 @@ def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
             break
     if not converged:
         warnings.warn("the GMM iterations did not converge", ConvergenceWarning, stacklevel=3)
-    cov = np.linalg.inv(jacobian.T @ weight @ jacobian) / n
-    j_statistic = n * value
+    cov = np.linalg.inv(jacobian.T @ weight @ jacobian) / (n - 1)
+    j_statistic = (n - 1) * value
     df = n_moments - k
     j_test = ExtraTest("Test of over-identifying restrictions (J)", j_statistic, df, float(stats.chi2.sf(j_statistic,
                                                                                                       df)))

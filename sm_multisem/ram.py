@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["RamModel", "compile_ram", "CONSTANT"]
+__all__ = ["CONSTANT", "RamModel", "compile_ram"]
 
 CONSTANT = "1"
 _SUPPORTED_OPS = ("=~", "~", "~1", "~~")

@@ -26,7 +26,7 @@ from .data import RowAccounting
 from .spec import identifier
 from .wide_model import ExtraTest, WideSEM
 
-__all__ = ["split_endogenous", "joint_model", "instrumental_model"]
+__all__ = ["instrumental_model", "joint_model", "split_endogenous"]
 
 _BRACKET = re.compile(r"\[\s*([^\]~]+?)\s*~\s*([^\]]+?)\s*\]")
 COVARIATES = ("conditional", "joint")

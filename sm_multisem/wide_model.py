@@ -33,7 +33,7 @@ from .covariance import check_cov_options, covariance, numerical_jacobian
 from .ram import RamModel, compile_ram
 from .wide_normal import PatternedNormal
 
-__all__ = ["WideSEM", "WideSEMResults", "ExtraTest", "MAX_POSITIONS"]
+__all__ = ["MAX_POSITIONS", "ExtraTest", "WideSEM", "WideSEMResults"]
 
 #: Widest model fitted by the dense wide engine (observed outcomes).
 MAX_POSITIONS = 400
@@ -142,7 +142,7 @@ class WideSEM(GenericLikelihoodModel):
     def initialize(self) -> None:
         LikelihoodModel.initialize(self)
 
-    def with_table(self, table: pd.DataFrame) -> "WideSEM":
+    def with_table(self, table: pd.DataFrame) -> WideSEM:
         """The same data under an edited table: parameters fixed (``free=False``), freed, or relabelled.
 
         Display names, start values, row accounting and tests carry over for the labels kept.
@@ -236,7 +236,7 @@ class WideSEM(GenericLikelihoodModel):
 
     # --------------------------------------------------------------------- fit
     def fit(self, start_params=None, *, method: str = "ml", cov_type: str = "oim", cov_kwds=None,
-            maxiter: int = 2000, disp: bool = False, **kwargs) -> "WideSEMResults":
+            maxiter: int = 2000, disp: bool = False, **kwargs) -> WideSEMResults:
         """Estimate by full-information ML (``method="ml"``) or by GMM (``"gmm"``, ADF).
 
         Parameters

@@ -87,6 +87,11 @@ def to_lavaan(expanded: pd.DataFrame) -> str:
     constraints = power_constraints(expanded)
     if constraints:
         blocks += _ar1_syntax(expanded, constraints)
+        return "\n".join(blocks)
+    covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"]) & expanded["free"]]
+    if len(covariances):
+        blocks.append("# free covariances")
+        blocks += [f"{c.lhs} ~~ {c.label}*{c.rhs}" for c in covariances.itertuples()]
     return "\n".join(blocks)
 
 

@@ -208,6 +208,11 @@ def instrumental_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     cross += [(p, "~~", x + p[len(y):], "C_e", True, np.nan) for p in residuals]
     cross_levels = {f"C_{identifier(level).lower()}": f"cov({level})[{second.model_data.endog_name},{endogenous}]"
                     for level in second.layout.level_names}
+    paired = {(lhs, rhs) for lhs, _, rhs, *_ in cross}
+    latents_y = dict.fromkeys(y_table.loc[y_table["op"] == "=~", "lhs"])
+    latents_x = dict.fromkeys(x_table.loc[x_table["op"] == "=~", "lhs"])
+    # every other pair of the two equations' effects is uncorrelated, written out as the table's other zeros are
+    cross += [(a, "~~", b, "", False, 0.0) for a in latents_y for b in latents_x if (a, b) not in paired]
     cross_table = pd.DataFrame(cross, columns=y_table.columns)
     table = pd.concat([y_table, x_table, cross_table], ignore_index=True)
     wide = second.wide_data(fill_absent_covariates=True)

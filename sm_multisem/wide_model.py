@@ -165,6 +165,21 @@ class WideSEM(GenericLikelihoodModel):
         """The per-position table the model was built from."""
         return self.table.copy()
 
+    def to_lavaan(self) -> str:
+        """The model in lavaan syntax; fit it with ``sem(model, data = wide, fixed.x = TRUE, missing = "ml")``,
+        ``wide`` being :attr:`wide` (the covariates conditioned on are its exogenous columns)."""
+        from .export import to_lavaan
+
+        return to_lavaan(self.table)
+
+    def to_stata(self) -> str:
+        """Not available: see the exception's message."""
+        raise NotImplementedError(
+            "Stata sem syntax is written for the nested model's wide form only; for this model use to_lavaan(). "
+            "(Stata sem fits it too: the covariances of the two equations' effects are cov(K_y*K_x) terms, and "
+            "covariates are modelled jointly by default with method(mlmv).)"
+        )
+
     @property
     def model_data(self):
         return None if self.source is None else self.source.model_data

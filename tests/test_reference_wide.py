@@ -125,3 +125,15 @@ def test_zero_effect_variances_give_linearmodels_estimates(fixture, instruments)
     reference = pd.read_csv(REFERENCE / "iv_linearmodels.csv")
     expected = reference[(reference["model"] == fixture) & (reference["quantity"] == "params")]
     np.testing.assert_allclose(res.params[expected["name"]], expected["value"], rtol=1e-6)
+
+
+def test_exported_lavaan_syntax_of_the_system_is_what_lavaan_fitted():
+    """``to_lavaan()`` prints the syntax lavaan fitted in ``iv_exported_lavaan.R`` (same llf as ours)."""
+    data = pd.read_csv(REFERENCE / "iv_long.csv")
+    model = MultilevelSEM.from_formula("y ~ w + [x ~ z1 + z2] + (1|k/j)", data)
+    assert model.to_lavaan() == (REFERENCE / "iv_exported.lav").read_text()
+    session = (REFERENCE / "iv_exported_lavaan_session.txt").read_text()
+    lavaan_llf = float(session.split("logl ")[1].split()[0])
+    assert model.fit().llf == pytest.approx(lavaan_llf, abs=1e-5)
+    pd.testing.assert_frame_equal(model.wide.reset_index(drop=True),
+                                  pd.read_csv(REFERENCE / "iv_exported_wide.csv"), check_dtype=False, atol=1e-12)

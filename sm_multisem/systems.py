@@ -16,11 +16,13 @@ returns a :class:`~sm_multisem.wide_model.WideSEM`:
 from __future__ import annotations
 
 import re
+import warnings
 from itertools import combinations_with_replacement
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .data import RowAccounting
 from .spec import identifier
@@ -74,8 +76,13 @@ def _names_of(model) -> dict[str, str]:
 
 
 def _fitted_values(model) -> dict[str, float]:
-    """The nested model's ML estimates by label: start values of the wide fit."""
-    results = model.fit()
+    """The nested model's ML estimates by label: start values of the wide fit.
+
+    Its warnings (a variance at 0) are about a model the user did not ask for, and stay silent.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = model.fit()
     return dict(zip(model.table.free_parameters["label"], np.asarray(results.params)))
 
 

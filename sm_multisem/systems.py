@@ -117,8 +117,6 @@ def joint_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     if not_columns:
         raise ValueError(f"covariates='joint' models each covariate column with the outcome; term(s) {not_columns} "
                          "are not numeric columns of the data (make them columns first)")
-    if not covariates:
-        raise ValueError("covariates='joint' needs at least one covariate")
     nothing = data[[outcome, *covariates]].isna().all(axis=1)
     frame = data.loc[~nothing].copy()
     missing = frame[[outcome, *covariates]].isna()
@@ -145,7 +143,7 @@ def joint_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     present = wide[modelled]
     start.update({f"m_{c}": float(present[c].mean()) for c in modelled})
     covariance = present.cov(min_periods=2).fillna(0.0)
-    if np.linalg.eigvalsh(covariance.to_numpy()).min() <= 0:  # pairwise estimates need not be positive definite
+    if modelled and np.linalg.eigvalsh(covariance.to_numpy()).min() <= 0:  # pairwise estimates need not be positive definite
         covariance = pd.DataFrame(np.diag(np.diag(covariance)), index=modelled, columns=modelled)
     start.update({f"v_{c}": float(covariance.loc[c, c]) for c in modelled})
     start.update({f"c_{a}_{b}": float(covariance.loc[a, b]) for a, b in combinations_with_replacement(modelled, 2)

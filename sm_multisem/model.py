@@ -271,6 +271,37 @@ class MultilevelSEM(GenericLikelihoodModel):
         covariates = iter(self.table.covariates)
         return [None if name == "Intercept" else next(covariates) for name in exog_names]
 
+    def as_wide(self, start_params=None):
+        """The same model as a :class:`~sm_multisem.wide_model.WideSEM`, fitted by the dense wide engine.
+
+        Its table is :attr:`parameter_table`; edit it and call ``with_table`` to fit what the
+        nested likelihood cannot (covariances among effects or residuals, fixed parameters).
+        Start values are ``start_params`` (in the order of :attr:`param_names`) or this model's
+        ML estimates.
+
+        Raises
+        ------
+        NotImplementedError
+            Where the model has no single wide form (see :attr:`parameter_table`), or its
+            residuals are AR(1) (a nonlinear constraint the wide engine does not take).
+        """
+        from .wide_model import WideSEM
+
+        table = self.parameter_table
+        if (table["op"] == "==").any():
+            raise NotImplementedError("AR(1) residuals tie the residual covariances by a nonlinear constraint "
+                                      "(S_e * rho^d), which the dense wide engine does not take")
+        wide = self.wide_data(fill_absent_covariates=True)
+        exogenous = sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
+        free = self.table.free_parameters
+        if start_params is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                start_params = self.fit().params
+        start = dict(zip(free["label"], np.asarray(start_params, dtype=float)))
+        return WideSEM(table, wide, exogenous=exogenous, names=dict(zip(free["label"], free["name"])), start=start,
+                       source=self, title=f"Wide SEM: {self.formula or self.endog_names}")
+
     def to_stata(self) -> str:
         """The wide constrained model as a Stata ``sem`` command."""
         return export.to_stata(self.table, self.parameter_table, balanced=self._balanced())

@@ -1,5 +1,7 @@
 """The dense wide engine (RAM matrices, FIML by pattern) against the nested likelihood and closed forms."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,13 +12,6 @@ from sm_multisem.gmm import sample_moments
 from sm_multisem.wide_model import WideSEM
 
 
-def _as_wide_sem(model: MultilevelSEM) -> WideSEM:
-    """The nested model's own per-position table, fitted by the wide engine."""
-    wide = model.wide_data()
-    exogenous = [c for c in wide.columns if c.startswith("x")]
-    free = model.table.free_parameters
-    return WideSEM(model.parameter_table, wide, exogenous=exogenous, names=dict(zip(free["label"], free["name"])),
-                   source=model)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def iv_data(n_clusters: int = 300, seed: int = 3) -> pd.DataFrame:
 def test_wide_engine_reproduces_the_nested_fit(unbalanced):
     nested = MultilevelSEM.from_formula("y ~ x + (1|k/j)", unbalanced)
     expected = nested.fit()
-    wide = _as_wide_sem(nested)
+    wide = nested.as_wide(start_params=nested.start_params)
     res = wide.fit()
     assert res.llf == pytest.approx(expected.llf, abs=1e-8)
     np.testing.assert_allclose(res.params, expected.params, rtol=1e-6)
@@ -196,3 +191,13 @@ def test_refusals():
         MultilevelSEM.from_formula("y ~ [q ~ z] + (1|k/j)", data)
     with pytest.raises(ValueError, match="REML applies to the nested"):
         MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, covariates="joint").loglike(np.zeros(19), reml=True)
+
+
+def test_relaxed_models_fit_the_same_by_the_wide_engine():
+    data = pd.read_csv(Path(__file__).parent / "reference" / "relax_data.csv")
+    model = (MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+             .relax_slope("x", by="type").relax_variance("k:j", by="type").relax_residuals(by="role"))
+    expected = model.fit()
+    res = model.as_wide().fit()
+    assert res.llf == pytest.approx(expected.llf, abs=1e-7)
+    np.testing.assert_allclose(res.params, expected.params, rtol=1e-5)

@@ -388,6 +388,10 @@ class NestedNormal:
     the number of rows.
     """
 
+    #: ``(variance, covariance, variance)`` entries of every 2 x 2 block of effects optimised by its
+    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.slopes.NestedSlopesNormal`)
+    cholesky_blocks = np.empty((0, 3), dtype=np.intp)
+
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
                  row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None):
         columns = np.asarray(columns, dtype=float)

@@ -59,6 +59,16 @@ def _inverse_2x2(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse / det[:, None, None], det
 
 
+def _times_constant(g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``g @ b_u`` for one 2 x 2 ``g`` and a stack ``b`` (u, 2, m): two axpys, faster than a stacked matmul."""
+    return np.stack([g[0, 0] * b[:, 0] + g[0, 1] * b[:, 1], g[1, 0] * b[:, 0] + g[1, 1] * b[:, 1]], 1)
+
+
+def _times_weight(b: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``b_u @ weight`` for a stack ``b`` (u, 2, m) and one m x m ``weight``, as one 2-D product."""
+    return (b.reshape(-1, b.shape[-1]) @ weight).reshape(b.shape)
+
+
 class _Step:
     """One level's effects added to its units: the forward quantities the backward pass reuses."""
 
@@ -70,8 +80,8 @@ class _Step:
         self.a_new = self.n_inv @ a
         self.b_new = self.n_inv @ b
         self.log_det = np.log(det)
-        # b' G N^{-1} b, what the effects remove from C
-        self.removed = np.einsum("uim,uin->umn", b, np.einsum("ij,ujn->uin", g, self.b_new))
+        # b' G N^{-1} b, what the effects remove from C (matmul: stacked small products, no einsum loops)
+        self.removed = np.swapaxes(b, 1, 2) @ _times_constant(g, self.b_new)
 
 
 class _SlopeMoments:
@@ -110,6 +120,10 @@ class _SlopeMoments:
         """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and parameter ``v``."""
         return self._backward(0.0, np.asarray(weight, dtype=float))
 
+    def gradient(self, weight: np.ndarray) -> np.ndarray:
+        """``d log|Sigma_k| + tr(A dC_k)``, in one pass: the pass is linear in its two seeds."""
+        return self._backward(1.0, np.asarray(weight, dtype=float))
+
     def _backward(self, seed_logdet: float, weight: np.ndarray | None) -> np.ndarray:
         """``seed_logdet * d log|Sigma_k| + tr(weight dC_k)`` by one pass down the levels.
 
@@ -142,10 +156,11 @@ class _SlopeMoments:
             n_bar = seed_logdet * n_inv_t - n_inv_t @ (a_new_bar @ step.a_new)  # A' symmetric
             g_bar = None
             if weight is not None:
-                b_total = b_new_bar + np.einsum("ij,ujm,mn->uin", step.g, step.b, removed_bar)
-                n_bar -= n_inv_t @ np.einsum("uim,ujm->uij", b_total, step.b_new)
-                g_bar = np.einsum("uim,mn,ujn->uij", step.b, removed_bar, step.b_new)
-                b_bar = n_inv_t @ b_total + np.einsum("ij,ujm,mn->uin", step.g, step.b_new, removed_bar)
+                b_new_t = np.swapaxes(step.b_new, 1, 2)
+                b_total = b_new_bar + _times_constant(step.g, _times_weight(step.b, removed_bar))
+                n_bar -= n_inv_t @ (b_total @ b_new_t)
+                g_bar = _times_weight(step.b, removed_bar) @ b_new_t
+                b_bar = n_inv_t @ b_total + _times_constant(step.g, _times_weight(step.b_new, removed_bar))
             g_bar = step.a @ n_bar if g_bar is None else g_bar + step.a @ n_bar
             a_bar = n_bar @ step.g + n_inv_t @ a_new_bar
             self._add_effect_gradient(out, level, g_bar)

@@ -60,7 +60,8 @@ class Optimum:
     gradient : ndarray
         Gradient of the deviance in ``theta`` at the optimum (0 for boundary entries).
     boundary : ndarray of bool
-        Entries of the variance vector estimated at 0.
+        Entries of the variance vector estimated at 0 (or, for the second variance of a
+        Cholesky block, whose relative factor ``l22`` is 0: see ``singular``).
     iterations, n_evaluations : int
     message : str
     """
@@ -76,6 +77,9 @@ class Optimum:
     iterations: int
     n_evaluations: int
     message: str
+    #: Entries of ``boundary`` that are the second variance of a singular 2 x 2 block (``l22 = 0``:
+    #: the intercept and slope perfectly correlated), not variances at 0.
+    singular: np.ndarray | None = None
 
 
 class ProfiledObjective:
@@ -293,6 +297,9 @@ def fit_profiled(
     scale[objective.scale_free()] = 1.0
     boundary_var = np.zeros(lik.n_var, dtype=bool)
     boundary_var[objective.free] = boundary
+    singular = np.zeros(lik.n_var, dtype=bool)
+    second = lik.cholesky_blocks[:, 2]
+    singular[second] = boundary_var[second] & (rho[second] > 0)
     converged = bool(np.all(np.isfinite(theta)) and np.max(np.abs(gradient), initial=0.0) < gtol)
     return Optimum(
         beta=beta,
@@ -306,6 +313,7 @@ def fit_profiled(
         iterations=iterations,
         n_evaluations=objective.count,
         message=message,
+        singular=singular,
     )
 
 
@@ -329,7 +337,14 @@ def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[st
     Kept apart from the optimizer so that fitting and judging the fit stay separate.
     """
     problems = []
-    for name in np.asarray(variance_names)[optimum.boundary]:
+    singular = np.zeros(len(variance_names), dtype=bool) if optimum.singular is None else optimum.singular
+    for name in np.asarray(variance_names)[singular]:
+        problems.append(
+            f"the random intercept and slope behind {name} are perfectly correlated: their 2 x 2 covariance is "
+            "singular (lme4's 'boundary (singular) fit'). It is held fixed for the standard errors; consider "
+            "removing the random slope."
+        )
+    for name in np.asarray(variance_names)[optimum.boundary & ~singular]:
         problems.append(
             f"{name} is estimated at its boundary, 0: the data show no variation of these effects "
             "beyond what the rest of the model explains. Its standard error is not reported; "

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from dense_reference import dense_covariances, dense_loglike
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 import sm_multisem as sms
 
@@ -179,3 +180,28 @@ def test_relaxing_a_variance_refused(data):
     model = sms.MultilevelSEM.from_formula(FORMULAS["top"], data.assign(type=data["k"] % 2))
     with pytest.raises(NotImplementedError, match="relaxing the variance of a model with random slopes"):
         model.relax_variance("k", by="type")
+
+
+def test_singular_fit_matches_lme4_and_says_so(lme4):
+    """No slope variation in the data: lme4 and the fit put the correlation at -1 (l22 = 0)."""
+    ref = lme4[lme4["model"] == "singular"].set_index("name")["value"]
+    data = pd.read_csv(REFERENCE / "slopes_singular_data.csv")
+    with pytest.warns(ConvergenceWarning, match=r"random intercept and slope behind var\(x\|k\) are perfectly correlated"):
+        res = sms.MultilevelSEM.from_formula(FORMULAS["top"], data).fit()
+    np.testing.assert_allclose(res.params, ref[res.params.index], rtol=1e-5)
+    assert res.llf == pytest.approx(ref["loglik"], abs=1e-6)
+    assert res.params["cov(k, x|k)"] ** 2 == pytest.approx(res.params["var(k)"] * res.params["var(x|k)"], rel=1e-8)
+
+
+def test_random_intercept_model_tested_against_random_slopes(data):
+    """The random-intercept model holds var(x|.) and cov(., x|.) at 0: LR and score tests with df 4."""
+    slopes = sms.MultilevelSEM.from_formula(FORMULAS["nested"], data)
+    intercepts = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    fit = slopes.fit()
+    lr = intercepts.lr_test(fit)
+    assert lr.df == 4 and lr.statistic == pytest.approx(2 * (fit.llf - intercepts.llf))
+    assert "var(x|k), var(x|k:j) on the boundary" in lr.note
+    score = intercepts.score_test(slopes)
+    assert score.df == 4 and score.statistic > 0
+    with pytest.raises(NotImplementedError, match="not implemented for random slopes"):
+        fit.score_tests()

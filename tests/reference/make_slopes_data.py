@@ -6,6 +6,10 @@ Three-level nested data (k top, j nested in k, rows i), unbalanced (2-5 units of
 both levels: ``var(u, a) = [[1, 0.3], [0.3, 0.5]]``, ``var(v, c) = [[0.5, -0.1], [-0.1, 0.3]]``,
 ``var(e) = 1``, and ``x ~ N(0.5, 1)`` (not centred, so the intercept-slope covariance matters).
 
+Also writes tests/reference/slopes_singular_data.csv: the article's design (30 clusters) with no
+random slope at all, where the ML fit of ``y ~ x + (1 + x|k)`` has perfectly correlated
+intercepts and slopes (a singular ``G``, lme4's "boundary (singular) fit").
+
 Run from the repository root:  python tests/reference/make_slopes_data.py
 """
 
@@ -13,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+import sm_multisem as sms
 
 HERE = Path(__file__).parent
 N_CLUSTERS = 60
@@ -37,3 +43,5 @@ def slopes_data(seed: int = 41) -> pd.DataFrame:
 
 if __name__ == "__main__":
     slopes_data().to_csv(HERE / "slopes_data.csv", index=False)
+    singular = sms.simulate_article_data(n_clusters=30, seed=0)[["k", "j", "x", "y"]]
+    singular.round(8).to_csv(HERE / "slopes_singular_data.csv", index=False)

@@ -3,6 +3,7 @@
 #   nested: y ~ x + (1 + x | k/j)
 #   top:    y ~ x + (1 + x | k)
 #   mixed:  y ~ x + (1 + x | k) + (1 | k:j)
+# and, ML only, "singular": y ~ x + (1 + x | k) on slopes_singular_data.csv, a boundary (singular) fit.
 # One row per model, method and parameter, named as sm_multisem names them (slopes_lme4.csv).
 # Regenerate with:  Rscript tests/reference/slopes_lme4.R   (from the repository root)
 suppressPackageStartupMessages(library(lme4))
@@ -33,6 +34,14 @@ for (model in names(formulas)) {
                                            value = sprintf("%.12g", values))
   }
 }
+singular <- read.csv(file.path(out_dir, "slopes_singular_data.csv"))
+fit <- lmer(y ~ x + (1 + x | k), data = singular, REML = FALSE, control = ctrl)
+vc <- as.data.frame(VarCorr(fit))
+values <- c(fixef(fit), vc$vcov, as.numeric(logLik(fit)))
+names(values) <- c("Intercept", "x", "var(k)", "var(x|k)", "cov(k, x|k)", "var(Residual)", "loglik")
+stopifnot(all(vc$var1 == c("(Intercept)", "x", "(Intercept)", NA) | is.na(vc$var1)), isSingular(fit))
+rows[[length(rows) + 1]] <- data.frame(model = "singular", reml = FALSE, name = names(values),
+                                       value = sprintf("%.12g", values))
 write.csv(do.call(rbind, rows), file.path(out_dir, "slopes_lme4.csv"), row.names = FALSE)
 writeLines(c(capture.output(sessionInfo())[1:3], paste("lme4", packageVersion("lme4"))),
            file.path(out_dir, "slopes_lme4_session.txt"))

@@ -2,8 +2,9 @@
 
 The optimizer sees only the relative standard deviations ``theta_l = sigma_l / sigma_e``
 (lme4's relative Cholesky factor; bounded below by 0, so a variance can sit exactly on
-its boundary) and any correlation parameter, with the analytic gradient of the profiled
-deviance. A few Newton steps
+its boundary; for a random intercept and slope, the lower triangle of the Cholesky
+factor of their 2 x 2 covariance) and any correlation parameter, with the analytic
+gradient of the profiled deviance. A few Newton steps
 on the interior coordinates polish the optimum to machine precision; convergence is
 checked separately, after the fact, as lme4's ``checkConv`` does.
 """
@@ -59,7 +60,8 @@ class Optimum:
     gradient : ndarray
         Gradient of the deviance in ``theta`` at the optimum (0 for boundary entries).
     boundary : ndarray of bool
-        Entries of the variance vector estimated at 0.
+        Entries of the variance vector estimated at 0 (or, for the second variance of a
+        Cholesky block, whose relative factor ``l22`` is 0: see ``singular``).
     iterations, n_evaluations : int
     message : str
     """
@@ -75,6 +77,9 @@ class Optimum:
     iterations: int
     n_evaluations: int
     message: str
+    #: Entries of ``boundary`` that are the second variance of a singular 2 x 2 block (``l22 = 0``:
+    #: the intercept and slope perfectly correlated), not variances at 0.
+    singular: np.ndarray | None = None
 
 
 class ProfiledObjective:
@@ -83,7 +88,10 @@ class ProfiledObjective:
     Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference residual
     variance (the first one), profiled out with the fixed effects. ``theta`` holds every
     other parameter: random-intercept variances may be 0, residual ratios not, and a
-    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). The last few evaluations
+    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). A 2 x 2 block of effects
+    (:attr:`NestedNormal.cholesky_blocks`: a random intercept and slope) enters as the lower
+    triangle ``(l11, l21, l22)`` of its relative Cholesky factor, ``G / sigma^2 = L L'``,
+    the diagonal bounded below by 0 (lme4's ``theta``). The last few evaluations
     are remembered: the start grid, the optimizer, the Newton polish and the final report
     often ask for the same point again.
     """
@@ -95,11 +103,46 @@ class ProfiledObjective:
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
         self.is_correlation = np.isin(self.free, lik.correlations)
+        position = {int(entry): i for i, entry in enumerate(self.free)}
+        # positions in theta of (l11, l21, l22) of every Cholesky block
+        self.blocks = np.array([[position[int(e)] for e in block] for block in lik.cholesky_blocks],
+                               dtype=np.intp).reshape(-1, 3)
+        self.is_off_diagonal = np.zeros(len(self.free), dtype=bool)
+        self.is_off_diagonal[self.blocks[:, 1]] = True
+
+    @property
+    def is_effect(self) -> np.ndarray:
+        """Entries of ``theta`` that are parameters of the random effects (all 0: no random effects)."""
+        return self.is_level | self.is_off_diagonal
 
     def rel_var(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        values = np.where(self.is_correlation | self.is_off_diagonal, theta, theta * theta)
+        first, off, second = self.blocks.T
+        values[off] = theta[first] * theta[off]  # (L L')_21 and (L L')_22
+        values[second] = theta[off] ** 2 + theta[second] ** 2
         rho = np.ones(self.lik.n_var)
-        rho[self.free] = np.where(self.is_correlation, theta, theta * theta)
+        rho[self.free] = values
         return rho
+
+    def _chain(self, theta: np.ndarray, grad_rho: np.ndarray) -> np.ndarray:
+        """Gradient in ``theta`` from the gradient in the relative variances of :meth:`rel_var`."""
+        gradient = np.where(self.is_correlation | self.is_off_diagonal, 1.0, 2.0 * theta) * grad_rho
+        first, off, second = self.blocks.T
+        gradient[first] += theta[off] * grad_rho[off]
+        gradient[off] = theta[first] * grad_rho[off] + 2.0 * theta[off] * grad_rho[second]
+        return gradient
+
+    def theta_of(self, variances: np.ndarray) -> np.ndarray:
+        """The ``theta`` of the likelihood's vector of variances (the inverse of :meth:`rel_var`
+        times the reference variance); a negative variance counts as 0."""
+        variances = np.asarray(variances, dtype=float)
+        relative = variances / variances[self.reference]
+        theta = np.where(self.is_correlation, variances[self.free], np.sqrt(np.maximum(relative[self.free], 0.0)))
+        for (first, off, second), block in zip(self.blocks, self.lik.cholesky_blocks):
+            theta[off] = relative[block[1]] / theta[first] if theta[first] > 0 else 0.0
+            theta[second] = np.sqrt(max(relative[block[2]] - theta[off] ** 2, 0.0))
+        return theta
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.asarray(theta, dtype=float)
@@ -107,7 +150,7 @@ class ProfiledObjective:
         if key not in self._recent:
             self.count += 1
             deviance, grad_rho = self.lik.profiled_deviance(self.rel_var(theta), self.reml)
-            gradient = np.where(self.is_correlation, 1.0, 2.0 * theta) * grad_rho[self.free]
+            gradient = self._chain(theta, grad_rho[self.free])
             if len(self._recent) >= _REMEMBERED:
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[key] = (deviance, gradient)
@@ -125,12 +168,13 @@ class ProfiledObjective:
     @property
     def bounds(self) -> list[tuple[float, float | None]]:
         return [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
-                else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
-                for level, corr in zip(self.is_level, self.is_correlation)]
+                else (None, None) if off else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
+                for level, corr, off in zip(self.is_level, self.is_correlation, self.is_off_diagonal)]
 
 
 def _start(objective: ProfiledObjective) -> np.ndarray:
-    candidates = [np.where(objective.is_level, c, np.where(objective.is_correlation, 0.0, 1.0))
+    centred = objective.is_correlation | objective.is_off_diagonal
+    candidates = [np.where(objective.is_level, c, np.where(centred, 0.0, 1.0))
                   for c in START_MULTIPLIERS]
     values = [objective(c)[0] for c in candidates]
     return candidates[int(np.nanargmin(values))]
@@ -145,7 +189,7 @@ def _newton_polish(objective: ProfiledObjective, theta: np.ndarray, free: np.nda
     idx = np.flatnonzero(free)
     if not len(idx):
         return theta
-    lower = np.array([b[0] for b in objective.bounds])[idx]
+    lower = np.array([-np.inf if b[0] is None else b[0] for b in objective.bounds])[idx]
     upper = np.array([np.inf if b[1] is None else b[1] for b in objective.bounds])[idx]
     value, grad = objective(theta)
     for _ in range(steps):
@@ -207,8 +251,8 @@ def fit_profiled(
     gtol : float
         Largest absolute gradient of the deviance (in ``theta``) accepted as converged.
     fixed_zero : ndarray of bool, optional
-        Entries of ``theta`` held at 0 (e.g. every random-intercept variance, for the
-        linear regression the LR test compares with).
+        Entries of ``theta`` held at 0 (e.g. every parameter of the random effects,
+        :attr:`ProfiledObjective.is_effect`, for the linear regression the LR test compares with).
     report : callable, optional
         Called as ``report(iteration, deviance)`` after every optimizer iteration.
     """
@@ -253,6 +297,9 @@ def fit_profiled(
     scale[objective.scale_free()] = 1.0
     boundary_var = np.zeros(lik.n_var, dtype=bool)
     boundary_var[objective.free] = boundary
+    singular = np.zeros(lik.n_var, dtype=bool)
+    second = lik.cholesky_blocks[:, 2]
+    singular[second] = boundary_var[second] & (rho[second] > 0)
     converged = bool(np.all(np.isfinite(theta)) and np.max(np.abs(gradient), initial=0.0) < gtol)
     return Optimum(
         beta=beta,
@@ -266,6 +313,7 @@ def fit_profiled(
         iterations=iterations,
         n_evaluations=objective.count,
         message=message,
+        singular=singular,
     )
 
 
@@ -289,7 +337,14 @@ def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[st
     Kept apart from the optimizer so that fitting and judging the fit stay separate.
     """
     problems = []
-    for name in np.asarray(variance_names)[optimum.boundary]:
+    singular = np.zeros(len(variance_names), dtype=bool) if optimum.singular is None else optimum.singular
+    for name in np.asarray(variance_names)[singular]:
+        problems.append(
+            f"the random intercept and slope behind {name} are perfectly correlated: their 2 x 2 covariance is "
+            "singular (lme4's 'boundary (singular) fit'). It is held fixed for the standard errors; consider "
+            "removing the random slope."
+        )
+    for name in np.asarray(variance_names)[optimum.boundary & ~singular]:
         problems.append(
             f"{name} is estimated at its boundary, 0: the data show no variation of these effects "
             "beyond what the rest of the model explains. Its standard error is not reported; "

@@ -1,7 +1,8 @@
-"""Split a mixed-model formula into its fixed part and its nested random-intercept terms.
+"""Split a mixed-model formula into its fixed part and its nested random terms.
 
 ``"y ~ x + (1|k/j)"`` becomes the fixed formula ``"y ~ x"`` (handed to statsmodels'
-formula engine) and the grouping chain ``("k", "j")``. The random terms must be
+formula engine) and the grouping chain ``("k", "j")``; ``(1 + x|k/j)`` adds a random
+slope of ``x`` at both levels, correlated with the level's intercept. The random terms must be
 removed before the formula engine sees them: patsy would otherwise read ``(1|k/j)``
 as fixed-effect columns without complaint.
 """
@@ -27,6 +28,7 @@ class RandomTerm:
     text: str
     effects: str
     grouping: tuple[tuple[str, ...], ...]
+    slope: str | None = None  # the column with a random slope, ``x`` in ``(1 + x|k)``
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ class ParsedFormula:
     def groupings(self) -> tuple[tuple[str, ...], ...]:
         """Every grouping factor named by a random term, in order of appearance."""
         return tuple(g for term in self.terms for g in term.grouping)
+
+    @property
+    def slopes(self) -> dict[tuple[str, ...], str]:
+        """Grouping factor -> the column whose slope varies over its units (random slopes only)."""
+        return {g: term.slope for term in self.terms if term.slope for g in term.grouping}
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -192,8 +199,9 @@ def parse_formula(formula: str) -> ParsedFormula:
     Raises
     ------
     FormulaError
-        For a missing ``~``, unbalanced parentheses, a malformed random term, a random
-        slope (not supported), a random term not added with ``+``, or no random term at all.
+        For a missing ``~``, unbalanced parentheses, a malformed random term, random
+        effects other than ``1`` or ``1 + x``, a random term not added with ``+``, or no
+        random term at all.
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")
@@ -267,14 +275,32 @@ def _parse_term(text: str, formula: str, where: int) -> RandomTerm:
         raise FormulaError(
             f"random term {text!r} has nothing before '|' (write (1|k) for a random intercept):" + here
         )
-    if re.sub(r"\s+", "", effects) != "1":
-        raise FormulaError(
-            f"random term {text!r} asks for random effects {effects!r}; only random "
-            "intercepts (1|...) are supported:" + here
-        )
+    slope = _slope_of(effects, text, here)
     if not grouping.strip():
         raise FormulaError(f"random term {text!r} has no grouping factor after '|':" + here)
     grouping_start = where + 1 + inner.index("|") + 1 + len(grouping) - len(grouping.lstrip())
     return RandomTerm(
-        text=text, effects=effects, grouping=_parse_grouping(text, grouping.strip(), formula, grouping_start)
+        text=text, effects=effects, grouping=_parse_grouping(text, grouping.strip(), formula, grouping_start),
+        slope=slope,
     )
+
+
+def _slope_of(effects: str, text: str, here: str) -> str | None:
+    """The column of a random slope in ``1 + x`` (lme4 reads ``x`` alone as ``1 + x``), None for ``1``."""
+    parts = [part.strip() for part in effects.split("+")]
+    others = [part for part in parts if part != "1"]
+    supported = ("only random intercepts (1|k) and one random slope correlated with the intercept, "
+                 "(1 + x|k), are supported")
+    if not others:
+        if len(parts) > 1:
+            raise FormulaError(f"random term {text!r} repeats the intercept in {effects!r}:" + here)
+        return None
+    if any(part in ("0", "-1") or part.startswith("-") for part in parts) or "-" in effects:
+        raise FormulaError(f"random term {text!r} asks for random effects {effects!r} without the intercept; "
+                           f"{supported}:" + here)
+    if len(others) > 1 or len(parts) > 2:
+        raise FormulaError(f"random term {text!r} asks for random effects {effects!r}; {supported}:" + here)
+    if not _IDENTIFIER.match(others[0]):
+        raise FormulaError(f"random slope {others[0]!r} in random term {text!r} is not a column name; "
+                           f"{supported}:" + here)
+    return others[0]

@@ -25,6 +25,8 @@ __all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
 #: Parameters a relaxation may add, and the value the constrained model holds them at.
 HELD_VALUES = {"rho(Residual)": 0.0}
+#: Parameters of a random slope, ``var(x|k)`` and ``cov(k, x|k)``: a model without it holds them at 0.
+_RANDOM_SLOPE = re.compile(r"var\([^()|]+\|[^()]+\)|cov\([^()|,]+, [^()|]+\|[^()]+\)")
 
 
 class InformationNotPositiveDefinite(ValueError):
@@ -70,7 +72,8 @@ def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> tu
     ------
     ValueError
         When a relaxed parameter is neither a parameter of the constrained model, nor one
-        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES`).
+        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES`, and
+        0 for the variance and covariance of a random slope it does not have).
     """
     index = {name: i for i, name in enumerate(constrained_names)}
     mapping = np.zeros((len(relaxed_names), len(constrained_names)))
@@ -81,6 +84,8 @@ def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> tu
             mapping[row, index[base]] = 1.0
         elif name in HELD_VALUES:
             held[row] = HELD_VALUES[name]
+        elif _RANDOM_SLOPE.fullmatch(name):
+            held[row] = 0.0
         else:
             raise ValueError(f"parameter {name!r} of the relaxed model is not a relaxation of the model's parameters")
     if np.any(mapping.sum(0) == 0):
@@ -156,8 +161,10 @@ def lr_test(restricted, unrestricted) -> LRTest:
         raise ValueError("the second fit must be a relaxation of the first (more parameters)")
     statistic = max(2.0 * (unrestricted.llf - restricted.llf), 0.0)
     note = ""
-    if restricted.boundary:
-        note = (f"{', '.join(restricted.boundary)} on the boundary under the null: the chi2 reference is "
+    on_boundary = list(restricted.boundary) + [n for n in names1 if n.startswith("var(") and _RANDOM_SLOPE.fullmatch(n)
+                                               and n not in names0]  # a random slope's variance, 0 under the null
+    if on_boundary:
+        note = (f"{', '.join(on_boundary)} on the boundary under the null: the chi2 reference is "
                 "conservative.")
     return LRTest(statistic, df, float(stats.chi2.sf(statistic, df)), f"chi2({df})", note)
 

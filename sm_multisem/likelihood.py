@@ -115,6 +115,10 @@ class ClusterMoments:
     _ar1: _AR1Derivative | None = None
     level_units: tuple = ()  # (h without and with the own intercept, GLS mean) of every unit of each level, top first
 
+    def gradient(self, weight: np.ndarray) -> np.ndarray:
+        """``d log|Sigma_k| + tr(A dC_k)``: the derivative every log-likelihood needs, (n_clusters, n_var)."""
+        return self.d_logdet + self.contract(weight)
+
     def contract(self, weight: np.ndarray) -> np.ndarray:
         """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and variance ``v``.
 
@@ -388,6 +392,10 @@ class NestedNormal:
     the number of rows.
     """
 
+    #: ``(variance, covariance, variance)`` entries of every 2 x 2 block of effects optimised by its
+    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.slopes.NestedSlopesNormal`)
+    cholesky_blocks = np.empty((0, 3), dtype=np.intp)
+
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
                  row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None):
         columns = np.asarray(columns, dtype=float)
@@ -599,8 +607,7 @@ class NestedNormal:
         v = np.append(-np.asarray(beta, dtype=float), 1.0)
         p = len(v) - 1
         score_beta = mom.cross[:, :p, :] @ v
-        d_quad = mom.contract(np.outer(v, v))
-        return np.hstack([score_beta, -0.5 * (mom.d_logdet + d_quad)])
+        return np.hstack([score_beta, -0.5 * mom.gradient(np.outer(v, v))])
 
     def restricted_loglike(self, variances: np.ndarray) -> tuple[float, np.ndarray]:
         """REML log-likelihood and its gradient with respect to the variances.
@@ -620,7 +627,7 @@ class NestedNormal:
         # d log|X'S^-1 X| + d(r'S^-1 r) in one contraction: A = [[(X'S^-1X)^-1, 0], [0, 0]] + v v'
         weight = _trace_weight(chol) + np.outer(v, v)
         llf = -0.5 * ((self.weighted_obs - p) * _LOG_2PI + self.total(mom.logdet) + logdet_xx + quad)
-        grad = -0.5 * (self.total(mom.d_logdet) + self.total(mom.contract(weight)))
+        grad = -0.5 * self.total(mom.gradient(weight))
         return llf, grad
 
     def profiled_deviance(self, rel_var: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
@@ -659,7 +666,7 @@ class NestedNormal:
         if reml:
             deviance += 2.0 * np.log(np.diag(chol)).sum()
             weight += _trace_weight(chol)
-        gradient = self.total(mom.d_logdet) + self.total(mom.contract(weight))
+        gradient = self.total(mom.gradient(weight))
         return deviance, gradient
 
     def gls(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -734,11 +741,10 @@ class NestedNormal:
         :math:`\\tfrac12 \\operatorname{tr}(P \\Sigma_i P \\Sigma_j)`.
         """
         mom = self.moments(variances)
-        gradient = self.total(mom.d_logdet)
-        if restricted:
-            _, chol = _gls(self.total(mom.cross))
-            gradient = gradient + self.total(mom.contract(_trace_weight(chol)))
-        return gradient
+        if not restricted:
+            return self.total(mom.d_logdet)
+        _, chol = _gls(self.total(mom.cross))
+        return self.total(mom.gradient(_trace_weight(chol)))
 
 
 def _gls(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,10 +20,11 @@ from .covariance import check_cov_options, covariance, numerical_jacobian
 from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
-from .layout import WideLayout, build_layout, position_name
+from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import NestedNormal
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
+from .slopes import NestedSlopesNormal
 from .spec import ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]
@@ -85,7 +86,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         formula : str
             Fixed part as in ``statsmodels.formula.api.ols`` (categoricals, interactions,
             transforms) plus random intercepts ``(1|k/j)``, ``(1|k) + (1|k:j)`` or any
-            deeper nesting ``(1|a/b/c)``.
+            deeper nesting ``(1|a/b/c)``, or random intercepts and slopes ``(1 + x|k/j)``,
+            ``(1 + x|k) + (1|k:j)`` (the slope's column must be in the fixed part too).
         data : DataFrame
         subset : array_like, optional
             Boolean mask or index labels of the rows to use.
@@ -135,14 +137,16 @@ class MultilevelSEM(GenericLikelihoodModel):
         terms = " + ".join(term.text for term in parsed.terms)
         model = cls.__new__(cls)
         model._build(model_data, parsed.groupings, terms=terms, formula=formula, frame=data,
-                     weights=_row_weights(weights, data, model_data), **kwargs)
+                     weights=_row_weights(weights, data, model_data), slopes=parsed.slopes, **kwargs)
         return model
 
     def _build(self, source: ModelData, groupings, *, terms: str, formula: str | None, frame=None,
                relaxations: tuple[Relaxation, ...] = (), label_columns=None, weights=None,
-               layout: WideLayout | None = None, **kwargs) -> None:
+               layout: WideLayout | None = None, slopes=None, **kwargs) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
+        slope_of = {level_name(grouping): column for grouping, column in (slopes or {}).items()}
+        _check_slopes(slope_of, source, relaxations)
         label_columns = dict(label_columns or {})
         exog, exog_names = expand_slopes(source.exog, source.exog_names, relaxations, label_columns)
         model_data = dataclasses.replace(source, exog=exog, exog_names=exog_names)
@@ -151,11 +155,13 @@ class MultilevelSEM(GenericLikelihoodModel):
         labels = collect_labels(relaxations, label_columns, base_layout)
         layout, self._wide_form_problem = key_slots(base_layout, relaxations, labels)
         self.labels = labels
-        table = specify(model_data.endog_name, exog_names, layout, relaxations, labels)
+        if slope_of:
+            self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
+        table = specify(model_data.endog_name, exog_names, layout, relaxations, labels, slopes=slope_of)
         plan = compile_plan(table, exog_names, layout, labels)
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
                         "frame": frame, "relaxations": relaxations, "label_columns": label_columns,
-                        "weights": weights, "layout": base_layout}
+                        "weights": weights, "layout": base_layout, "slopes": slopes}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
         # [X, y] column-major, as the likelihood reads it: no transposed copy of a million rows
@@ -175,10 +181,18 @@ class MultilevelSEM(GenericLikelihoodModel):
         ar1_time = None
         if plan.ar1_entry is not None:
             ar1_time = labels.values[("residual correlation", "Residual")][0]
-        self.likelihood = NestedNormal(
-            columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
-            ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
-        )
+        if slope_of:
+            column = source.exog[:, source.exog_names.index(next(iter(slope_of.values())))]
+            self.likelihood = NestedSlopesNormal(
+                columns, layout.row_starts, layout.child_starts, layout.sort_rows(column),
+                [int(u[0]) for u in plan.unit_variance], plan.slope_entries, int(plan.row_variance[0]),
+                cluster_weights=self.cluster_weights,
+            )
+        else:
+            self.likelihood = NestedNormal(
+                columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
+                ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
+            )
         _check_identification(self.likelihood, layout)
         _check_absorbed_levels(model_data.exog, layout)
         self.data.param_names = list(plan.param_names)
@@ -556,6 +570,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         start = np.full(len(self.plan.variance_index), share)
         if self.plan.ar1_entry is not None:
             start[self.plan.ar1_entry] = 0.0
+        start[[pair[0] for pair in self.plan.slope_entries if pair is not None]] = 0.0  # covariances
         return self.plan.join(beta, start)
 
     def initialize(self) -> None:
@@ -632,10 +647,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         start_theta = None
         if start_params is not None:
             _, variances = self._arguments(start_params)
-            objective = ProfiledObjective(self.likelihood, reml)
-            relative = np.sqrt(np.maximum(variances, 0.0) / variances[objective.reference])
-            relative[objective.scale_free()] = variances[objective.scale_free()]
-            start_theta = relative[objective.free]
+            start_theta = ProfiledObjective(self.likelihood, reml).theta_of(variances)
         what = "log restricted-likelihood" if reml else "log likelihood"
 
         def report(iteration: int, deviance: float) -> None:
@@ -669,6 +681,33 @@ def _fit_gmm_refusal(model, start_params, reml: bool, cov_type, cov_kwds) -> str
     if model.formula is None or model._recipe is None or model.cluster_weights is not None:
         return "GMM needs a model built from a formula and a DataFrame, without sampling weights"
     return ""
+
+
+_DEFINITION_VARIABLES = (
+    "the wide form of a random slope ({terms}) loads the slope's latent variable on every "
+    "position with that position's own covariate value (a definition variable: the loading is data, "
+    "different in every row of the wide data). Stata sem and lavaan take a fixed loading as one constant "
+    "for all rows, so this model has no parameter table, Stata or lavaan syntax or path diagram here; "
+    "fit the long form instead (Stata mixed, lme4 lmer)"
+)
+
+
+def _check_slopes(slope_of: dict[str, str], source: ModelData, relaxations: tuple[Relaxation, ...]) -> None:
+    """Refuse random slopes the likelihood does not evaluate, naming the term."""
+    if not slope_of:
+        return
+    columns = sorted(set(slope_of.values()))
+    if len(columns) > 1:
+        raise NotImplementedError(f"random slopes of different columns ({', '.join(columns)}) are not implemented; "
+                                  "one column may have a random slope at any levels")
+    column = columns[0]
+    if column not in source.exog_names:
+        raise ValueError(f"the random slope of {column!r} needs {column!r} as a numeric column of the fixed part "
+                         f"too (y ~ {column} + (1 + {column}|...)), whose slope is the mean of the random slopes")
+    relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept")})
+    if relaxed:
+        raise NotImplementedError(f"relaxing the {', '.join(relaxed)} of a model with random slopes is not "
+                                  "implemented (relax_slope and relax_intercept are)")
 
 
 def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:

@@ -43,6 +43,10 @@ class Plan:
     ar1_entry : int or None
         The entry of the vector that is the AR(1) correlation of the residuals, if any
         (the vector holds it after the variances; it is a correlation, not a variance).
+    slope_entries : tuple of (int, int) or None
+        For each grouping level (top first) with a random slope, the entries of the vector
+        that are the covariance of the level's random intercept and slope and the slope's
+        variance; None for a level with a random intercept only. Empty without random slopes.
     """
 
     param_names: tuple[str, ...]
@@ -52,6 +56,7 @@ class Plan:
     unit_variance: tuple[np.ndarray, ...]
     row_variance: np.ndarray
     ar1_entry: int | None = None
+    slope_entries: tuple[tuple[int, int] | None, ...] = ()
 
     @property
     def k_params(self) -> int:
@@ -59,8 +64,10 @@ class Plan:
 
     @property
     def level_variances(self) -> np.ndarray:
-        """Entries of the variance vector that are random-intercept variances."""
-        return np.unique(np.concatenate(self.unit_variance))
+        """Entries of the variance vector that are parameters of the random effects: the variances
+        of random intercepts and, with random slopes, the slopes' variances and covariances."""
+        slopes = [entry for pair in self.slope_entries if pair is not None for entry in pair]
+        return np.unique(np.concatenate([*self.unit_variance, np.array(slopes, dtype=np.intp)]))
 
     @property
     def residual_variances(self) -> np.ndarray:
@@ -74,6 +81,13 @@ class Plan:
         mask[self.variance_index] = True
         if self.ar1_entry is not None:
             mask[self.variance_index[self.ar1_entry]] = False
+        return mask & ~self.covariance_mask
+
+    @property
+    def covariance_mask(self) -> np.ndarray:
+        """True for the parameters that are covariances of random effects (a random intercept and slope)."""
+        mask = np.zeros(self.k_params, dtype=bool)
+        mask[self.variance_index[[pair[0] for pair in self.slope_entries if pair is not None]]] = True
         return mask
 
     @property
@@ -122,6 +136,9 @@ _SUPPORTED = {
     "residual variance": (True, None),
     "covariance": (False, 0.0),
     "residual correlation": (True, None),
+    "slope loading": (False, None),  # the loading is the data, x{p}
+    "slope variance": (True, None),
+    "slope covariance": (True, None),
 }
 
 
@@ -155,7 +172,8 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
     variances = rules[rules["kind"].isin(["variance", "residual variance"])]
     correlation = rules[rules["kind"] == "residual correlation"]
-    variance_labels = list(dict.fromkeys([*variances["label"], *correlation["label"]]))
+    slope_rules = rules[rules["kind"].isin(["slope covariance", "slope variance"])]
+    variance_labels = list(dict.fromkeys([*variances["label"], *slope_rules["label"], *correlation["label"]]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
@@ -173,6 +191,14 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         assign(level, "variance", n_units) for level, n_units in zip(layout.level_names, layout.n_units)
     )
     row_variance = assign("Residual", "residual variance", layout.n_rows)
+    slope_entries = ()
+    if len(slope_rules):
+        def entry(level: str, kind: str) -> int:
+            return position[slope_rules[(slope_rules["level"] == level) & (slope_rules["kind"] == kind)]["label"].iloc[0]]
+
+        with_slope = set(slope_rules["level"])
+        slope_entries = tuple((entry(level, "slope covariance"), entry(level, "slope variance"))
+                              if level in with_slope else None for level in layout.level_names)
     return Plan(
         param_names=tuple(free["name"]),
         labels=tuple(free["label"]),
@@ -181,4 +207,5 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         unit_variance=unit_variance,
         row_variance=row_variance,
         ar1_entry=position[correlation["label"].iloc[0]] if len(correlation) else None,
+        slope_entries=slope_entries,
     )

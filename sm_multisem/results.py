@@ -164,7 +164,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         Any residual-variance ratios are estimated again under that constraint.
         """
         objective = ProfiledObjective(self.model.likelihood, self.reml)
-        linear = fit_profiled(self.model.likelihood, reml=self.reml, fixed_zero=objective.is_level)
+        linear = fit_profiled(self.model.likelihood, reml=self.reml, fixed_zero=objective.is_effect)
         return -0.5 * linear.deviance
 
     def lr_test_linear(self) -> LRTest:

@@ -315,6 +315,11 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     if information not in ("expected", "observed"):
         raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
     model = results.model
+    if model.plan.slope_entries:
+        raise NotImplementedError(
+            "score tests of the wide model's constraints, position by position, are not implemented for random "
+            "slopes (their wide form has loadings that are data); test a model against another with "
+            "res.score_test(other_model) or res.lr_test(other_fit)")
     candidates = constraint_families(model, t=t)
     if families is not None:
         known = [f.label for f in candidates]

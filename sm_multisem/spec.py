@@ -13,7 +13,11 @@ Naming in the wide model
 * latent: the capitalised name of the level's grouping column followed by the slots of
   the levels above it, ``K`` for the top level, ``J1``, ``J2`` for the units of ``k:j``;
 * labels: ``b<x>`` for slopes, ``c`` for the intercept, ``S_<level>`` for effect
-  variances and ``S_e`` for the residual variance.
+  variances and ``S_e`` for the residual variance;
+* a random slope of ``x`` at a level adds the latent ``K_x`` (``J_x1``, ...), loading on
+  ``y{p}`` with the position's own ``x{p}`` (a definition variable: the loading is data),
+  its variance ``S_<level>_<x>`` and its covariance ``C_<level>_<x>`` with the level's
+  random intercept.
 """
 
 from __future__ import annotations
@@ -191,7 +195,8 @@ def constrained_values(table: pd.DataFrame, values) -> dict[str, float]:
     return out
 
 
-def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations=(), labels=None) -> ParameterTable:
+def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations=(), labels=None,
+            slopes=None) -> ParameterTable:
     """The parameter table: every constraint of the mixed model, less the relaxed ones.
 
     Parameters
@@ -206,6 +211,8 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         Constraints to release (see :mod:`sm_multisem.relax`).
     labels : Labels, optional
         The label values of the relaxations (required when there are relaxations).
+    slopes : dict, optional
+        Level name -> the column with a random slope at that level (``{"k": "x"}``).
 
     Returns
     -------
@@ -215,6 +222,7 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         constraint becomes one label per value of its labelling column.
     """
     y = identifier(outcome)
+    slopes = dict(slopes or {})
     relaxed = {(r.kind, r.target): r for r in relaxations}
     slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind in ("slope", "intercept")
                 for g in labels.of(r)[1]}
@@ -255,6 +263,8 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     for base, slots, level, label in zip(latent_bases, slot_text, layout.level_names, variance_labels):
         rules += _variance_rules("variance", f"{base}{slots}", f"{base}{slots}", label, level, f"every unit of {level}",
                                  relaxed.get(("variance", level)), labels)
+        if level in slopes:
+            rules += _slope_rules(y, base, slots, level, label, slopes[level])
     rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
                              "every position", relaxed.get(("residual variance", "Residual")), labels)
     correlation = relaxed.get(("residual correlation", "Residual"))
@@ -262,11 +272,26 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         rules.append(("residual correlation", f"e.{y}{{p}}", "~~", f"e.{y}{{q}}", "rho", True, np.nan, "rho(Residual)",
                       f"positions p, q of one {layout.level_names[-1]} unit: S_e * rho^|{correlation.by}_p - "
                       f"{correlation.by}_q|", "Residual", correlation.by, ""))
-    rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "", "every pair of effects",
-                  "", "", ""))
+    rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "",
+                  "every other pair of effects" if slopes else "every pair of effects", "", "", ""))
     table = pd.DataFrame(rules, columns=RULE_COLUMNS)
     return ParameterTable(rules=table, outcome=y, covariates=tuple(dict.fromkeys(covariate_ids)),
                           latent_bases=tuple(latent_bases))
+
+
+def _slope_rules(y: str, base: str, slots: str, level: str, label: str, column: str) -> list[tuple]:
+    """The random slope of ``column`` at a level: its latent, loading with the data, variance and
+    covariance with the level's random intercept (lme4's unstructured ``(1 + x|k)``)."""
+    ident = identifier(column)
+    latent = f"{base}_{ident}{slots}"
+    return [
+        ("slope loading", latent, "=~", f"{y}{{p}}", "", False, np.nan, "",
+         f"positions inside the {level} unit, with the loading {ident}{{p}} (the data)", level, "", ""),
+        ("slope variance", latent, "~~", latent, f"{label}_{ident}", True, np.nan, f"var({column}|{level})",
+         f"every unit of {level}", level, "", ""),
+        ("slope covariance", f"{base}{slots}", "~~", latent, f"C{label[1:]}_{ident}", True, np.nan,
+         f"cov({level}, {column}|{level})", f"every unit of {level}", level, "", ""),
+    ]
 
 
 def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels) -> list[tuple]:

@@ -100,7 +100,7 @@ def _mixed_summary(res, alpha: float, summary: Summary, max_equations: int) -> l
     estimates = _estimates(res, alpha)
     plan = res.model.plan
     summary.add_df(estimates.iloc[plan.beta_index])
-    random = estimates.iloc[np.flatnonzero(plan.variance_mask | plan.correlation_mask)]
+    random = estimates.iloc[np.flatnonzero(plan.variance_mask | plan.covariance_mask | plan.correlation_mask)]
     summary.add_df(random.drop(columns=["z", "P>|z|"]).rename(columns={"Coef.": "Estimate"}))
 
     if res.model.cluster_weights is not None:

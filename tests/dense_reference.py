@@ -7,12 +7,17 @@ from scipy import stats
 def dense_covariances(model, params):
     """Dense Sigma_k of every cluster, built from the plan's per-unit and per-row variances.
 
-    With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|``.
+    With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|``; with a random
+    slope of ``x`` at a level, two rows of one unit covary ``z_s' G z_t``, ``z = (1, x)``.
     """
     _, variances = model.plan.split(params)
     layout = model.layout
     units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
     resid = variances[model.plan.row_variance]
+    slope_x = None
+    if model.plan.slope_entries:
+        column = model.model_data.exog_names.index(next(iter(model._recipe["slopes"].values())))
+        slope_x = model.model_data.exog[model.layout.order, column]
     time = None
     if model.plan.ar1_entry is not None:
         time = model.labels.values[("residual correlation", "Residual")][0]
@@ -26,7 +31,14 @@ def dense_covariances(model, params):
             sigma = resid[rows][:, None] * same * rho ** np.abs(time[rows][:, None] - time[rows][None, :])
         for level, which in enumerate(model.plan.unit_variance):
             u = units[level][rows]
-            sigma += variances[which][u][:, None] * (u[:, None] == u[None, :])
+            same = u[:, None] == u[None, :]
+            slope = model.plan.slope_entries[level] if model.plan.slope_entries else None
+            if slope is None:
+                sigma += variances[which][u][:, None] * same
+            else:
+                g = variances[[[which[0], slope[0]], [slope[0], slope[1]]]]
+                z = np.column_stack([np.ones(len(rows)), slope_x[rows]])
+                sigma += z @ g @ z.T * same
         yield rows, sigma
 
 

@@ -162,3 +162,18 @@ def test_three_level_nesting_end_to_end():
 def test_random_term_after_a_number_needs_a_plus():
     with pytest.raises(FormulaError, match=r"expected '\+' before the random term '\(1\|k\)'"):
         parse_formula("y ~ x + 1 (1|k)")
+
+
+@pytest.mark.parametrize(
+    "formula, slopes",
+    [
+        ("y ~ x + (1 + x|k/j)", {("k",): "x", ("k", "j"): "x"}),
+        ("y ~ x + (x|k)", {("k",): "x"}),  # lme4 reads (x|k) as (1 + x|k)
+        ("y ~ x + (x + 1|k) + (1|k:j)", {("k",): "x"}),
+        ("y ~ x + (1|k/j)", {}),
+    ],
+)
+def test_random_slopes_by_grouping(formula, slopes):
+    parsed = parse_formula(formula)
+    assert parsed.slopes == slopes
+    assert parsed.fixed == "y ~ x"

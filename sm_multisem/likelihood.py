@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NestedNormal", "ClusterMoments"]
+__all__ = ["ClusterMoments", "MomentNormal", "NestedNormal"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -175,7 +175,7 @@ class _Units:
     d_mean: np.ndarray | None  # None: the means do not depend on the variances (cells, lowest units)
     active: np.ndarray
 
-    def add_intercept(self, variance: np.ndarray, which: np.ndarray, which_params: np.ndarray) -> "_Units":
+    def add_intercept(self, variance: np.ndarray, which: np.ndarray, which_params: np.ndarray) -> _Units:
         """``B -> B + s 1 1'`` for every unit; ``which`` is the variance parameter of each unit,
         ``which_params`` the distinct ones among them."""
         units = self._with_active(np.union1d(self.active, which_params))
@@ -192,7 +192,7 @@ class _Units:
             active=units.active,
         )
 
-    def _with_active(self, active: np.ndarray) -> "_Units":
+    def _with_active(self, active: np.ndarray) -> _Units:
         """The same units with derivatives in ``active`` (a superset of the present ones)."""
         if len(active) == len(self.active):
             return self
@@ -358,230 +358,63 @@ class _AR1Derivative:
         out[:, self.index] += self.unit_clusters.sum(per_unit)
 
 
-class NestedNormal:
-    """Normal model with nested random intercepts and independent residuals.
+@dataclass(frozen=True)
+class _CellGrid:
+    """The cells of every lowest unit on a (units, residual variances) grid, where variances differ inside units.
 
-    Parameters
-    ----------
-    columns : ndarray, shape (n_rows, m)
-        Data columns ``[X, y]``, rows sorted so that every unit at every level is a
-        contiguous run.
-    row_starts : ndarray
-        Start row of every unit of the lowest grouping level.
-    child_starts : sequence of ndarray
-        For each grouping level above the lowest (top first), the start index of
-        every unit's children among the units of the next level down.
-    unit_variance : sequence of ndarray, optional
-        For each level (top first), the variance parameter of every unit's random
-        intercept. By default one parameter per level, ``0 .. n_levels - 1``.
-    row_variance : ndarray, optional
-        The residual variance parameter of every row; by default all rows share
-        parameter ``n_levels``.
-    ar1_time, ar1_index : ndarray and int, optional
-        Integer time of every row and the parameter holding ``rho``: residuals of a lowest
-        unit are then correlated ``rho^|t - s|`` (one residual variance only).
-    cluster_weights : ndarray, optional
-        Sampling weight of every top-level cluster: totals over clusters, and so the
-        profiled, restricted and GLS quantities, are weighted (pseudo-likelihood).
+    A cell is the rows of a unit that share a residual variance; an absent cell has count 0
+    and enters nothing. Pooling a unit's cells (a weighted one-way ANOVA, as
+    :meth:`_Units.pool`) is then a handful of array operations along the short second axis,
+    with the derivatives in closed form: with ``a_r = n_r / s_r`` and ``a = sum_r a_r``,
 
-    Notes
-    -----
-    The data enter only through per-cell counts, means and within-cell scatter
-    matrices, computed once here (a cell is the rows of one lowest unit that share a
-    residual variance). Each evaluation then costs O(number of units), independent of
-    the number of rows.
+    .. math::
+
+        \\frac{\\partial h}{\\partial s_r} = \\frac{a_r}{s_r a^2}, \\qquad
+        \\frac{\\partial \\bar w}{\\partial s_r} = -\\frac{a_r}{s_r a} (\\bar w_r - \\bar w).
     """
 
-    #: ``(variance, covariance, variance)`` entries of every 2 x 2 block of effects optimised by its
-    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.slopes.NestedSlopesNormal`)
-    cholesky_blocks = np.empty((0, 3), dtype=np.intp)
+    count: np.ndarray  # (units, R)
+    mean: np.ndarray  # (units, R, m)
+    d_h: np.ndarray  # (units * R, R): the derivative of every cell's h = s_r / n_r, 1 / n_r in its own column
+    clusters: _Segments  # the cells of every top-level cluster, in the flattened grid
 
-    def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
-                 row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None):
-        columns = np.asarray(columns, dtype=float)
-        n_rows, m = columns.shape
-        self.n_columns = m
-        self.n_levels = len(child_starts) + 1
-        self.child_starts = tuple(np.asarray(s, dtype=np.intp) for s in child_starts)
-        counts = np.diff(np.append(row_starts, n_rows))
-        sizes = [len(s) for s in self.child_starts] + [len(counts)]
-        if unit_variance is None:
-            unit_variance = [np.full(n, level, dtype=np.intp) for level, n in enumerate(sizes)]
-        if row_variance is None:
-            row_variance = np.full(n_rows, self.n_levels, dtype=np.intp)
-        self.unit_variance = tuple(np.asarray(u, dtype=np.intp) for u in unit_variance)
-        row_variance = np.asarray(row_variance, dtype=np.intp)
-        self.residual_variances = np.flatnonzero(np.bincount(row_variance))  # O(rows), no sort
-        self.level_variances = np.unique(np.concatenate(self.unit_variance))
-        self._level_params = tuple(np.unique(u) for u in self.unit_variance)  # the distinct ones of each level
-        self.correlations = np.array([] if ar1_index is None else [ar1_index], dtype=np.intp)
-        self.n_var = int(max(self.residual_variances.max(), self.level_variances.max(), *self.correlations)) + 1
-
-        # parent of every unit (levels below the top), and the first unit of every cluster
-        self._parents = tuple(
-            np.repeat(np.arange(len(s)), np.diff(np.append(s, n_children)))
-            for s, n_children in zip(self.child_starts, sizes[1:])
+    def pool(self, resid: np.ndarray, active: np.ndarray) -> tuple[_Units, np.ndarray, _Pooling]:
+        """The units, the between-cell scatter of every cluster, and the record of :meth:`_Units.pool`."""
+        a_cell = self.count / resid
+        h = 1.0 / a_cell.sum(1)
+        mean = np.einsum("ur,urm->um", a_cell, self.mean) * h[:, None]
+        dev = self.mean - mean[:, None, :]
+        flat_a, flat_dev = a_cell.ravel(), dev.reshape(len(a_cell) * len(resid), -1)
+        between = _segment_outer_sums(flat_a[:, None] * flat_dev, flat_dev, self.clusters, symmetric=True)
+        units = _Units(
+            logdet=self.count @ np.log(resid),
+            h=h,
+            mean=mean,
+            d_logdet=self.count / resid,
+            d_h=a_cell / resid * (h * h)[:, None],
+            d_mean=-(a_cell / resid * h[:, None])[:, :, None] * dev,
+            active=active,
         )
-        cluster = [np.arange(sizes[0])]
-        for parent in self._parents:
-            cluster.append(cluster[-1][parent])
-        self._cluster_starts = tuple(np.searchsorted(c, np.arange(sizes[0])) for c in cluster)
-        # runs to sum over: the children of every unit (levels below the top), the units of every cluster
-        self._children = tuple(_Segments(s, parent) for s, parent in zip(self.child_starts, self._parents))
-        self._clusters = tuple(_Segments(s, c) for s, c in zip(self._cluster_starts, cluster))
-        self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
-        self.n_obs = n_rows
-        self.cluster_weights = (np.ones(sizes[0]) if cluster_weights is None
-                                else np.asarray(cluster_weights, dtype=float))
-        self.weighted_obs = float(self.cluster_weights @ self.cluster_size)
+        return units, between, _Pooling(flat_a, flat_dev, None, self.d_h, self.clusters, active)
 
-        # cells: the rows of one lowest unit with one residual variance
-        unit_of_row = np.repeat(np.arange(len(counts)), counts)
-        if len(self.residual_variances) == 1:  # one residual variance: the cells are the units
-            order, cell_starts = np.arange(n_rows), np.asarray(row_starts)
-        else:
-            order = np.lexsort((row_variance, unit_of_row))
-            key = unit_of_row[order] * self.n_var + row_variance[order]
-            cell_starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
-        cell_counts = np.diff(np.append(cell_starts, n_rows))
-        self._cell_size = cell_counts.astype(float)
-        self._cell_variance = row_variance[order[cell_starts]]
-        self._cell_unit = unit_of_row[order[cell_starts]]
-        self._unit_cell_starts = np.searchsorted(self._cell_unit, np.arange(len(counts)))
-        cell_cluster = cluster[-1][self._cell_unit]
-        self._cell_cluster_starts = np.searchsorted(cell_cluster, np.arange(sizes[0]))
-        self._unit_cells = _Segments(self._unit_cell_starts, self._cell_unit)
-        self._cell_clusters = _Segments(self._cell_cluster_starts, cell_cluster)
-        by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
-        cell_mean = np.add.reduceat(by_column, cell_starts, axis=1) / self._cell_size
-        centred = np.empty_like(by_column)
-        for column in range(m):  # a column at a time: a million-row temporary, not m of them
-            np.subtract(by_column[column], np.repeat(cell_mean[column], cell_counts), out=centred[column])
-        self._cell_mean = np.ascontiguousarray(cell_mean.T)
-        within = np.empty((len(cell_counts), m, m))
-        for a in range(m):
-            for b in range(a, m):
-                within[:, a, b] = within[:, b, a] = np.add.reduceat(centred[a] * centred[b], cell_starts)
-        # the within-cell scatter enters every evaluation only as its sum per cluster and residual variance
-        self._cluster_within = np.stack([
-            np.add.reduceat(within * (self._cell_variance == r)[:, None, None], self._cell_cluster_starts, axis=0)
-            for r in self.residual_variances
-        ])
-        self._ar1 = None
-        if ar1_time is not None:
-            if len(self.residual_variances) > 1:
-                raise ValueError("AR(1) residuals take a single residual variance")
-            time_order = np.lexsort((ar1_time, unit_of_row))
-            self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
-            self._unit_clusters = self._cell_clusters  # one cell per unit
+
+class MomentNormal:
+    """Gaussian log-likelihoods of independent clusters, from their moments.
+
+    Everything here needs of the data only ``log|Sigma_k|`` and ``C_k = W_k' Sigma_k^{-1} W_k``
+    (``W = [X, y]``) of every cluster and their derivatives in the variances: a subclass
+    provides them as ``moments(variances)`` (an object with ``logdet``, ``cross``,
+    ``d_logdet`` and ``gradient(weight)``, as :class:`ClusterMoments`), with the attributes
+    ``n_columns``, ``cluster_size``, ``cluster_weights`` and ``weighted_obs``. A "cluster"
+    may be any set of independent rows whose moments are summed, such as every cluster
+    sharing one missingness pattern (:class:`~sm_multisem.patterns.PatternNormal`).
+    """
 
     def total(self, per_cluster: np.ndarray) -> np.ndarray:
         """Weighted sum over clusters (the first axis)."""
         # einsum, not tensordot: a BLAS call per evaluation on these small products costs far
         # more than the sum itself (thread start-up, and contention when the cores are busy)
         return np.einsum("k,k...->...", self.cluster_weights, per_cluster)
-
-    def within_unit_residual(self) -> tuple[int, float, float]:
-        """Degrees of freedom and sum of squares left for the residual variance inside units.
-
-        Returns ``(dof, rss, tss)``: ``dof = rows - lowest units - rank of the covariates'
-        within-unit variation``, ``rss`` the outcome's within-unit sum of squares after the
-        covariates, ``tss`` its within-unit sum of squares. When ``dof`` or ``rss`` is 0 the
-        outcome lies in the span of the covariates and the unit intercepts: the residual
-        variance can shrink to 0 and the likelihood has no maximum.
-        """
-        scatter = self._cluster_within.sum((0, 1))
-        n_cells = len(self._cell_size)
-        if n_cells > len(self._unit_cell_starts):  # cells split units: add the between-cell scatter
-            cells = _Units(np.zeros(n_cells), 1.0 / self._cell_size, self._cell_mean,
-                           np.zeros((n_cells, 1)), np.zeros((n_cells, 1)), None, np.zeros(1, dtype=np.intp))
-            _, between, _ = cells.pool(self._unit_cells, _Segments(np.zeros(1), np.zeros(n_cells)))
-            scatter = scatter + between[0]
-        x, y = scatter[:-1, :-1], scatter[:-1, -1]
-        rank = np.linalg.matrix_rank(x, tol=1e-10 * max(np.abs(np.diag(x)).max(initial=0.0), 1e-300))
-        rss = float(scatter[-1, -1] - y @ np.linalg.pinv(x, rcond=1e-10) @ y)
-        dof = self.n_obs - len(self._unit_cell_starts) - int(rank)
-        return dof, max(rss, 0.0), float(scatter[-1, -1])
-
-    # ------------------------------------------------------------------ recursion
-    def moments(self, variances: np.ndarray) -> ClusterMoments:
-        """Cluster moments for the variance parameters (see ``unit_variance``, ``row_variance``)."""
-        variances = np.asarray(variances, dtype=float)
-        if self._ar1 is not None:
-            return self._finish(variances, *self._ar1_units(variances))
-        n_cells = len(self._cell_mean)
-        which, n = self._cell_variance, self._cell_size
-        resid = variances[which]
-        active = self.residual_variances
-        column = np.searchsorted(active, which)
-        d_h = np.zeros((n_cells, len(active)))
-        d_h[np.arange(n_cells), column] = 1.0 / n
-        d_logdet = np.zeros((n_cells, len(active)))
-        d_logdet[np.arange(n_cells), column] = n / resid
-        units = _Units(n * np.log(resid), resid / n, self._cell_mean, d_logdet, d_h, None, active)
-        within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
-        poolings = []
-        if n_cells > len(self._unit_cell_starts):  # several residual variances inside a unit
-            units, between, record = units.pool(self._unit_cells, self._cell_clusters)
-            within += between
-            poolings.append(record)
-        return self._finish(variances, units, within, poolings, (self._cluster_within, self.residual_variances), None)
-
-    def _ar1_units(self, variances: np.ndarray):
-        """The lowest units with AR(1) residuals, from the sums by unit and gap."""
-        res, index = int(self.residual_variances[0]), int(self.correlations[0])
-        resid, rho = variances[res], variances[index]
-        a, d_a, mean, d_mean_rho, centred_mean, scatter, d_q, log_s2, d_log_s2 = self._ar1.unit_sums(rho)
-        n_units, m = mean.shape
-        counts = self._ar1.n_rows
-        active = np.array(sorted([res, index]), dtype=np.intp)
-        res_col, rho_col = np.searchsorted(active, res), np.searchsorted(active, index)
-        d_h = np.zeros((n_units, 2))
-        d_h[:, res_col] = 1.0 / a
-        d_h[:, rho_col] = -resid * d_a / (a * a)
-        d_logdet = np.zeros((n_units, 2))
-        d_logdet[:, res_col] = counts / resid
-        d_logdet[:, rho_col] = d_log_s2
-        d_mean = np.zeros((n_units, 2, m))
-        d_mean[:, rho_col] = d_mean_rho
-        units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean, active)
-        cluster_scatter = self._unit_clusters.sum(scatter)
-        derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_clusters, resid, index)
-        return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
-
-    def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
-        """Add every level's random intercept and pool up to the clusters.
-
-        ``within_sums`` is the within-cell scatter summed per cluster, one sum for each
-        residual variance, and those variances' parameters (for the derivative pass).
-        """
-        level_units = []
-        for level in range(self.n_levels - 1, -1, -1):
-            which = self.unit_variance[level]
-            below = units.h  # kept: h - s would cancel when the unit's own variance dwarfs the rest
-            units = units.add_intercept(variances[which], which, self._level_params[level])
-            level_units.insert(0, (below, units.h, units.mean))
-            if level > 0:
-                units, between, record = units.pool(self._children[level - 1], self._clusters[level])
-                within += between
-                poolings.append(record)
-        # the cluster's own GLS mean enters C_k as a_k m_k m_k'
-        a = 1.0 / units.h
-        cross = within + a[:, None, None] * units.mean[:, :, None] * units.mean[:, None, :]
-        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, self._clusters[0], units.active))
-        d_logdet = np.zeros((len(a), self.n_var))
-        d_logdet[:, units.active] = units.d_logdet
-        return ClusterMoments(
-            logdet=units.logdet,
-            cross=cross,
-            d_logdet=d_logdet,
-            _poolings=tuple(poolings),
-            _within=within_sums[0],
-            _within_variance=within_sums[1],
-            _variances=variances,
-            _ar1=ar1,
-            level_units=tuple(level_units),
-        )
 
     # ---------------------------------------------------------- log-likelihoods
     def loglikeobs(self, beta: np.ndarray, variances: np.ndarray) -> np.ndarray:
@@ -681,6 +514,241 @@ class NestedNormal:
         p = self.n_columns - 1
         return self.total(self.moments(variances).cross)[:p, :p]
 
+    def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
+        """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.
+
+        Because ``Sigma`` is linear in the variances, minus one half of the Jacobian of this
+        gradient is the expected information of the variances (ML, or REML if restricted):
+        :math:`\\tfrac12 \\operatorname{tr}(P \\Sigma_i P \\Sigma_j)`.
+        """
+        mom = self.moments(variances)
+        if not restricted:
+            return self.total(mom.d_logdet)
+        _, chol = _gls(self.total(mom.cross))
+        return self.total(mom.gradient(_trace_weight(chol)))
+
+
+class NestedNormal(MomentNormal):
+    """Normal model with nested random intercepts and independent residuals.
+
+    Parameters
+    ----------
+    columns : ndarray, shape (n_rows, m)
+        Data columns ``[X, y]``, rows sorted so that every unit at every level is a
+        contiguous run.
+    row_starts : ndarray
+        Start row of every unit of the lowest grouping level.
+    child_starts : sequence of ndarray
+        For each grouping level above the lowest (top first), the start index of
+        every unit's children among the units of the next level down.
+    unit_variance : sequence of ndarray, optional
+        For each level (top first), the variance parameter of every unit's random
+        intercept. By default one parameter per level, ``0 .. n_levels - 1``.
+    row_variance : ndarray, optional
+        The residual variance parameter of every row; by default all rows share
+        parameter ``n_levels``.
+    ar1_time, ar1_index : ndarray and int, optional
+        Integer time of every row and the parameter holding ``rho``: residuals of a lowest
+        unit are then correlated ``rho^|t - s|`` (one residual variance only).
+    cluster_weights : ndarray, optional
+        Sampling weight of every top-level cluster: totals over clusters, and so the
+        profiled, restricted and GLS quantities, are weighted (pseudo-likelihood).
+
+    Notes
+    -----
+    The data enter only through per-cell counts, means and within-cell scatter
+    matrices, computed once here (a cell is the rows of one lowest unit that share a
+    residual variance). Each evaluation then costs O(number of units), independent of
+    the number of rows.
+    """
+
+    #: ``(variance, covariance, variance)`` entries of every 2 x 2 block of effects optimised by its
+    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.slopes.NestedSlopesNormal`)
+    cholesky_blocks = np.empty((0, 3), dtype=np.intp)
+
+    def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
+                 row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None):
+        columns = np.asarray(columns, dtype=float)
+        n_rows, m = columns.shape
+        self.n_columns = m
+        self.n_levels = len(child_starts) + 1
+        self.child_starts = tuple(np.asarray(s, dtype=np.intp) for s in child_starts)
+        counts = np.diff(np.append(row_starts, n_rows))
+        sizes = [len(s) for s in self.child_starts] + [len(counts)]
+        if unit_variance is None:
+            unit_variance = [np.full(n, level, dtype=np.intp) for level, n in enumerate(sizes)]
+        if row_variance is None:
+            row_variance = np.full(n_rows, self.n_levels, dtype=np.intp)
+        self.unit_variance = tuple(np.asarray(u, dtype=np.intp) for u in unit_variance)
+        row_variance = np.asarray(row_variance, dtype=np.intp)
+        self.residual_variances = np.flatnonzero(np.bincount(row_variance))  # O(rows), no sort
+        self._level_params = tuple(np.flatnonzero(np.bincount(u)) for u in self.unit_variance)  # distinct, each level
+        self.level_variances = np.unique(np.concatenate(self._level_params))
+        self.correlations = np.array([] if ar1_index is None else [ar1_index], dtype=np.intp)
+        self.n_var = int(max(self.residual_variances.max(), self.level_variances.max(), *self.correlations)) + 1
+
+        # parent of every unit (levels below the top), and the first unit of every cluster
+        self._parents = tuple(
+            np.repeat(np.arange(len(s)), np.diff(np.append(s, n_children)))
+            for s, n_children in zip(self.child_starts, sizes[1:])
+        )
+        cluster = [np.arange(sizes[0])]
+        for parent in self._parents:
+            cluster.append(cluster[-1][parent])
+        self._cluster_starts = tuple(np.searchsorted(c, np.arange(sizes[0])) for c in cluster)
+        # runs to sum over: the children of every unit (levels below the top), the units of every cluster
+        self._children = tuple(_Segments(s, parent) for s, parent in zip(self.child_starts, self._parents))
+        self._clusters = tuple(_Segments(s, c) for s, c in zip(self._cluster_starts, cluster))
+        self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
+        self.n_obs = n_rows
+        self.cluster_weights = (np.ones(sizes[0]) if cluster_weights is None
+                                else np.asarray(cluster_weights, dtype=float))
+        self.weighted_obs = float(self.cluster_weights @ self.cluster_size)
+
+        # cells: the rows of one lowest unit with one residual variance
+        unit_of_row = np.repeat(np.arange(len(counts)), counts)
+        if len(self.residual_variances) == 1:  # one residual variance: the cells are the units
+            order, cell_starts = np.arange(n_rows), np.asarray(row_starts)
+        else:
+            order = np.lexsort((row_variance, unit_of_row))
+            key = unit_of_row[order] * self.n_var + row_variance[order]
+            cell_starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
+        cell_counts = np.diff(np.append(cell_starts, n_rows))
+        self._cell_size = cell_counts.astype(float)
+        cell_variance = row_variance[order[cell_starts]]
+        cell_unit = unit_of_row[order[cell_starts]]
+        cell_cluster = cluster[-1][cell_unit]
+        self._cell_clusters = _Segments(np.searchsorted(cell_cluster, np.arange(sizes[0])), cell_cluster)
+        by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
+        cell_of_row = np.repeat(np.arange(len(cell_counts)), cell_counts)
+        cells = _Segments(cell_starts, cell_of_row)
+        cell_mean = np.stack([cells.sum(column) for column in by_column]) / self._cell_size
+        centred = np.empty_like(by_column)
+        for column in range(m):  # a column at a time: a million-row temporary, not m of them
+            np.subtract(by_column[column], cell_mean[column][cell_of_row], out=centred[column])
+        self._cell_mean = np.ascontiguousarray(cell_mean.T)
+        # the within-cell scatter enters every evaluation only as its sum per cluster and residual
+        # variance: summed row by row into those groups, never cell by cell
+        n_residual = len(self.residual_variances)
+        cell_slot = np.searchsorted(self.residual_variances, cell_variance)
+        group = (cell_cluster * n_residual + cell_slot)[cell_of_row]
+        self._cluster_within = np.empty((n_residual, sizes[0], m, m))
+        for a in range(m):
+            for b in range(a, m):
+                sums = np.bincount(group, weights=centred[a] * centred[b], minlength=sizes[0] * n_residual)
+                self._cluster_within[:, :, a, b] = self._cluster_within[:, :, b, a] = sums.reshape(-1, n_residual).T
+        self._grid = None
+        if n_residual > 1:
+            grid = (len(counts), n_residual)
+            count, mean = np.zeros(grid), np.zeros(grid + (m,))
+            count[cell_unit, cell_slot], mean[cell_unit, cell_slot] = cell_counts, self._cell_mean
+            d_h = np.zeros((count.size, n_residual))
+            d_h[np.arange(count.size), np.tile(np.arange(n_residual), len(counts))] = np.divide(
+                1.0, count, out=np.zeros(grid), where=count > 0).ravel()
+            self._grid = _CellGrid(count, mean, d_h, _Segments(self._cluster_starts[-1] * n_residual,
+                                                               np.repeat(cluster[-1], n_residual)))
+        self._ar1 = None
+        if ar1_time is not None:
+            if len(self.residual_variances) > 1:
+                raise ValueError("AR(1) residuals take a single residual variance")
+            time_order = np.lexsort((ar1_time, unit_of_row))
+            self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
+            self._unit_clusters = self._cell_clusters  # one cell per unit
+
+    def within_unit_residual(self) -> tuple[int, float, float]:
+        """Degrees of freedom and sum of squares left for the residual variance inside units.
+
+        Returns ``(dof, rss, tss)``: ``dof = rows - lowest units - rank of the covariates'
+        within-unit variation``, ``rss`` the outcome's within-unit sum of squares after the
+        covariates, ``tss`` its within-unit sum of squares. When ``dof`` or ``rss`` is 0 the
+        outcome lies in the span of the covariates and the unit intercepts: the residual
+        variance can shrink to 0 and the likelihood has no maximum.
+        """
+        scatter = self._cluster_within.sum((0, 1))
+        if self._grid is not None:  # cells split units: add the between-cell scatter
+            ones = np.ones(len(self.residual_variances))
+            scatter = scatter + self._grid.pool(ones, self.residual_variances)[1].sum(0)
+        x, y = scatter[:-1, :-1], scatter[:-1, -1]
+        rank = np.linalg.matrix_rank(x, tol=1e-10 * max(np.abs(np.diag(x)).max(initial=0.0), 1e-300))
+        rss = float(scatter[-1, -1] - y @ np.linalg.pinv(x, rcond=1e-10) @ y)
+        dof = self.n_obs - len(self.unit_variance[-1]) - int(rank)
+        return dof, max(rss, 0.0), float(scatter[-1, -1])
+
+    # ------------------------------------------------------------------ recursion
+    def moments(self, variances: np.ndarray) -> ClusterMoments:
+        """Cluster moments for the variance parameters (see ``unit_variance``, ``row_variance``)."""
+        variances = np.asarray(variances, dtype=float)
+        if self._ar1 is not None:
+            return self._finish(variances, *self._ar1_units(variances))
+        within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
+        active = self.residual_variances
+        if self._grid is not None:  # several residual variances inside a unit: pool its cells
+            units, between, record = self._grid.pool(variances[active], active)
+            within += between
+            poolings = [record]
+        else:  # one residual variance: a cell is a unit
+            n, resid = self._cell_size, variances[active[0]]
+            units = _Units(n * np.log(resid), resid / n, self._cell_mean, (n / resid)[:, None], (1.0 / n)[:, None],
+                           None, active)
+            poolings = []
+        return self._finish(variances, units, within, poolings, (self._cluster_within, active), None)
+
+    def _ar1_units(self, variances: np.ndarray):
+        """The lowest units with AR(1) residuals, from the sums by unit and gap."""
+        res, index = int(self.residual_variances[0]), int(self.correlations[0])
+        resid, rho = variances[res], variances[index]
+        a, d_a, mean, d_mean_rho, centred_mean, scatter, d_q, log_s2, d_log_s2 = self._ar1.unit_sums(rho)
+        n_units, m = mean.shape
+        counts = self._ar1.n_rows
+        active = np.array(sorted([res, index]), dtype=np.intp)
+        res_col, rho_col = np.searchsorted(active, res), np.searchsorted(active, index)
+        d_h = np.zeros((n_units, 2))
+        d_h[:, res_col] = 1.0 / a
+        d_h[:, rho_col] = -resid * d_a / (a * a)
+        d_logdet = np.zeros((n_units, 2))
+        d_logdet[:, res_col] = counts / resid
+        d_logdet[:, rho_col] = d_log_s2
+        d_mean = np.zeros((n_units, 2, m))
+        d_mean[:, rho_col] = d_mean_rho
+        units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean, active)
+        cluster_scatter = self._unit_clusters.sum(scatter)
+        derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_clusters, resid, index)
+        return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
+
+    def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
+        """Add every level's random intercept and pool up to the clusters.
+
+        ``within_sums`` is the within-cell scatter summed per cluster, one sum for each
+        residual variance, and those variances' parameters (for the derivative pass).
+        """
+        level_units = []
+        for level in range(self.n_levels - 1, -1, -1):
+            which = self.unit_variance[level]
+            below = units.h  # kept: h - s would cancel when the unit's own variance dwarfs the rest
+            units = units.add_intercept(variances[which], which, self._level_params[level])
+            level_units.insert(0, (below, units.h, units.mean))
+            if level > 0:
+                units, between, record = units.pool(self._children[level - 1], self._clusters[level])
+                within += between
+                poolings.append(record)
+        # the cluster's own GLS mean enters C_k as a_k m_k m_k'
+        a = 1.0 / units.h
+        cross = within + a[:, None, None] * units.mean[:, :, None] * units.mean[:, None, :]
+        poolings.append(_Pooling(a, units.mean, units.d_mean, units.d_h, self._clusters[0], units.active))
+        d_logdet = np.zeros((len(a), self.n_var))
+        d_logdet[:, units.active] = units.d_logdet
+        return ClusterMoments(
+            logdet=units.logdet,
+            cross=cross,
+            d_logdet=d_logdet,
+            _poolings=tuple(poolings),
+            _within=within_sums[0],
+            _within_variance=within_sums[1],
+            _variances=variances,
+            _ar1=ar1,
+            level_units=tuple(level_units),
+        )
+
     def random_effects(self, beta: np.ndarray, variances: np.ndarray) -> list[np.ndarray]:
         """Best linear unbiased predictions of every unit's random intercept, level by level (top first).
 
@@ -732,19 +800,6 @@ class NestedNormal:
             if level + 1 < self.n_levels:
                 ancestors = (own + keep**2 * ancestors)[self._parents[level]]
         return out
-
-    def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
-        """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.
-
-        Because ``Sigma`` is linear in the variances, minus one half of the Jacobian of this
-        gradient is the expected information of the variances (ML, or REML if restricted):
-        :math:`\\tfrac12 \\operatorname{tr}(P \\Sigma_i P \\Sigma_j)`.
-        """
-        mom = self.moments(variances)
-        if not restricted:
-            return self.total(mom.d_logdet)
-        _, chol = _gls(self.total(mom.cross))
-        return self.total(mom.gradient(_trace_weight(chol)))
 
 
 def _gls(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import NestedNormal
+from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
 from .slopes import NestedSlopesNormal
@@ -653,20 +654,34 @@ class MultilevelSEM(GenericLikelihoodModel):
         def report(iteration: int, deviance: float) -> None:
             print(f"Iteration {iteration}:   {what} = {-0.5 * deviance:.5f}")
 
-        optimum = fit_profiled(self.likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol,
+        # a narrow design with many clusters is maximised on the wide model by missingness pattern
+        patterns = pattern_likelihood(self, reml=reml)
+        likelihood = self.likelihood if patterns is None else patterns
+        optimum = fit_profiled(likelihood, reml=reml, start_theta=start_theta, maxiter=maxiter, gtol=gtol,
                                report=report if disp else None)
         for problem in convergence_problems(optimum, self.variance_names):
             warnings.warn(problem, ConvergenceWarning, stacklevel=2)
         params = self.plan.join(optimum.beta, optimum.variances)
         fixed = np.zeros(self.plan.k_params, dtype=bool)
         fixed[self.plan.variance_index[optimum.boundary]] = True
-        cov = covariance(self, params, reml=reml, cov_type=cov_type, fixed=fixed, cov_kwds=cov_kwds)
+        # the information from the patterns costs microseconds; scores per cluster need the recursion
+        by_patterns = patterns is not None and cov_type in ("oim", "eim")
+        cov = covariance(self._evaluated_by(patterns) if by_patterns else self, params, reml=reml,
+                         cov_type=cov_type, fixed=fixed, cov_kwds=cov_kwds)
         if disp:
             print(f"{'REML' if reml else 'ML'} fit: {optimum.message}; deviance {optimum.deviance:.8f} "
-                  f"after {optimum.iterations} iterations ({optimum.n_evaluations} evaluations)")
+                  f"after {optimum.iterations} iterations ({optimum.n_evaluations} evaluations"
+                  f"{'' if patterns is None else f' of {patterns.n_patterns} missingness pattern(s)'})")
         results = MultilevelSEMResults(self, params, cov.cov, optimum=optimum, cov_type=cov_type,
                                        cov_description=cov.description)
         return MultilevelSEMResultsWrapper(results)
+
+    def _evaluated_by(self, likelihood) -> MultilevelSEM:
+        """This model with its likelihood evaluated by ``likelihood``, another form of the same one
+        (:class:`~sm_multisem.patterns.PatternNormal`), for the information at a fit's estimates."""
+        view = type(self).__new__(type(self))  # not copy.copy, whose __setstate__ rebuilds the design
+        view.__dict__.update(self.__dict__, likelihood=likelihood)
+        return view
 
 
 def _fit_gmm_refusal(model, start_params, reml: bool, cov_type, cov_kwds) -> str:

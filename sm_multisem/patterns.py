@@ -1,0 +1,299 @@
+"""The wide model's likelihood by missingness pattern: narrow designs with many clusters.
+
+In wide form a nested random-intercept model has one outcome per *position* (a slot at every
+level below the top, and the observation's slot inside its lowest unit), and a cluster is a
+row whose absent positions are missing. Clusters with the same set of present positions (a
+*missingness pattern*) share one covariance matrix ``Sigma_o``, so, as in full-information
+ML by pattern (:mod:`sm_multisem.wide_normal`), the data enter only through
+
+.. math:: T_g[p, q] = \\sum_{k \\in g} w_{kp} w_{kq}', \\qquad
+          C_g = \\sum_{p, q} (\\Sigma_o^{-1})_{pq} T_g[p, q] = \\sum_{k \\in g} W_k' \\Sigma_o^{-1} W_k,
+
+summed once over the clusters ``k`` of pattern ``g`` (``w_{kp}`` is the row ``[x, y]`` at
+position ``p`` of cluster ``k``). An evaluation then costs O(patterns x positions^3), whatever
+the number of clusters, where the recursion of :class:`~sm_multisem.likelihood.NestedNormal`
+costs O(units). For the article's design (two units of two observations: four positions,
+one pattern) that is microseconds against tens of milliseconds at 100,000 clusters.
+
+:class:`PatternNormal` provides the moments of every pattern, ``log|Sigma_g|`` and ``C_g``
+summed over its clusters, so every log-likelihood of
+:class:`~sm_multisem.likelihood.MomentNormal` (profiled, restricted, score, information) and
+:func:`~sm_multisem.estimation.fit_profiled` work on it unchanged: the optimum is the same
+as by the recursion, to rounding. :func:`pattern_likelihood` says when to use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layout import WideLayout, _combine
+from .likelihood import MomentNormal, NestedNormal
+
+__all__ = ["MAX_POSITIONS", "MIN_CLUSTERS_PER_PATTERN", "PatternNormal", "Patterns", "Positions", "missingness_patterns",
+           "pattern_likelihood", "position_codes"]
+
+#: Most positions (outcomes of the wide model) the pattern path takes: its set-up costs
+#: (positions x columns)^2 per cluster and an evaluation positions^3 per pattern.
+MAX_POSITIONS = 16
+#: Fewest clusters per missingness pattern, on average, for the pattern path: with fewer, the
+#: patterns save little over the recursion, which costs O(units) per evaluation.
+MIN_CLUSTERS_PER_PATTERN = 16
+
+
+@dataclass(frozen=True)
+class Positions:
+    """The position of every sorted row and what every position shares with the others.
+
+    Attributes
+    ----------
+    of_row : ndarray
+        Position (0 .. n - 1) of every sorted row; increasing inside every cluster.
+    basis : ndarray, shape (n_var, n, n)
+        ``Sigma = sum_v variances[v] basis[v]`` is the covariance of all ``n`` positions.
+    """
+
+    of_row: np.ndarray
+    basis: np.ndarray
+
+    @property
+    def n_positions(self) -> int:
+        return self.basis.shape[1]
+
+
+def position_codes(layout: WideLayout, unit_variance, row_variance: np.ndarray, n_var: int) -> Positions:
+    """Number the positions of the wide model and build the covariance basis over them.
+
+    A position is the slot of a row's unit at every level below the top (its rank among its
+    parent's children), the row's slot inside its lowest unit, and the variance parameter of
+    every unit on the way and of the row: two clusters whose rows hold the same positions
+    have the same covariance matrix, whatever labels the slots of the layout carry.
+
+    Parameters
+    ----------
+    layout : WideLayout
+    unit_variance : sequence of ndarray
+        For each level (top first), the variance parameter of every unit.
+    row_variance : ndarray
+        The residual variance parameter of every sorted row.
+    n_var : int
+        Length of the likelihood's vector of variances.
+    """
+    n_levels = len(layout.levels)
+    units = [layout.unit_of_rows(level) for level in range(n_levels)]
+    # the unit of every level, in every position: (slot, variance) pairs from the top down
+    code = np.asarray(unit_variance[0])[units[0]]
+    prefixes = [code]
+    for level in range(1, n_levels):
+        starts = layout.child_starts[level - 1]
+        n_units = len(unit_variance[level])
+        parent = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_units)))
+        slot = np.arange(n_units) - starts[parent]
+        code = _combine(code, int(slot.max()) + 1, slot[units[level]])[0]
+        code = _combine(code, n_var, np.asarray(unit_variance[level])[units[level]])[0]
+        prefixes.append(code)
+    row_slot = np.arange(layout.n_rows) - layout.row_starts[units[-1]]
+    code = _combine(code, int(row_slot.max()) + 1, row_slot)[0]
+    of_row, n_positions = _combine(code, n_var, np.asarray(row_variance))
+
+    basis = np.zeros((n_var, n_positions, n_positions))
+    for level, prefix in enumerate(prefixes):
+        unit = np.empty(n_positions, dtype=prefix.dtype)
+        unit[of_row] = prefix  # a position determines its unit at every level
+        variance = np.empty(n_positions, dtype=np.intp)
+        variance[of_row] = np.asarray(unit_variance[level])[units[level]]
+        shared = unit[:, None] == unit[None, :]  # positions in one unit share its variance parameter
+        for v in np.unique(variance):
+            basis[v] += shared & (variance[:, None] == v)
+    residual = np.empty(n_positions, dtype=np.intp)
+    residual[of_row] = row_variance
+    basis[residual, np.arange(n_positions), np.arange(n_positions)] += 1.0
+    return Positions(of_row, basis)
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """The missingness pattern of every cluster: which positions it holds.
+
+    Attributes
+    ----------
+    masks : ndarray of int64
+        The present positions of every pattern, bit ``p`` for position ``p``.
+    of_cluster : ndarray
+        The pattern of every top-level cluster.
+    cluster_sizes : ndarray
+        Rows of every cluster.
+    """
+
+    masks: np.ndarray
+    of_cluster: np.ndarray
+    cluster_sizes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def present(self, n_positions: int) -> np.ndarray:
+        """``(patterns, positions)``: True where a pattern holds a position."""
+        return (self.masks[:, None] >> np.arange(n_positions)) & 1 == 1
+
+
+def missingness_patterns(of_row: np.ndarray, cluster_sizes: np.ndarray) -> Patterns:
+    """The patterns of present positions (at most 63 positions: a bit mask each)."""
+    if len(of_row) and of_row.max() > 62:
+        raise ValueError(f"{of_row.max() + 1} positions; missingness patterns are bit masks of at most 63")
+    bits = np.left_shift(np.int64(1), of_row.astype(np.int64))
+    starts = np.r_[0, np.cumsum(cluster_sizes)[:-1]]
+    masks, of_cluster = np.unique(np.bitwise_or.reduceat(bits, starts), return_inverse=True)
+    return Patterns(masks, of_cluster.ravel(), np.asarray(cluster_sizes))
+
+
+@dataclass(frozen=True)
+class _SizeGroup:
+    """The patterns with one number of present positions, evaluated as one batch."""
+
+    index: np.ndarray  # (patterns, n): the present positions of every pattern
+    count: np.ndarray  # (patterns,): its clusters
+    cross: np.ndarray  # (patterns, n, n, m, m): T_g
+    basis: np.ndarray  # (patterns, n_var, n, n): the covariance basis on the present positions
+
+
+@dataclass(frozen=True)
+class PatternMoments:
+    """``log|Sigma|`` and ``C`` summed over the clusters of every pattern, with derivatives.
+
+    The interface of :class:`~sm_multisem.likelihood.ClusterMoments`, one row per pattern.
+    """
+
+    logdet: np.ndarray
+    cross: np.ndarray
+    d_logdet: np.ndarray
+    _inverse: tuple[np.ndarray, ...]  # Sigma_o^{-1} of every size group
+    _groups: tuple[_SizeGroup, ...]
+
+    def gradient(self, weight: np.ndarray) -> np.ndarray:
+        """``d log|Sigma| + tr(A dC)`` of every pattern, (n_patterns, n_var)."""
+        return self.d_logdet + self.contract(weight)
+
+    def contract(self, weight: np.ndarray) -> np.ndarray:
+        """``tr(A dC_g / d theta_v)`` for every pattern ``g`` and variance ``v``.
+
+        .. math::
+
+            \\operatorname{tr}(A\\, dC_g) = -\\operatorname{tr}(D_v \\Sigma_o^{-1} B_g \\Sigma_o^{-1}),
+            \\qquad B_g[p, q] = \\operatorname{tr}(A\\, T_g[p, q]),
+
+        with ``D_v`` the derivative of ``Sigma_o`` in variance ``v`` (its basis matrix).
+        """
+        parts = []
+        for group, inverse in zip(self._groups, self._inverse):
+            between = np.einsum("gpqab,ab->gpq", group.cross, weight)
+            sandwich = inverse @ between @ inverse
+            parts.append(-np.einsum("gvpq,gpq->gv", group.basis, sandwich))
+        return np.concatenate(parts)
+
+
+class PatternNormal(MomentNormal):
+    """Nested random intercepts evaluated on the wide model by missingness pattern.
+
+    Parameters
+    ----------
+    columns : ndarray, shape (n_rows, m)
+        Data columns ``[X, y]`` of the sorted rows (the layout's order).
+    cluster_starts : ndarray
+        First sorted row of every top-level cluster.
+    positions : Positions
+        The position of every sorted row and the covariance basis (:func:`position_codes`).
+    patterns : Patterns
+        The missingness pattern of every cluster (:func:`missingness_patterns`).
+    nested : NestedNormal
+        The recursion on the same data: the parameters (residual, level, correlation
+        entries of the variance vector) are its.
+
+    Notes
+    -----
+    A row of :meth:`moments` (and of ``loglikeobs``, ``score_obs``) is a pattern, its
+    clusters summed; ``total`` adds them up. Per-cluster quantities (robust covariances,
+    random effects) are the recursion's.
+    """
+
+    cholesky_blocks = NestedNormal.cholesky_blocks
+
+    def __init__(self, columns: np.ndarray, positions: Positions, patterns: Patterns, nested: NestedNormal):
+        columns = np.asarray(columns, dtype=float)
+        n_rows, m = columns.shape
+        self.n_columns = m
+        self.n_var = nested.n_var
+        self.residual_variances = nested.residual_variances
+        self.level_variances = nested.level_variances
+        self.correlations = nested.correlations
+        self.weighted_obs = float(n_rows)
+        self.basis = positions.basis
+        present = patterns.present(positions.n_positions)
+        n_present = present.sum(1)
+        counts = np.bincount(patterns.of_cluster, minlength=len(present))
+        # rows of one pattern together, cluster after cluster, positions increasing inside each
+        # cluster: the pattern's rows are a (clusters, positions * m) block
+        if len(present) > 1:
+            columns = columns[np.argsort(np.repeat(patterns.of_cluster, patterns.cluster_sizes), kind="stable")]
+        ends = np.cumsum(counts * n_present)
+        groups = []
+        for n in np.unique(n_present):
+            members = np.flatnonzero(n_present == n)
+            cross = np.empty((len(members), n, n, m, m))
+            for at, g in enumerate(members):  # one product per pattern, every cluster of it at once
+                block = columns[ends[g] - counts[g] * n:ends[g]].reshape(counts[g], n * m)
+                cross[at] = (block.T @ block).reshape(n, m, n, m).transpose(0, 2, 1, 3)
+            index = np.nonzero(present[members])[1].reshape(len(members), n)
+            basis = self.basis[:, index[:, :, None], index[:, None, :]].transpose(1, 0, 2, 3)
+            groups.append(_SizeGroup(index, counts[members].astype(float), cross, basis))
+        self._groups = tuple(groups)
+        self.n_patterns = len(present)
+        self.cluster_size = np.concatenate([g.count * g.index.shape[1] for g in groups])
+        self.cluster_weights = np.ones(self.n_patterns)
+
+    def moments(self, variances: np.ndarray) -> PatternMoments:
+        """Pattern moments for the vector of variances."""
+        sigma = np.einsum("v,vpq->pq", np.asarray(variances, dtype=float), self.basis)
+        logdet, cross, d_logdet, inverses = [], [], [], []
+        for group in self._groups:
+            chol = np.linalg.cholesky(sigma[group.index[:, :, None], group.index[:, None, :]])
+            inv_chol = np.linalg.inv(chol)
+            inverse = np.swapaxes(inv_chol, 1, 2) @ inv_chol
+            inverses.append(inverse)
+            logdet.append(group.count * 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1))
+            cross.append(np.einsum("gpq,gpqab->gab", inverse, group.cross))
+            d_logdet.append(group.count[:, None] * np.einsum("gpq,gvqp->gv", inverse, group.basis))
+        return PatternMoments(np.concatenate(logdet), np.concatenate(cross), np.concatenate(d_logdet),
+                              tuple(inverses), self._groups)
+
+
+def pattern_likelihood(model, *, reml: bool) -> PatternNormal | None:
+    """The likelihood by missingness pattern of a :class:`~sm_multisem.model.MultilevelSEM`, where it pays.
+
+    The rule: maximum likelihood (REML stays with the recursion), no sampling weights, random
+    intercepts with independent residuals (no AR(1) residuals, no random slopes), at most
+    :data:`MAX_POSITIONS` positions in the wide model, and on average at least
+    :data:`MIN_CLUSTERS_PER_PATTERN` clusters per missingness pattern. Relaxed variances and
+    residual variances are positions of their own (a slot with its label's parameter), so a
+    relaxed model takes the pattern path as long as its positions and patterns stay few.
+
+    Returns
+    -------
+    PatternNormal or None
+        None where the rule says the recursion (``model.likelihood``).
+    """
+    nested, layout, plan = model.likelihood, model.layout, model.plan
+    if (reml or model.cluster_weights is not None or type(nested) is not NestedNormal
+            or plan.ar1_entry is not None or layout.unit_sizes(0).max() > MAX_POSITIONS):
+        return None
+    positions = position_codes(layout, plan.unit_variance, plan.row_variance, nested.n_var)
+    if positions.n_positions > MAX_POSITIONS:
+        return None
+    patterns = missingness_patterns(positions.of_row, layout.unit_sizes(0))
+    if len(patterns) * MIN_CLUSTERS_PER_PATTERN > layout.n_clusters:
+        return None
+    data = model.model_data
+    columns = np.empty((len(data.endog), data.exog.shape[1] + 1))
+    columns[:, :-1], columns[:, -1] = data.exog, data.endog
+    return PatternNormal(layout.sort_rows(columns), positions, patterns, nested)

@@ -268,14 +268,16 @@ class _AR1Sums:
     ``sum z`` and the whitened ones are fixed combinations of ``S = sum w w'``,
     ``C = sum w w_prev'``, ``P = sum w_prev w_prev'``, ``A = sum w``, ``B = sum w_prev`` and
     the count: those are summed once here, by unit and gap, and every evaluation costs
-    O(units x distinct gaps), whatever the number of rows.
+    O(units x distinct gaps), whatever the number of rows. The second moments ``S``, ``C``, ``P``
+    enter the likelihood only through their sum over a cluster's units, so they are kept per
+    cluster and gap (and ``C`` only as ``C + C'``).
 
     The rows are centred on their unit's mean first. Whitening is linear and maps ``1`` to the
     whitened ones, so the scatter about the GLS mean does not change and the mean moves by
     the unit's mean: the sums carry no large offset whose cancellation would cost digits.
     """
 
-    def __init__(self, columns: np.ndarray, time: np.ndarray, row_starts: np.ndarray):
+    def __init__(self, columns: np.ndarray, time: np.ndarray, row_starts: np.ndarray, unit_clusters: _Segments):
         n_rows, m = columns.shape
         counts = np.diff(np.append(row_starts, n_rows))
         unit = np.repeat(np.arange(len(row_starts)), counts)
@@ -289,27 +291,37 @@ class _AR1Sums:
         later = np.flatnonzero(~first)
         self.gaps, gap_code = np.unique(gap[later], return_inverse=True)
         n_gaps = max(len(self.gaps), 1)
-        key = unit[later] * n_gaps + gap_code
-        shape = (len(row_starts), n_gaps)
         now, before = centred[later], centred[later - 1]
+        n_clusters = len(unit_clusters)
 
-        def by_unit_and_gap(values: np.ndarray) -> np.ndarray:
-            return np.bincount(key, weights=values, minlength=shape[0] * n_gaps).reshape(shape)
+        def by_gap(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+            return np.bincount(group * n_gaps + gap_code, weights=values, minlength=n_groups * n_gaps
+                               ).reshape(n_groups, n_gaps)
 
-        def outer(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-            return np.stack([np.stack([by_unit_and_gap(left[:, i] * right[:, j]) for j in range(m)], -1)
-                             for i in range(m)], -2)
+        def symmetric(pairs) -> np.ndarray:
+            """(clusters, gaps, m, m) from ``pairs(i, j)``, the per-row values of entry (i, j), i <= j."""
+            cluster = unit_clusters.ids[unit[later]]
+            out = np.empty((n_clusters, n_gaps, m, m))
+            for i in range(m):
+                for j in range(i, m):
+                    out[:, :, i, j] = out[:, :, j, i] = by_gap(pairs(i, j), cluster, n_clusters)
+            return out
 
-        self.count = by_unit_and_gap(np.ones(len(later)))
-        self.now_sum = np.stack([by_unit_and_gap(now[:, i]) for i in range(m)], -1)
-        self.before_sum = np.stack([by_unit_and_gap(before[:, i]) for i in range(m)], -1)
-        self.now_now, self.now_before, self.before_before = outer(now, now), outer(now, before), outer(before, before)
+        self.count = by_gap(np.ones(len(later)), unit[later], len(row_starts))
+        self.now_sum = np.stack([by_gap(now[:, i], unit[later], len(row_starts)) for i in range(m)], -1)
+        self.before_sum = np.stack([by_gap(before[:, i], unit[later], len(row_starts)) for i in range(m)], -1)
+        self.now_now = symmetric(lambda i, j: now[:, i] * now[:, j])
+        self.cross = symmetric(lambda i, j: now[:, i] * before[:, j] + before[:, i] * now[:, j])
+        self.before_before = symmetric(lambda i, j: before[:, i] * before[:, j])
         self.first = centred[row_starts]
+        self.first_first = _segment_outer_sums(self.first, self.first, unit_clusters, symmetric=True)
+        self.unit_clusters = unit_clusters
         self.n_rows = counts
 
     def unit_sums(self, rho: float):
-        """For every unit: ``a = 1'R^{-1}1``, the GLS mean, the scatter about it (``sigma^2 = 1``),
-        ``sum log s^2``, and the derivative of each in rho."""
+        """For every unit: ``a = 1'R^{-1}1``, the GLS mean and the derivatives of both in rho; for
+        every cluster: the scatter of its units about their GLS means (``sigma^2 = 1``) and the
+        derivative in rho of its whitened ``W'W``; ``sum log s^2`` and its derivative, per unit."""
         phi = rho**self.gaps
         d_phi = self.gaps * rho ** (self.gaps - 1.0)
         one_minus_phi2 = 1.0 - phi * phi
@@ -318,15 +330,17 @@ class _AR1Sums:
         d_a = self.count @ (-2.0 * d_phi / (1.0 + phi) ** 2)
         b = self.first + np.einsum("g,ugm->um", 1.0 / (1.0 + phi), self.now_sum - phi[:, None] * self.before_sum)
         d_b = -np.einsum("g,ugm->um", d_phi / (1.0 + phi) ** 2, self.now_sum + self.before_sum)
-        cross = self.now_before + np.swapaxes(self.now_before, -1, -2)
-        numerator = self.now_now - phi[:, None, None] * cross + (phi * phi)[:, None, None] * self.before_before
-        d_numerator = d_phi[:, None, None] * (2.0 * phi[:, None, None] * self.before_before - cross)
-        q = self.first[:, :, None] * self.first[:, None, :] + np.einsum("g,ugij->uij", 1.0 / one_minus_phi2, numerator)
-        d_q = np.einsum("g,ugij->uij", 1.0 / one_minus_phi2, d_numerator) + np.einsum(
-            "g,ugij->uij", 2.0 * phi * d_phi / one_minus_phi2**2, numerator)
+        # sum z z' = S - phi (C + C') + phi^2 P over 1 - phi^2, per cluster
+        q = self.first_first + (np.einsum("g,kgij->kij", 1.0 / one_minus_phi2, self.now_now + (phi * phi)[:, None, None]
+                                          * self.before_before) - np.einsum("g,kgij->kij", phi / one_minus_phi2,
+                                                                            self.cross))
+        d_coef = 2.0 * phi * d_phi / one_minus_phi2**2  # d(1 / (1 - phi^2))
+        d_q = (np.einsum("g,kgij->kij", d_coef, self.now_now)
+               - np.einsum("g,kgij->kij", d_phi / one_minus_phi2 + phi * d_coef, self.cross)
+               + np.einsum("g,kgij->kij", 2.0 * phi * d_phi / one_minus_phi2 + phi * phi * d_coef, self.before_before))
         mean = b / a[:, None]
         d_mean = (d_b - mean * d_a[:, None]) / a[:, None]
-        scatter = q - a[:, None, None] * mean[:, :, None] * mean[:, None, :]
+        scatter = q - _segment_outer_sums(a[:, None] * mean, mean, self.unit_clusters, symmetric=True)
         log_s2 = self.count @ np.log(one_minus_phi2)
         d_log_s2 = self.count @ (-2.0 * phi * d_phi / one_minus_phi2)
         return a, d_a, mean + self.unit_mean, d_mean, mean, scatter, d_q, log_s2, d_log_s2
@@ -336,7 +350,7 @@ class _AR1Sums:
 class _AR1Derivative:
     """What the derivative pass needs of the AR(1) units (see :meth:`ClusterMoments.contract`)."""
 
-    d_q: np.ndarray  # derivative in rho of every unit's whitened W'W (centred rows)
+    d_q: np.ndarray  # derivative in rho of every cluster's whitened W'W (centred rows)
     a: np.ndarray  # 1' R^{-1} 1 times sigma^2, per unit
     d_a: np.ndarray
     centred_mean: np.ndarray  # GLS mean of the centred rows
@@ -352,10 +366,10 @@ class _AR1Derivative:
         with ``A`` is ``(tr(A dQ) - da m'Am - 2a dm'Am) / sigma^2``.
         """
         weighted_mean = np.einsum("um,mn->un", self.centred_mean, weight)
-        per_unit = (np.einsum("uij,ij->u", self.d_q, weight)
-                    - self.d_a * np.einsum("um,um->u", weighted_mean, self.centred_mean)
-                    - 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean)) / self.resid_var
-        out[:, self.index] += self.unit_clusters.sum(per_unit)
+        per_unit = (self.d_a * np.einsum("um,um->u", weighted_mean, self.centred_mean)
+                    + 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean))
+        out[:, self.index] += (np.einsum("kij,ij->k", self.d_q, weight) - self.unit_clusters.sum(per_unit)
+                               ) / self.resid_var
 
 
 @dataclass(frozen=True)
@@ -652,8 +666,9 @@ class NestedNormal(MomentNormal):
             if len(self.residual_variances) > 1:
                 raise ValueError("AR(1) residuals take a single residual variance")
             time_order = np.lexsort((ar1_time, unit_of_row))
-            self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts))
             self._unit_clusters = self._cell_clusters  # one cell per unit
+            self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts),
+                                 self._unit_clusters)
 
     def within_unit_residual(self) -> tuple[int, float, float]:
         """Degrees of freedom and sum of squares left for the residual variance inside units.
@@ -711,9 +726,8 @@ class NestedNormal(MomentNormal):
         d_mean = np.zeros((n_units, 2, m))
         d_mean[:, rho_col] = d_mean_rho
         units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean, active)
-        cluster_scatter = self._unit_clusters.sum(scatter)
         derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_clusters, resid, index)
-        return units, cluster_scatter / resid, [], (cluster_scatter[None], self.residual_variances), derivative
+        return units, scatter / resid, [], (scatter[None], self.residual_variances), derivative
 
     def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
         """Add every level's random intercept and pool up to the clusters.

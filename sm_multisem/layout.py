@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["WideLayout", "build_layout", "nesting_chain", "level_name", "position_name", "position_order", "join_parts"]
+__all__ = ["WideLayout", "build_layout", "nesting_chain", "level_name", "position_name", "position_order", "join_parts",
+           "time_order"]
 
 
 def level_name(grouping: tuple[str, ...]) -> str:
@@ -285,6 +286,13 @@ class WideLayout:
         wide.columns = [position_name(name, pos) for name, pos in wide.columns]
         top = self.unit_ids[0].reset_index(drop=True)
         return pd.concat([top, wide.reset_index(drop=True)], axis=1)
+
+
+def time_order(times: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """The rows sorted by unit and, inside each, by time; no sort when they already are."""
+    if np.all((np.diff(unit) > 0) | ((np.diff(unit) == 0) & (np.diff(times) > 0))):
+        return np.arange(len(times))
+    return np.lexsort((times, unit))
 
 
 def join_parts(parts: list[np.ndarray]) -> np.ndarray:

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .layout import time_order as sorted_by_time
+
 __all__ = ["ClusterMoments", "MomentNormal", "NestedNormal"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -665,7 +667,7 @@ class NestedNormal(MomentNormal):
         if ar1_time is not None:
             if len(self.residual_variances) > 1:
                 raise ValueError("AR(1) residuals take a single residual variance")
-            time_order = np.lexsort((ar1_time, unit_of_row))
+            time_order = sorted_by_time(ar1_time, unit_of_row)
             self._unit_clusters = self._cell_clusters  # one cell per unit
             self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts),
                                  self._unit_clusters)

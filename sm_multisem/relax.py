@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .layout import WideLayout
+from .layout import WideLayout, time_order
 
 __all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
 
@@ -239,16 +239,18 @@ def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[in
 
 def _times(name: str, values: np.ndarray, layout: WideLayout) -> np.ndarray:
     """Integer times of the sorted rows, distinct within every lowest unit."""
-    series = pd.Series(np.asarray(values, dtype=object)[layout.order])
-    numeric = pd.to_numeric(series, errors="coerce")
-    if numeric.isna().any():
-        raise ValueError(f"time column {name!r} has {int(numeric.isna().sum()):,} missing or non-numeric values")
+    values = np.asarray(values)
+    if values.dtype.kind not in "iuf":  # text or mixed: what reads as a number (a numeric column is used as it is)
+        values = pd.to_numeric(pd.Series(values.astype(object)), errors="coerce").to_numpy(dtype=float)
+    numeric = values[layout.order].astype(float)
+    if np.isnan(numeric).any():
+        raise ValueError(f"time column {name!r} has {int(np.isnan(numeric).sum()):,} missing or non-numeric values")
     if np.any(numeric != np.round(numeric)):
         raise ValueError(f"time column {name!r} must hold integers (occasions); AR(1) correlation is rho^|t - s|")
-    times = numeric.to_numpy(dtype=np.int64)
+    times = numeric.astype(np.int64)
     lowest = layout.level_names[-1]
     unit = layout.unit_of_rows(len(layout.levels) - 1)
-    order = np.lexsort((times, unit))
+    order = time_order(times, unit)
     repeated = np.flatnonzero((np.diff(times[order]) == 0) & (np.diff(unit[order]) == 0))
     if len(repeated):
         ids = layout.unit_ids[-1].iloc[unit[order][repeated[0]]].to_dict()

@@ -296,22 +296,23 @@ class _AR1Sums:
         now, before = centred[later], centred[later - 1]
         n_clusters = len(unit_clusters)
 
-        def by_gap(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-            return np.bincount(group * n_gaps + gap_code, weights=values, minlength=n_groups * n_gaps
-                               ).reshape(n_groups, n_gaps)
+        unit_key = unit[later] * n_gaps + gap_code
+        cluster_key = unit_clusters.ids[unit[later]] * n_gaps + gap_code
+
+        def by_gap(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
+            return np.bincount(key, weights=values, minlength=n_groups * n_gaps).reshape(n_groups, n_gaps)
 
         def symmetric(pairs) -> np.ndarray:
             """(clusters, gaps, m, m) from ``pairs(i, j)``, the per-row values of entry (i, j), i <= j."""
-            cluster = unit_clusters.ids[unit[later]]
             out = np.empty((n_clusters, n_gaps, m, m))
             for i in range(m):
                 for j in range(i, m):
-                    out[:, :, i, j] = out[:, :, j, i] = by_gap(pairs(i, j), cluster, n_clusters)
+                    out[:, :, i, j] = out[:, :, j, i] = by_gap(pairs(i, j), cluster_key, n_clusters)
             return out
 
-        self.count = by_gap(np.ones(len(later)), unit[later], len(row_starts))
-        self.now_sum = np.stack([by_gap(now[:, i], unit[later], len(row_starts)) for i in range(m)], -1)
-        self.before_sum = np.stack([by_gap(before[:, i], unit[later], len(row_starts)) for i in range(m)], -1)
+        self.count = by_gap(np.ones(len(later)), unit_key, len(row_starts))
+        self.now_sum = np.stack([by_gap(now[:, i], unit_key, len(row_starts)) for i in range(m)], -1)
+        self.before_sum = np.stack([by_gap(before[:, i], unit_key, len(row_starts)) for i in range(m)], -1)
         self.now_now = symmetric(lambda i, j: now[:, i] * now[:, j])
         self.cross = symmetric(lambda i, j: now[:, i] * before[:, j] + before[:, i] * now[:, j])
         self.before_before = symmetric(lambda i, j: before[:, i] * before[:, j])

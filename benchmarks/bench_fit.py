@@ -64,6 +64,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning  # noqa: E402
 
 import sm_multisem as sms  # noqa: E402
 from sm_multisem.compare import TIGHT_FIT  # noqa: E402
+from sm_multisem.patterns import pattern_likelihood  # noqa: E402
 
 FORMULA = "y ~ x + (1|k) + (1|k:j)"
 MIXEDLM_SETTINGS = {"tight": dict(TIGHT_FIT), "default": {}}
@@ -271,6 +272,9 @@ def run(args) -> tuple[list[Row], list[str]]:
                 times.append(seconds)
             row.sms = Timing(statistics.median(times), len(times))
             row.sms_llf, row.sms_converged = float(res.llf), bool(res.converged)
+            if pattern_likelihood(res.model, reml=False) is not None:
+                notes.append(f"sm_multisem at {design} {row.rows:,} rows: fitted on the pattern path (the wide "
+                             "model's likelihood by missingness pattern; see README)")
             row.sms_peak = peak_memory_mb(lambda: fit_sms(data))
             row.input_mb = data.memory_usage(index=False, deep=True).sum() / 1e6
             del res

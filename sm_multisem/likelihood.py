@@ -642,18 +642,23 @@ class NestedNormal(MomentNormal):
         cell_mean = np.stack([cells.sum(column) for column in by_column]) / self._cell_size
         centred = np.empty_like(by_column)
         for column in range(m):  # a column at a time: a million-row temporary, not m of them
-            np.subtract(by_column[column], cell_mean[column][cell_of_row], out=centred[column])
+            np.subtract(by_column[column], np.repeat(cell_mean[column], cell_counts), out=centred[column])
         self._cell_mean = np.ascontiguousarray(cell_mean.T)
         # the within-cell scatter enters every evaluation only as its sum per cluster and residual
         # variance: summed row by row into those groups, never cell by cell
         n_residual = len(self.residual_variances)
         cell_slot = np.searchsorted(self.residual_variances, cell_variance)
-        group = (cell_cluster * n_residual + cell_slot)[cell_of_row]
+        group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
+        if n_residual == 1:  # a group is a cluster, a run of rows: summed by reduceat where runs are long
+            group_sum = _Segments(np.searchsorted(group, np.arange(sizes[0])), group).sum
+        else:
+            def group_sum(values: np.ndarray) -> np.ndarray:
+                return np.bincount(group, weights=values, minlength=sizes[0] * n_residual)
         self._cluster_within = np.empty((n_residual, sizes[0], m, m))
         for a in range(m):
             for b in range(a, m):
-                sums = np.bincount(group, weights=centred[a] * centred[b], minlength=sizes[0] * n_residual)
-                self._cluster_within[:, :, a, b] = self._cluster_within[:, :, b, a] = sums.reshape(-1, n_residual).T
+                sums = group_sum(centred[a] * centred[b]).reshape(-1, n_residual).T
+                self._cluster_within[:, :, a, b] = self._cluster_within[:, :, b, a] = sums
         self._grid = None
         if n_residual > 1:
             grid = (len(counts), n_residual)

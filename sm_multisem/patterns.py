@@ -50,20 +50,38 @@ class Positions:
     ----------
     of_row : ndarray
         Position (0 .. n - 1) of every sorted row; increasing inside every cluster.
-    basis : ndarray, shape (n_var, n, n)
-        ``Sigma = sum_v variances[v] basis[v]`` is the covariance of all ``n`` positions.
+    unit : tuple of ndarray
+        For each level (top first), a code of every position's unit: two positions of one
+        cluster with equal codes are in one unit of that level.
+    unit_variance : tuple of ndarray
+        For each level, the variance parameter of every position's unit.
+    residual : ndarray
+        The residual variance parameter of every position.
     """
 
     of_row: np.ndarray
-    basis: np.ndarray
+    unit: tuple[np.ndarray, ...]
+    unit_variance: tuple[np.ndarray, ...]
+    residual: np.ndarray
 
     @property
     def n_positions(self) -> int:
-        return self.basis.shape[1]
+        return len(self.residual)
+
+    def basis(self, n_var: int) -> np.ndarray:
+        """``(n_var, n, n)``: ``Sigma = sum_v variances[v] basis[v]`` is the covariance of all ``n`` positions."""
+        n = self.n_positions
+        basis = np.zeros((n_var, n, n))
+        for unit, variance in zip(self.unit, self.unit_variance):
+            shared = unit[:, None] == unit[None, :]  # positions in one unit share its variance parameter
+            for v in np.unique(variance):
+                basis[v] += shared & (variance[:, None] == v)
+        basis[self.residual, np.arange(n), np.arange(n)] += 1.0
+        return basis
 
 
 def position_codes(layout: WideLayout, unit_variance, row_variance: np.ndarray, n_var: int) -> Positions:
-    """Number the positions of the wide model and build the covariance basis over them.
+    """Number the positions of the wide model and describe what they share.
 
     A position is the slot of a row's unit at every level below the top (its rank among its
     parent's children), the row's slot inside its lowest unit, and the variance parameter of
@@ -97,19 +115,15 @@ def position_codes(layout: WideLayout, unit_variance, row_variance: np.ndarray, 
     code = _combine(code, int(row_slot.max()) + 1, row_slot)[0]
     of_row, n_positions = _combine(code, n_var, np.asarray(row_variance))
 
-    basis = np.zeros((n_var, n_positions, n_positions))
-    for level, prefix in enumerate(prefixes):
-        unit = np.empty(n_positions, dtype=prefix.dtype)
-        unit[of_row] = prefix  # a position determines its unit at every level
-        variance = np.empty(n_positions, dtype=np.intp)
-        variance[of_row] = np.asarray(unit_variance[level])[units[level]]
-        shared = unit[:, None] == unit[None, :]  # positions in one unit share its variance parameter
-        for v in np.unique(variance):
-            basis[v] += shared & (variance[:, None] == v)
-    residual = np.empty(n_positions, dtype=np.intp)
-    residual[of_row] = row_variance
-    basis[residual, np.arange(n_positions), np.arange(n_positions)] += 1.0
-    return Positions(of_row, basis)
+    def of_position(per_row: np.ndarray) -> np.ndarray:
+        """The value of every position, from the rows (a position determines its units)."""
+        out = np.empty(n_positions, dtype=per_row.dtype)
+        out[of_row] = per_row
+        return out
+
+    return Positions(of_row, tuple(of_position(prefix) for prefix in prefixes),
+                     tuple(of_position(np.asarray(u)[rows]) for u, rows in zip(unit_variance, units)),
+                     of_position(np.asarray(row_variance)))
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,7 @@ class PatternNormal(MomentNormal):
     cluster_starts : ndarray
         First sorted row of every top-level cluster.
     positions : Positions
-        The position of every sorted row and the covariance basis (:func:`position_codes`).
+        The position of every sorted row and what positions share (:func:`position_codes`).
     patterns : Patterns
         The missingness pattern of every cluster (:func:`missingness_patterns`).
     nested : NestedNormal
@@ -228,7 +242,7 @@ class PatternNormal(MomentNormal):
         self.level_variances = nested.level_variances
         self.correlations = nested.correlations
         self.weighted_obs = float(n_rows)
-        self.basis = positions.basis
+        self.basis = positions.basis(self.n_var)
         present = patterns.present(positions.n_positions)
         n_present = present.sum(1)
         counts = np.bincount(patterns.of_cluster, minlength=len(present))

@@ -119,3 +119,7 @@ def test_the_rule_counts_clusters_per_pattern():
     assert pattern_likelihood(model, reml=False) is None
     wide = simulate_article_data(n_clusters=200, n_units=MAX_POSITIONS // 2 + 1, n_obs=2, seed=1)
     assert pattern_likelihood(MultilevelSEM.from_formula("y ~ x + (1|k/j)", wide), reml=False) is None
+    # small clusters, but a residual variance for each of 20 labels: up to 80 positions
+    labelled = data.assign(role=np.arange(len(data)) % 20)
+    relaxed = MultilevelSEM.from_formula("y ~ x + (1|k/j)", labelled).relax_residuals(by="role")
+    assert pattern_likelihood(relaxed, reml=False) is None

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .spec import ParameterTable, power_constraints
 
-__all__ = ["to_stata", "to_lavaan"]
+__all__ = ["to_lavaan", "to_stata", "to_stata_wide"]
 
 
 def _wrap(items: list[str], indent: str, width: int = 76) -> list[str]:
@@ -40,6 +40,25 @@ def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> s
             "nonlinear constraint that Stata sem cannot express (its constraints are linear); fit the long data "
             "with mixed, residuals(ar 1, t(time)), or the wide model with to_lavaan()"
         )
+    return _stata_command(expanded, balanced, observed_exogenous=bool(table.covariates))
+
+
+def to_stata_wide(expanded: pd.DataFrame, balanced: bool) -> str:
+    """A Stata ``sem`` command for any linear wide model (a :class:`~sm_multisem.wide_model.WideSEM`'s table).
+
+    Variables that only have a mean and covariances and are regressors elsewhere (covariates
+    modelled jointly) are Stata's observed exogenous variables, whose means, variances and
+    covariances ``sem`` estimates by default: their rows are left out. Free covariances are
+    written in ``cov()``; where effects are correlated, the zero covariances of the others are
+    written out in place of ``covstruct(_lexog, diagonal)``.
+    """
+    regressors = set(expanded.loc[expanded["op"] == "~", "rhs"])
+    exogenous = regressors - set(expanded.loc[expanded["op"] == "~", "lhs"])
+    own = ~(expanded["lhs"].isin(exogenous) & expanded["op"].isin(["~1", "~~"]))
+    return _stata_command(expanded[own], balanced, observed_exogenous=bool(exogenous))
+
+
+def _stata_command(expanded: pd.DataFrame, balanced: bool, observed_exogenous: bool) -> str:
     equations = []
     loadings = expanded[expanded["op"] == "=~"]
     for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
@@ -52,9 +71,21 @@ def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> s
     variances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] == expanded["rhs"])]
     observed = set(expanded.loc[expanded["op"].isin(["~", "~1"]), "lhs"])
     cov_items = [f"{'e.' if v.lhs in observed else ''}{v.lhs}@{v.label}" for v in variances.itertuples()]
+    covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"])]
+    free = covariances[covariances["free"]]
+
+    def term(name: str) -> str:
+        return f"e.{name}" if name in observed else name
+
+    cov_items += [f"{term(c.lhs)}*{term(c.rhs)}@{c.label}" for c in free.itertuples()]
+    latent_free = free["lhs"].map(lambda name: name not in observed).any()
+    options = []
+    if latent_free:  # some effects correlate: the others' zero covariances are written out
+        cov_items += [f"{c.lhs}*{c.rhs}@{c.value:g}" for c in covariances[~covariances["free"]].itertuples()]
+    else:
+        options.append("covstruct(_lexog, diagonal)")
     lines = ["sem " + equations[0] + " ///"] + [f"    {eq} ///" for eq in equations[1:]]
-    options = ["covstruct(_lexog, diagonal)"]
-    if table.covariates:
+    if observed_exogenous:
         options.append("cov(_lexog*_oexog@0)")
     options.append(f"method({'ml' if balanced else 'mlmv'})")
     lines.append("    , " + " ".join(options) + " ///")

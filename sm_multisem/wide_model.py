@@ -173,12 +173,11 @@ class WideSEM(GenericLikelihoodModel):
         return to_lavaan(self.table)
 
     def to_stata(self) -> str:
-        """Not available: see the exception's message."""
-        raise NotImplementedError(
-            "Stata sem syntax is written for the nested model's wide form only; for this model use to_lavaan(). "
-            "(Stata sem fits it too: the covariances of the two equations' effects are cov(K_y*K_x) terms, and "
-            "covariates are modelled jointly by default with method(mlmv).)"
-        )
+        """The model as a Stata ``sem`` command for :attr:`wide` (see :func:`sm_multisem.export.to_stata_wide`)."""
+        from .export import to_stata_wide
+
+        columns = [*self.ram.observed, *self.exogenous]
+        return to_stata_wide(self.table, balanced=not self.wide[columns].isna().any().any())
 
     @property
     def model_data(self):

@@ -12,8 +12,6 @@ from sm_multisem.gmm import sample_moments
 from sm_multisem.wide_model import WideSEM
 
 
-
-
 @pytest.fixture(scope="module")
 def unbalanced():
     data = simulate_article_data(n_clusters=150, seed=11)

@@ -100,7 +100,12 @@ def to_lavaan(expanded: pd.DataFrame) -> str:
     """lavaan model syntax; shared labels are equality constraints.
 
     Fit it to the wide data with ``sem(model, data = wide, missing = "ml", fixed.x = TRUE)``.
+    A multi-group table (a first column ``group``) is written once, a parameter that differs
+    between groups with one label per group (``c(S_k_north, S_k_south)*K``): fit it with
+    ``group = "<labelling column>"`` as well.
     """
+    if "group" in expanded.columns:
+        return _multi_group_lavaan(expanded)
     blocks = ["# regressions: equal labels are equality constraints"]
     for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
         terms = [f"{r.label}*{r.rhs}" if r.op == "~" else f"{r.label}*1" for r in rows.itertuples()]
@@ -124,6 +129,26 @@ def to_lavaan(expanded: pd.DataFrame) -> str:
         blocks.append("# free covariances")
         blocks += [f"{c.lhs} ~~ {c.label}*{c.rhs}" for c in covariances.itertuples()]
     return "\n".join(blocks)
+
+
+def _multi_group_lavaan(expanded: pd.DataFrame) -> str:
+    """lavaan syntax of a multi-group table: one statement per row, ``c(...)`` labels where groups differ."""
+    groups = list(dict.fromkeys(expanded["group"]))
+    keys = ["lhs", "op", "rhs"]
+    per_group = [expanded[expanded["group"] == g].drop(columns="group").reset_index(drop=True) for g in groups]
+    first = per_group[0]
+    for group, table in zip(groups[1:], per_group[1:]):
+        if not table[keys].equals(first[keys]):
+            raise NotImplementedError(
+                f"group {group!r} has other positions than group {groups[0]!r}; lavaan fits one model to every "
+                "group, so the groups' wide data must have the same positions"
+            )
+    labels = pd.concat([table["label"] for table in per_group], axis=1)
+    common = labels.nunique(axis=1) == 1
+    merged = first.copy()
+    merged.loc[~common, "label"] = ["c(" + ", ".join(row) + ")" for row in labels[~common].to_numpy()]
+    order = ", ".join(f'"{g}"' for g in groups)
+    return f"# multi-group: fit with group.label = c({order}), the order of the c(...) labels\n" + to_lavaan(merged)
 
 
 def _ar1_syntax(expanded: pd.DataFrame, constraints: list[tuple[str, str, str, int]]) -> list[str]:

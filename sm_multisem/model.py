@@ -153,7 +153,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         _check_rank(model_data)
         base_layout = layout or build_layout(model_data.ids, groupings, terms)  # a relaxation keeps the rows
         labels = collect_labels(relaxations, label_columns, base_layout)
-        layout, self._wide_form_problem = key_slots(base_layout, relaxations, labels)
+        layout, self._wide_form_problem, self._groups = key_slots(base_layout, relaxations, labels)
         self.labels = labels
         if slope_of:
             self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
@@ -216,10 +216,31 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     @property
     def parameter_table(self) -> pd.DataFrame:
-        """The wide SEM, one row per parameter at every position, with its constraint label."""
+        """The wide SEM, one row per parameter at every position, with its constraint label.
+
+        When a parameter differs by a label of the top-level clusters the wide form is a
+        multi-group SEM: the rows of every group, under a first column ``group``.
+        """
         if self._wide_form_problem:
             raise NotImplementedError(self._wide_form_problem)
-        return self.table.expand(self.layout, self.labels)
+        return self.table.expand(self.layout, self.labels, groups=None if self._groups is None else self._groups[1])
+
+    def single_group_table(self, what: str) -> pd.DataFrame:
+        """:attr:`parameter_table`, for a use (``what``) that needs a single-group wide form.
+
+        Raises
+        ------
+        NotImplementedError
+            For a multi-group wide form, saying why.
+        """
+        table = self.parameter_table
+        if self._groups is not None:
+            raise NotImplementedError(
+                f"{what} of a multi-group SEM (parameters differ by {self._groups[0]!r}, a label of the top-level "
+                "clusters, so every label is a group of wide rows) is not written here; parameter_table and "
+                "to_lavaan() show the multi-group form"
+            )
+        return table
 
     def wide_data(self, fill_absent_covariates: bool = False, max_cells: int = 10_000_000) -> pd.DataFrame:
         """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``).
@@ -245,6 +266,9 @@ class MultilevelSEM(GenericLikelihoodModel):
                 absent = wide[position_name(self.table.outcome, suffix)].isna()
                 for ident in self.table.covariates:
                     wide.loc[absent, position_name(ident, suffix)] = 0.0
+        if self._groups is not None:  # the multi-group form's group of every row
+            by, labels = self._groups
+            wide.insert(len(self.layout.levels[0]), by, labels)
         return wide
 
     def __setstate__(self, state: dict) -> None:
@@ -301,7 +325,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         from .wide_model import WideSEM
 
-        table = self.parameter_table
+        table = self.single_group_table("the dense wide engine's fit")
         if (table["op"] == "==").any():
             raise NotImplementedError("AR(1) residuals tie the residual covariances by a nonlinear constraint "
                                       "(S_e * rho^d), which the dense wide engine does not take")
@@ -318,7 +342,7 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     def to_stata(self) -> str:
         """The wide constrained model as a Stata ``sem`` command."""
-        return export.to_stata(self.table, self.parameter_table, balanced=self._balanced())
+        return export.to_stata(self.table, self.single_group_table("Stata sem syntax"), balanced=self._balanced())
 
     def to_lavaan(self) -> str:
         """The wide constrained model in lavaan model syntax."""
@@ -340,7 +364,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         from .diagram import path_diagram
 
-        return path_diagram(self.parameter_table, max_positions=max_positions)
+        return path_diagram(self.single_group_table("the path diagram"), max_positions=max_positions)
 
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())

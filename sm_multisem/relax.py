@@ -182,7 +182,8 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
     return exog, exog_names
 
 
-def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: Labels) -> tuple[WideLayout, str]:
+def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
+              labels: Labels) -> tuple[WideLayout, str, tuple[str, np.ndarray] | None]:
     """Key the slots a relaxation is about by its labels, so that one position means one label.
 
     A variance relaxed at a level keys that level's slots (``J_pub1``); a residual variance
@@ -190,13 +191,22 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
     label, else the observations. AR(1) residuals number the observations' slots by time (slot 1
     at the earliest time of the data), so that one position means one time in every cluster and
     the residual covariance of two positions, ``S_e * rho^|t_p - t_q|``, is one constant of the
-    wide model. Returns the keyed layout and, when the model has no single wide form here (a
-    label of the top-level clusters, which needs one SEM group per label), why (empty
-    otherwise); the other relaxations are keyed all the same.
+    wide model. A label of the top-level clusters does not key slots: the wide form is then a
+    multi-group SEM, one group of rows per label.
+
+    Returns
+    -------
+    layout : WideLayout
+        The keyed layout.
+    problem : str
+        Why the model has no wide form here (top-level labels from two columns), else empty.
+    groups : tuple or None
+        ``(labelling column, label of every top-level cluster)`` of a multi-group wide form.
     """
     done: set[tuple[int, str]] = set()
     last = len(layout.slots) - 1
     problem = ""
+    groups: tuple[str, np.ndarray] | None = None
     for relax in relaxations:
         if relax.kind == "residual correlation":
             continue
@@ -210,10 +220,13 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
             level, per_unit = _coarsest_constant_level(values, layout)
             column, keys = (last, values) if level is None else (level - 1, per_unit)
         if level == 0:
-            problem = problem or (
-                f"the {relax.kind} of {relax.target} differs by {relax.by!r}, a label of the top-level "
-                "clusters: its wide form is a multi-group SEM (one group per label), which is not written here"
-            )
+            if groups is not None and groups[0] != relax.by:
+                problem = problem or (
+                    f"parameters differ by two labels of the top-level clusters ({groups[0]!r} and {relax.by!r}): "
+                    "the wide form would be a multi-group SEM with one group per combination, which is not "
+                    "written here"
+                )
+            groups = groups or (relax.by, np.asarray(keys, dtype=object))
             continue
         if (column, relax.by) not in done:
             layout = layout.keyed(column, keys)
@@ -224,7 +237,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
         slots = list(layout.slots)
         slots[-1] = times - times.min()
         layout = dataclasses.replace(layout, slots=tuple(slots))
-    return layout, problem
+    return layout, problem, groups
 
 
 def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[int | None, np.ndarray]:

@@ -462,7 +462,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         from .diagram import path_diagram
 
         estimates = dict(zip(self.model.plan.labels, np.asarray(self.params)))
-        return path_diagram(self.model.parameter_table, estimates=estimates, max_positions=max_positions)
+        table = self.model.single_group_table("the path diagram")
+        return path_diagram(table, estimates=estimates, max_positions=max_positions)
 
 
 class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):

@@ -85,7 +85,7 @@ class ParameterTable:
         free = self.rules[self.rules["free"]]
         return free.drop_duplicates("label")[["label", "name", "kind"]].reset_index(drop=True)
 
-    def expand(self, layout: WideLayout, labels=None) -> pd.DataFrame:
+    def expand(self, layout: WideLayout, labels=None, groups: np.ndarray | None = None) -> pd.DataFrame:
         """One row per parameter of the wide SEM at every position present in the data.
 
         Parameters
@@ -95,6 +95,11 @@ class ParameterTable:
             :func:`sm_multisem.relax.key_slots`), so that one position means one label.
         labels : Labels, optional
             The label values of the relaxations.
+        groups : ndarray, optional
+            The group of every top-level cluster, for a multi-group wide form (a parameter
+            that differs by a label of the top-level clusters): the rows are written for
+            every group, with the positions present in its clusters, under a first column
+            ``group``.
 
         Returns
         -------
@@ -106,9 +111,22 @@ class ParameterTable:
         """
         parts = layout.position_parts()
         suffix = join_parts(parts)
-        distinct, first_row = np.unique(suffix, return_index=True)
+        if groups is None:
+            return self._expand_at(np.arange(len(suffix)), layout, labels, parts, suffix)
+        row_group = np.asarray(groups, dtype=object)[layout.cluster_of_rows()]
+        frames = []
+        for group in sorted(set(row_group)):
+            frame = self._expand_at(np.flatnonzero(row_group == group), layout, labels, parts, suffix)
+            frame.insert(0, "group", group)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def _expand_at(self, rows: np.ndarray, layout: WideLayout, labels, parts: list[np.ndarray],
+                   suffix: np.ndarray) -> pd.DataFrame:
+        """The per-position rows of the positions present among the sorted ``rows``."""
+        distinct, first = np.unique(suffix[rows], return_index=True)
         ordered = sorted(range(len(distinct)), key=lambda i: position_order(distinct[i]))
-        rows_at = first_row[ordered]  # one sorted row standing for every position
+        rows_at = rows[first[ordered]]  # one sorted row standing for every position
         y_names = [position_name(self.outcome, suffix[r]) for r in rows_at]
 
         def label_at(rule, row: int) -> bool:

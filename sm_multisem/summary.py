@@ -149,7 +149,7 @@ def _sem_table(res, estimates: pd.DataFrame, max_equations: int) -> tuple[pd.Dat
     Returns the table, the number of equations and whether any were collapsed.
     """
     model = res.model
-    expanded = model.parameter_table
+    expanded = model.single_group_table("the sem-style summary")
     outcome, bases = model.table.outcome, model.table.latent_bases
     row_of = {label: estimates.iloc[i].tolist() for i, label in enumerate(model.plan.labels)}
     regressions = expanded[expanded["op"].isin(["~", "~1"])]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sm_multisem import MultilevelSEM
+from sm_multisem.correlate import Covariances, relax_covariances
 from sm_multisem.covariance import numerical_jacobian
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -171,3 +172,22 @@ def test_the_rank_check_names_the_parameters_it_cannot_tell_apart(relaxed):
     with pytest.raises(ValueError, match=r"\['var\(k\)', 'var\(k:j\)', 'cov\(k:j\)\[north\]'\] can move together"):
         model.check_identification()
     relaxed["effects_equal"].check_identification()
+
+
+def test_effects_and_residuals_correlated_in_one_model(long):
+    """The article's last diagram: correlated effects of the northern counties and correlated errors of the
+    public schools in one wide model, tested together and one by one."""
+    schools = long["residuals"].assign(state=lambda d: d["k"] // 3,
+                                       region=lambda d: d["k"].mod(3).map({0: "south", 1: "north", 2: "north"}))
+    rng = np.random.default_rng(4)
+    schools["y"] += rng.normal(size=schools["state"].max() + 1)[schools["state"]]
+    model = MultilevelSEM.from_formula("y ~ x + (1|state/k)", schools)
+    both = relax_covariances(model, Covariances("state:k", "region", among=["north"]),
+                             Covariances("Residual", "type", among=["pub"], equal=True))
+    assert both.param_names[5:] == ["cov(state:k)[north1,north2]", "cov(Residual)[pub]"]
+    res = model.fit()
+    test = res.score_test(both)
+    assert test.df == 2 and list(test.table.index) == both.param_names[5:]
+    assert both.fit().llf >= res.llf
+    with pytest.raises(ValueError, match="freed by a single request"):
+        relax_covariances(model, Covariances("Residual", "type", among=["pub"]), Covariances("Residual", "type"))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -119,9 +120,8 @@ def relax_covariances(model, *requests: Covariances, start_params=None):
     labelled = []
     for request in requests:
         column, keys, names = _keys(model, request)
-        if layout.slot_keys and layout.slot_keys[column] is not None and np.array_equal(layout.slot_keys[column], keys):
-            pass  # already keyed by this label (a variance or slope relaxed by it): keep the names
-        else:
+        # a variance or slope relaxed by the same label has keyed these slots already
+        if not (layout.slot_keys and np.array_equal(layout.slot_keys[column], keys)):
             layout = layout.keyed(column, keys)
         labelled.append((request, column, keys, names))
     # the nested likelihood does not depend on how slots are keyed, only the names of the positions do
@@ -154,9 +154,7 @@ def _keys(model, request: Covariances) -> tuple[int, np.ndarray, list[str]]:
         )
     elif request.level in layout.level_names:
         kind, column = "variance", layout.level_names.index(request.level) - 1
-
-        def relax(by):
-            return model.relax_variance(request.level, by)
+        relax = partial(model.relax_variance, request.level)
     else:
         raise ValueError(f"level must be one of {list(layout.level_names[1:])} (the levels below the top) or "
                          f"{RESIDUAL!r}, got {request.level!r}")
@@ -180,14 +178,14 @@ def _siblings(view, request: Covariances, column: int, keys: np.ndarray) -> _Sib
         first = np.arange(layout.n_rows)
         names = [position_name(table.outcome, s) for s in join_parts(parts)]
         parent = layout.unit_of_rows(level - 1)
-        labels, stem = keys, "e"
+        stem = "e"
     else:
         unit = layout.unit_of_rows(level)
         first = np.flatnonzero(np.r_[True, np.diff(unit) != 0])
         names = [position_name(table.latent_bases[level], s) for s in join_parts([p[first] for p in parts[:level]])]
         parent = layout.unit_of_rows(level - 1)[first]
-        labels, stem = keys, table.latent_bases[level].lower()
-    frame = pd.DataFrame({"name": names, "slot": parts[column][first], "parent": parent, "label": labels})
+        stem = table.latent_bases[level].lower()
+    frame = pd.DataFrame({"name": names, "slot": parts[column][first], "parent": parent, "label": keys})
     return _Siblings(request.level, layout.level_names[level - 1], stem, frame)
 
 
@@ -284,6 +282,10 @@ def _refuse_all_pairs(siblings: _Siblings, frame: pd.DataFrame) -> None:
 
 def _free(table: pd.DataFrame, siblings: _Siblings, pairs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """Free the covariance rows of ``pairs`` (latents' rows are in the table at 0; residuals' are added)."""
+    clash = sorted(set(pairs["label"]) & (set(table["label"]) | set(names)))
+    if clash:  # a shared label would tie the covariance to another parameter
+        raise ValueError(f"the covariance label {clash[0]!r} is already a label of the model; rename the level or "
+                         "the labels of the labelling column")
     table = table.copy()
     names.update(dict(zip(pairs["label"], pairs["display"])))
     if siblings.level == RESIDUAL:

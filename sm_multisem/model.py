@@ -405,6 +405,21 @@ class MultilevelSEM(GenericLikelihoodModel):
         ``cov(k:j)[north1,north2]`` for every pair of keyed slots, or one ``cov(k:j)[north]``
         per group with ``equal=True``. See :func:`sm_multisem.correlate.relax_covariances`.
 
+        Parameters
+        ----------
+        level : str
+            A level below the top (``"k:j"``); its siblings are the units inside one unit of the
+            level above.
+        by : str or array_like
+            The labelling column (or one label per input row), constant within the level's units.
+        among : str, sequence, or None
+            Groups of labels whose siblings are correlated (``["north"]``; ``[["north", "south"]]``
+            to correlate across labels too); by default every label is its own group.
+        equal : bool
+            One covariance per group instead of one per pair of keyed slots.
+        start_params : array_like, optional
+            Start values of this model's parameters; by default its ML estimates.
+
         Returns
         -------
         WideSEM
@@ -422,6 +437,13 @@ class MultilevelSEM(GenericLikelihoodModel):
         observations of one unit whose labels are in one group of ``among`` is freed,
         ``cov(Residual)[pub1,pub2]``, or one ``cov(Residual)[pub]`` per group with ``equal=True``.
         See :func:`sm_multisem.correlate.relax_covariances`.
+
+        Parameters
+        ----------
+        by : str or array_like
+            The row-level labelling column (or one label per input row).
+        among, equal, start_params
+            As for :meth:`relax_covariance`.
 
         Returns
         -------

@@ -434,6 +434,63 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("intercept", "Intercept", self._label_name(by)), by)
 
+    def relax_covariance(self, level: str, by, *, among=None, equal: bool = False, start_params=None):
+        """Correlate the effects of sibling units of a level (units with one parent), by a label.
+
+        The article's correlated effects of the northern counties: in the wide form the latents
+        of the level's units are keyed by ``by`` (``J_north1``, ``J_north2``, ``J_south1``) and
+        the covariance of two siblings whose labels are in one group of ``among`` is freed,
+        ``cov(k:j)[north1,north2]`` for every pair of keyed slots, or one ``cov(k:j)[north]``
+        per group with ``equal=True``. See :func:`sm_multisem.correlate.relax_covariances`.
+
+        Parameters
+        ----------
+        level : str
+            A level below the top (``"k:j"``); its siblings are the units inside one unit of the
+            level above.
+        by : str or array_like
+            The labelling column (or one label per input row), constant within the level's units.
+        among : str, sequence, or None
+            Groups of labels whose siblings are correlated (``["north"]``; ``[["north", "south"]]``
+            to correlate across labels too); by default every label is its own group.
+        equal : bool
+            One covariance per group instead of one per pair of keyed slots.
+        start_params : array_like, optional
+            Start values of this model's parameters; by default its ML estimates.
+
+        Returns
+        -------
+        WideSEM
+            Fitted by the dense wide engine.
+        """
+        from .correlate import Covariances, relax_covariances
+
+        return relax_covariances(self, Covariances(level, by, among, equal), start_params=start_params)
+
+    def relax_residual_covariance(self, by, *, among=None, equal: bool = False, start_params=None):
+        """Correlate the residuals of observations of one lowest unit, by a row-level label.
+
+        The article's correlated errors of the public schools: the observations' slots are keyed
+        by ``by`` (``y_pub1``, ``y_pub2``, ``y_prv1``) and the residual covariance of two
+        observations of one unit whose labels are in one group of ``among`` is freed,
+        ``cov(Residual)[pub1,pub2]``, or one ``cov(Residual)[pub]`` per group with ``equal=True``.
+        See :func:`sm_multisem.correlate.relax_covariances`.
+
+        Parameters
+        ----------
+        by : str or array_like
+            The row-level labelling column (or one label per input row).
+        among, equal, start_params
+            As for :meth:`relax_covariance`.
+
+        Returns
+        -------
+        WideSEM
+        """
+        from .correlate import RESIDUAL, Covariances, relax_covariances
+
+        return relax_covariances(self, Covariances(RESIDUAL, by, among, equal), start_params=start_params)
+
     def _label_name(self, by) -> str:
         return by if isinstance(by, str) else str(getattr(by, "name", None) or "label")
 

@@ -206,7 +206,9 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         """Score test of the constraints a relaxation of this model releases.
 
         See :func:`sm_multisem.hypothesis.score_test`. Example:
-        ``res.score_test(res.model.relax_variance("k:j", by="type"))``.
+        ``res.score_test(res.model.relax_variance("k:j", by="type"))``; a wide model freeing
+        covariances is tested the same way, ``res.score_test(res.model.relax_covariance("k:j",
+        by="region"))`` (Stata ``estat scoretests``: are the effects uncorrelated?).
         """
         from .hypothesis import score_test
 

@@ -83,7 +83,10 @@ class ProfiledObjective:
     Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference residual
     variance (the first one), profiled out with the fixed effects. ``theta`` holds every
     other parameter: random-intercept variances may be 0, residual ratios not, and a
-    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). The last few evaluations
+    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). The covariance ``c`` of
+    exchangeable residuals enters as its correlation ``c / v`` with the residual variance ``v``
+    of its units, inside ``(-1/(n - 1), 1)`` for the largest unit size ``n``: a box that keeps
+    every block positive definite. The last few evaluations
     are remembered: the start grid, the optimizer, the Newton polish and the final report
     often ask for the same point again.
     """
@@ -95,19 +98,36 @@ class ProfiledObjective:
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
         self.is_correlation = np.isin(self.free, lik.correlations)
+        self.is_covariance = np.isin(self.free, lik.covariances)
+        pairs = getattr(lik, "_block_pairs", np.zeros((0, 2), dtype=np.intp))
+        self._covariance, self._partner = pairs[:, 1], pairs[:, 0]  # c and the variance v it is a share of
+        self._covariance_theta = np.searchsorted(self.free, self._covariance)
 
     def rel_var(self, theta: np.ndarray) -> np.ndarray:
         rho = np.ones(self.lik.n_var)
         rho[self.free] = np.where(self.is_correlation, theta, theta * theta)
+        rho[self._covariance] = theta[self._covariance_theta] * rho[self._partner]
         return rho
+
+    def theta_of(self, variances: np.ndarray) -> np.ndarray:
+        """The ``theta`` of a vector of variances (the inverse of :meth:`rel_var`, up to the scale)."""
+        variances = np.asarray(variances, dtype=float)
+        relative = np.sqrt(np.maximum(variances, 0.0) / variances[self.reference])
+        relative[self.scale_free()] = variances[self.scale_free()]
+        relative[self._covariance] = variances[self._covariance] / variances[self._partner]
+        return relative[self.free]
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.asarray(theta, dtype=float)
         key = theta.tobytes()
         if key not in self._recent:
             self.count += 1
-            deviance, grad_rho = self.lik.profiled_deviance(self.rel_var(theta), self.reml)
+            rel_var = self.rel_var(theta)
+            deviance, grad_rho = self.lik.profiled_deviance(rel_var, self.reml)
+            share = theta[self._covariance_theta]
+            grad_rho[self._partner] += share * grad_rho[self._covariance]  # c = share * v moves with v
             gradient = np.where(self.is_correlation, 1.0, 2.0 * theta) * grad_rho[self.free]
+            gradient[self._covariance_theta] = grad_rho[self._covariance] * rel_var[self._partner]
             if len(self._recent) >= _REMEMBERED:
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[key] = (deviance, gradient)
@@ -124,13 +144,18 @@ class ProfiledObjective:
 
     @property
     def bounds(self) -> list[tuple[float, float | None]]:
-        return [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
-                else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
-                for level, corr in zip(self.is_level, self.is_correlation)]
+        bounds = [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
+                  else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
+                  for level, corr in zip(self.is_level, self.is_correlation)]
+        for at, size in zip(self._covariance_theta, self.lik.block_size[self._covariance] if len(self._covariance)
+                            else []):
+            bounds[at] = (-_LARGEST_CORRELATION / max(size - 1.0, 1.0), _LARGEST_CORRELATION)
+        return bounds
 
 
 def _start(objective: ProfiledObjective) -> np.ndarray:
-    candidates = [np.where(objective.is_level, c, np.where(objective.is_correlation, 0.0, 1.0))
+    candidates = [np.where(objective.is_level, c,
+                           np.where(objective.is_correlation | objective.is_covariance, 0.0, 1.0))
                   for c in START_MULTIPLIERS]
     values = [objective(c)[0] for c in candidates]
     return candidates[int(np.nanargmin(values))]

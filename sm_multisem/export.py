@@ -52,6 +52,9 @@ def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> s
     variances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] == expanded["rhs"])]
     observed = set(expanded.loc[expanded["op"].isin(["~", "~1"]), "lhs"])
     cov_items = [f"{'e.' if v.lhs in observed else ''}{v.lhs}@{v.label}" for v in variances.itertuples()]
+    covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"]) & expanded["free"]]
+    cov_items += [f"{'e.' if c.lhs in observed else ''}{c.lhs}*{'e.' if c.rhs in observed else ''}{c.rhs}@{c.label}"
+                  for c in covariances.itertuples()]
     lines = ["sem " + equations[0] + " ///"] + [f"    {eq} ///" for eq in equations[1:]]
     options = ["covstruct(_lexog, diagonal)"]
     if table.covariates:

@@ -8,6 +8,7 @@ built here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,9 @@ class Plan:
     ar1_entry : int or None
         The entry of the vector that is the AR(1) correlation of the residuals, if any
         (the vector holds it after the variances; it is a correlation, not a variance).
+    covariance_entries : ndarray
+        The entries that are covariances of exchangeable residuals: the lowest level's
+        ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
     """
 
     param_names: tuple[str, ...]
@@ -52,6 +56,7 @@ class Plan:
     unit_variance: tuple[np.ndarray, ...]
     row_variance: np.ndarray
     ar1_entry: int | None = None
+    covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
     def k_params(self) -> int:
@@ -60,7 +65,7 @@ class Plan:
     @property
     def level_variances(self) -> np.ndarray:
         """Entries of the variance vector that are random-intercept variances."""
-        return np.unique(np.concatenate(self.unit_variance))
+        return np.setdiff1d(np.concatenate(self.unit_variance), self.covariance_entries)
 
     @property
     def residual_variances(self) -> np.ndarray:
@@ -74,6 +79,14 @@ class Plan:
         mask[self.variance_index] = True
         if self.ar1_entry is not None:
             mask[self.variance_index[self.ar1_entry]] = False
+        mask[self.variance_index[self.covariance_entries]] = False
+        return mask
+
+    @property
+    def covariance_mask(self) -> np.ndarray:
+        """True for the parameters that are covariances (of exchangeable residuals)."""
+        mask = np.zeros(self.k_params, dtype=bool)
+        mask[self.variance_index[self.covariance_entries]] = True
         return mask
 
     @property
@@ -122,6 +135,7 @@ _SUPPORTED = {
     "residual variance": (True, None),
     "covariance": (False, 0.0),
     "residual correlation": (True, None),
+    "residual covariance": (True, None),
 }
 
 
@@ -153,26 +167,28 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     missing = [name for name in exog_names if name not in by_name]
     if missing:
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
-    variances = rules[rules["kind"].isin(["variance", "residual variance"])]
+    variances = rules[rules["kind"].isin(["variance", "residual variance", "residual covariance"])]
     correlation = rules[rules["kind"] == "residual correlation"]
     variance_labels = list(dict.fromkeys([*variances["label"], *correlation["label"]]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
-    def assign(level: str, kind: str, n: int) -> np.ndarray:
-        """Variance entry of every unit of a level (or every row, for the residual)."""
+    def assign(level: str, n: int) -> np.ndarray:
+        """Variance entry of every unit of a level (or every row, for the residual); the
+        residual grouping of exchangeable residuals gets its covariance."""
         level_rules = variances[variances["level"] == level]
         if not level_rules["by"].iloc[0]:
             return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
-        values, _ = labels.values[(kind, level)]
+        values, _ = labels.values[(level_rules["kind"].iloc[0], level)]
         entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
         codes, uniques = pd.factorize(values)  # a lookup per distinct label, not per row
         return np.array([entry[u] for u in uniques], dtype=np.intp)[codes]
 
     unit_variance = tuple(
-        assign(level, "variance", n_units) for level, n_units in zip(layout.level_names, layout.n_units)
+        assign(level, n_units) for level, n_units in zip(layout.level_names, layout.n_units)
     )
-    row_variance = assign("Residual", "residual variance", layout.n_rows)
+    row_variance = assign("Residual", layout.n_rows)
+    covariance = variances[variances["kind"] == "residual covariance"]
     return Plan(
         param_names=tuple(free["name"]),
         labels=tuple(free["label"]),
@@ -181,4 +197,5 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         unit_variance=unit_variance,
         row_variance=row_variance,
         ar1_entry=position[correlation["label"].iloc[0]] if len(correlation) else None,
+        covariance_entries=np.array([position[label] for label in dict.fromkeys(covariance["label"])], dtype=np.intp),
     )

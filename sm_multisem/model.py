@@ -24,7 +24,7 @@ from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import NestedNormal
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
-from .residuals import RESIDUAL_KINDS, STRUCTURES, check_exchangeable, exchangeable_changes
+from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes
 from .spec import ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]
@@ -388,10 +388,8 @@ class MultilevelSEM(GenericLikelihoodModel):
                 raise ValueError('structure="exchangeable" takes no t= (the residuals of a unit are exchangeable)')
             changes = exchangeable_changes(self, within)
             target = level_name(changes["groupings"][-1])
-            model = self._relaxed(Relaxation("residual covariance", target, "" if by is None else self._label_name(by)),
-                                  by, **changes)
-            check_exchangeable(model.layout)
-            return model
+            relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
+            return self._relaxed(relaxation, by, **changes)
         if within is not None:
             raise ValueError(f'within= names the residual grouping of structure="exchangeable", not {structure!r}')
         if structure == "independent":

@@ -28,9 +28,9 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .layout import level_name
+from .layout import build_layout, level_name
 
-__all__ = ["RESIDUAL_KINDS", "STRUCTURES", "check_exchangeable", "exchangeable_changes", "exchangeable_rows",
+__all__ = ["RESIDUAL_KINDS", "STRUCTURES", "exchangeable_changes", "exchangeable_rows",
            "with_residual_heading"]
 
 #: The residual structures :meth:`~sm_multisem.MultilevelSEM.relax_residuals` fits.
@@ -64,16 +64,17 @@ def exchangeable_changes(model, within: str | None) -> dict:
     random_columns = {column for grouping in layout.levels for column in grouping}
     if within is None or within in random_columns or within in layout.level_names:
         named = lowest if within is None else within
-        hint = (f"y ~ x + (1|{layout.levels[-2][-1] if len(layout.levels) > 1 else '...'}) with "
-                f"relax_residuals(structure='exchangeable', within='{layout.levels[-1][-1]}')")
+        if len(layout.levels) > 1:
+            instead = (f"Drop the random term of the residual grouping and name it with within=, e.g. "
+                       f"y ~ x + (1|{'/'.join(layout.levels[-2])}) with relax_residuals(structure='exchangeable', "
+                       f"within='{layout.levels[-1][-1]}')")
+        else:
+            instead = ("Without a random effect above the residual grouping the model is a marginal GLS model "
+                       "(nlme gls()), which is not fitted here")
         raise ValueError(
             f"exchangeable residuals within the units of {named!r}, which carry their own random intercept, are "
             f"confounded with its variance: Sigma = var 1 1' + R, and an exchangeable R = (var(e) - cov(e)) I + "
-            f"cov(e) 1 1' already holds a term in 1 1', so only var + cov(e) is identified. Drop the random term "
-            f"of the residual grouping and name it with within=, e.g. {hint}"
-            + ("" if len(layout.levels) > 1 else
-               " (a model with no random effect above the residual grouping is a marginal GLS model, "
-               "nlme gls(), which is not fitted here)")
+            f"cov(e) 1 1' already holds a term in 1 1', so only var + cov(e) is identified. {instead}."
         )
     frame = model._recipe["frame"]
     if not isinstance(within, str) or frame is None or within not in frame.columns:
@@ -85,11 +86,13 @@ def exchangeable_changes(model, within: str | None) -> dict:
     ids = source.ids.copy()
     ids[within] = values.to_numpy()
     groupings = (*layout.levels, (*layout.levels[-1], within))
-    return {"source": dataclasses.replace(source, ids=ids), "groupings": groupings, "layout": None,
-            "terms": f"{model._recipe['terms']} with residuals within {level_name(groupings[-1])}"}
+    terms = f"{model._recipe['terms']} with residuals within {level_name(groupings[-1])}"
+    grouped = build_layout(ids, groupings, terms)
+    _check_grouping(grouped)
+    return {"source": dataclasses.replace(source, ids=ids), "groupings": groupings, "layout": grouped, "terms": terms}
 
 
-def check_exchangeable(layout) -> None:
+def _check_grouping(layout) -> None:
     """Refuse a residual grouping that the data cannot tell from the level above it or from nothing."""
     *_, above, name = layout.level_names
     if layout.n_units[-1] == layout.n_units[-2]:

@@ -24,7 +24,7 @@ from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import NestedNormal
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
-from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes
+from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
 from .spec import ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]
@@ -357,7 +357,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("variance", level, self._label_name(by)), by)
 
-    def relax_residuals(self, by=None, *, structure: str = "independent", t=None, within=None) -> "MultilevelSEM":
+    def relax_residuals(self, by=None, *, structure: str = "independent", t=None, within=None):
         """Relax the residuals: a variance per label, AR(1) correlation along time, or exchangeable blocks.
 
         Parameters
@@ -375,13 +375,22 @@ class MultilevelSEM(GenericLikelihoodModel):
             has ``cov(Residual)``, and ``var(Residual)[g]``, ``cov(Residual)[g]`` per label with
             ``by=`` (a column constant within the units of ``within``). See
             :mod:`sm_multisem.residuals`.
+            ``"unstructured"``: a variance per occasion of ``t`` and a covariance per pair of
+            occasions within a unit of ``within`` (Stata ``residuals(unstructured, t(time))``;
+            nlme ``corSymm`` with ``varIdent(form = ~ 1 | time)``), returned as a
+            :class:`~sm_multisem.wide_model.WideSEM` fitted by the dense wide engine, with
+            ``var(Residual)[t]`` and ``cov(Residual)[s,t]``.
         t : str or array_like
-            The time column, for ``structure="ar1"``.
+            The time column, for ``structure="ar1"`` and ``"unstructured"``.
         within : str, optional
-            For ``structure="exchangeable"``: a column whose units, nested in the lowest random
-            level, group the residuals (``(1|k)`` with ``within="j"``: blocks of ``k:j``). A
-            grouping that carries a random intercept is refused: its variance and the
-            covariance are confounded.
+            For ``structure="exchangeable"`` and ``"unstructured"``: a column whose units, nested
+            in the lowest random level, group the residuals (``(1|k)`` with ``within="j"``: blocks
+            of ``k:j``). A grouping that carries a random intercept is refused: its variance and
+            the residual covariances are confounded.
+
+        Returns
+        -------
+        MultilevelSEM, or WideSEM for ``structure="unstructured"``
         """
         if structure == "exchangeable":
             if t is not None:
@@ -390,8 +399,14 @@ class MultilevelSEM(GenericLikelihoodModel):
             target = level_name(changes["groupings"][-1])
             relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
             return self._relaxed(relaxation, by, **changes)
+        if structure == "unstructured":
+            if by is not None:
+                raise ValueError('structure="unstructured" by a label is not implemented (it needs one block of '
+                                 'occasion parameters per label); fit the labels separately or use "exchangeable"')
+            return unstructured_model(self, t, within)
         if within is not None:
-            raise ValueError(f'within= names the residual grouping of structure="exchangeable", not {structure!r}')
+            raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '
+                             f'not {structure!r}')
         if structure == "independent":
             if by is None or t is not None:
                 raise ValueError('structure="independent" takes by= (the labelling column) and no t=')

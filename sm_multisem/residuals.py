@@ -1,5 +1,6 @@
 """Residual structures within a residual grouping: exchangeable residuals (Stata ``mixed,
-residuals(exchangeable)``, nlme ``corCompSymm``).
+residuals(exchangeable)``, nlme ``corCompSymm``) and unstructured residuals along occasions
+(Stata ``residuals(unstructured, t(time))``, nlme ``corSymm`` with ``varIdent(~ 1 | time)``).
 
 The residuals of one unit of the *residual grouping* share a covariance:
 
@@ -18,10 +19,18 @@ with an exchangeable ``R_u`` identifies only ``var(level) + cov``. It is therefo
 within ``k:j``. In the layout it is the lowest level (its slots are positions of the wide
 model), and the parameter table writes its covariance as equal-labelled residual
 covariances ``y1_1 ~~ C_e*y1_2`` between the positions of one unit.
+
+Unstructured residuals give every occasion its variance and every pair of occasions its
+covariance. Their wide form is the exchangeable model's table with the positions of a unit
+numbered by occasion and one label per occasion and per pair (``S_e_t2``, ``C_e_t1_t2``); it
+is fitted by the dense wide engine (:class:`~sm_multisem.wide_model.WideSEM`), so the number
+of positions (units of the residual grouping per cluster times occasions) is bounded by
+:data:`~sm_multisem.wide_model.MAX_POSITIONS`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from itertools import combinations
 
@@ -34,12 +43,12 @@ __all__ = ["RESIDUAL_KINDS", "STRUCTURES", "exchangeable_changes", "exchangeable
            "with_residual_heading"]
 
 #: The residual structures :meth:`~sm_multisem.MultilevelSEM.relax_residuals` fits.
-STRUCTURES = ("independent", "ar1", "exchangeable")
+STRUCTURES = ("independent", "ar1", "exchangeable", "unstructured")
 #: Relaxations of the residuals; exchangeable residuals combine with none of the others.
 RESIDUAL_KINDS = ("residual variance", "residual correlation", "residual covariance")
 
 
-def exchangeable_changes(model, within: str | None) -> dict:
+def exchangeable_changes(model, within: str | None, structure: str = "exchangeable") -> dict:
     """The model's recipe with the residual grouping ``within`` added below its lowest level.
 
     Parameters
@@ -66,15 +75,17 @@ def exchangeable_changes(model, within: str | None) -> dict:
         named = lowest if within is None else within
         if len(layout.levels) > 1:
             instead = (f"Drop the random term of the residual grouping and name it with within=, e.g. "
-                       f"y ~ x + (1|{'/'.join(layout.levels[-2])}) with relax_residuals(structure='exchangeable', "
+                       f"y ~ x + (1|{'/'.join(layout.levels[-2])}) with relax_residuals(structure='{structure}', "
                        f"within='{layout.levels[-1][-1]}')")
         else:
             instead = ("Without a random effect above the residual grouping the model is a marginal GLS model "
                        "(nlme gls()), which is not fitted here")
+        form = ("= (var(e) - cov(e)) I + cov(e) 1 1' already holds a term in 1 1', so only var + cov(e) is "
+                "identified" if structure == "exchangeable" else
+                "with a free covariance for every pair of occasions already spans 1 1', so var is not identified")
         raise ValueError(
-            f"exchangeable residuals within the units of {named!r}, which carry their own random intercept, are "
-            f"confounded with its variance: Sigma = var 1 1' + R, and an exchangeable R = (var(e) - cov(e)) I + "
-            f"cov(e) 1 1' already holds a term in 1 1', so only var + cov(e) is identified. {instead}."
+            f"{structure} residuals within the units of {named!r}, which carry their own random intercept, are "
+            f"confounded with its variance: Sigma = var 1 1' + R, and an {structure} R {form}. {instead}."
         )
     frame = model._recipe["frame"]
     if not isinstance(within, str) or frame is None or within not in frame.columns:
@@ -136,3 +147,66 @@ def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
         suffix = f"[{value}]" if by else ""
         pieces.append(random.loc[[f"var(Residual){suffix}", name]])
     return pd.concat(pieces)
+
+
+def unstructured_model(model, t: str, within: str | None):
+    """The model with unstructured residuals within ``within`` along the occasions ``t``, as a
+    :class:`~sm_multisem.wide_model.WideSEM` started from the exchangeable fit.
+
+    Raises
+    ------
+    ValueError
+        The groupings :func:`exchangeable_changes` refuses; an occasion repeated within a unit;
+        no more units than occasions, an occasion seen in a single unit or a pair of occasions
+        never observed together in one unit (their variance or covariance is not identified).
+    """
+    from .relax import Relaxation, _times
+    from .wide_model import WideSEM
+
+    changes = exchangeable_changes(model, within, "unstructured")
+    target = level_name(changes["groupings"][-1])
+    blocks = model._relaxed(Relaxation("residual covariance", target, ""), None, **changes)
+    layout = blocks.layout
+    if not isinstance(t, str) or t not in model._recipe["frame"].columns:
+        raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
+    times = _times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
+    occasions, code = np.unique(times, return_inverse=True)
+    _check_occasions(layout, code, occasions, t)
+    exchangeable_fit = blocks.fit()
+    # the same model with the positions of a unit numbered by occasion: one position, one time
+    timed = copy.copy(blocks)
+    timed.layout = dataclasses.replace(layout, slots=(*layout.slots[:-1], code))
+    table = timed.parameter_table
+    start = dict(zip(blocks.plan.labels, exchangeable_fit.params))
+    names = dict(zip(blocks.plan.labels, blocks.plan.param_names))
+    occasion_of = {y: occasions[int(y.rsplit("_", 1)[1]) - 1] for y in table.loc[table["op"] == "~1", "lhs"]}
+    for at, row in table[(table["op"] == "~~") & table["label"].isin(["S_e", "C_e"])].iterrows():
+        pair = sorted({occasion_of[row.lhs], occasion_of[row.rhs]})
+        label = "S_e_t" + "_t".join(map(str, pair)) if row.label == "S_e" else "C_e_t" + "_t".join(map(str, pair))
+        table.loc[at, "label"] = label
+        names[label] = f"{'var' if len(pair) == 1 else 'cov'}(Residual)[{','.join(map(str, pair))}]"
+        start[label] = start[row.label]
+    exogenous = sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
+    title = f"Residual: Unstructured within {target} along {t} (wide SEM: {model.formula or model.endog_names})"
+    return WideSEM(table, timed.wide_data(fill_absent_covariates=True), exogenous=exogenous, names=names,
+                   start=start, source=blocks, title=title)
+
+
+def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str) -> None:
+    """Refuse occasions whose variances or covariances the units cannot identify."""
+    n_units, n_times = layout.n_units[-1], len(occasions)
+    seen = np.zeros((n_units, n_times))
+    seen[layout.unit_of_rows(len(layout.levels) - 1), code] = 1.0
+    together = seen.T @ seen  # units observing both occasions
+    if n_units <= n_times:
+        raise ValueError(f"{n_units} units of {layout.level_names[-1]} cannot estimate a {n_times} x {n_times} "
+                         f"unstructured covariance of the {n_times} occasions of {t}: it needs more units than occasions")
+    lonely = np.flatnonzero(np.diag(together) < 2)
+    if len(lonely):
+        raise ValueError(f"occasion {t} = {occasions[lonely[0]]} is observed in fewer than two units: its residual "
+                         "variance is not identified")
+    never = np.argwhere(together == 0)
+    if len(never):
+        s, u = occasions[never[0]]
+        raise ValueError(f"occasions {t} = {s} and {u} are never observed together in one unit: their residual "
+                         "covariance is not identified")

@@ -151,3 +151,60 @@ def test_one_residual_structure_at_a_time(data):
         model.relax_residuals(structure="ar1", t="time", within="j")
     with pytest.raises(ValueError, match="var - cov > 0"):
         exchangeable(data, "exch").loglike(np.array([1.0, 0.5, 0.5, 1.0, -0.5]))
+
+
+def unstructured(data, rows="balanced"):
+    used = data if rows == "balanced" else data[data["keep"]]
+    model = sms.MultilevelSEM.from_formula("y_un ~ x + (1|k)", used)
+    return model.relax_residuals(structure="unstructured", t="time", within="j")
+
+
+@pytest.mark.parametrize("rows", ["balanced", "unbalanced"])
+def test_unstructured_matches_nlme(data, rows):
+    """nlme corSymm(form = ~ time | k/j) + varIdent(form = ~ 1 | time), pinned down by nlme to about 2e-5."""
+    ref = pd.read_csv(REFERENCE / "residual_nlme.csv")
+    ref = ref[(ref["model"] == "un") & (ref["rows"] == rows)].set_index("term")["estimate"]
+    ref = ref.rename(index={"(Intercept)": "Intercept"})
+    res = unstructured(data, rows).fit()
+    assert res.converged
+    assert res.llf == pytest.approx(ref["logLik"], abs=1e-5)
+    expected = ref.drop(["logLik", "n_obs"])
+    assert sorted(res.params.index) == sorted(expected.index)
+    np.testing.assert_allclose(res.params[expected.index].to_numpy(), expected.to_numpy(), rtol=1e-4)
+
+
+def test_unstructured_table_score_and_the_exchangeable_point(data):
+    model = unstructured(data, "unbalanced")
+    table = model.parameter_table
+    assert "y_un1_1 ~~ C_e_t1_t2*y_un1_2" in model.to_lavaan()
+    assert "Residual: Unstructured within k:j along time" in model.fit().summary().as_text()
+    rng = np.random.default_rng(3)
+    params = model.start_params * (1 + 0.05 * rng.standard_normal(len(model.start_params)))
+    values = dict(zip(model.labels, params))
+    assert wide_sem_loglike(table, model.wide, values) == pytest.approx(model.loglike(params), abs=1e-10)
+    numeric = np.array([(model.loglike(params + 1e-6 * e) - model.loglike(params - 1e-6 * e)) / 2e-6
+                        for e in np.eye(len(params))])
+    np.testing.assert_allclose(model.score(params), numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
+    # equal variances and equal covariances: the exchangeable model's likelihood
+    blocks = exchangeable(data.assign(y_exch=data["y_un"]), "exch", "unbalanced")
+    point = blocks.fit().params
+    at = [point[name.split("[")[0]] if "Residual" in name else point[name] for name in model.param_names]
+    assert model.loglike(np.array(at)) == pytest.approx(blocks.loglike(point.to_numpy()), abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:var\\(k\\) is not identified")  # one cluster, in the second case
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d, "confounded with its variance"),
+    (lambda d: d[d["k"] <= 1], "cannot estimate a 4 x 4"),
+    (lambda d: d[(d["time"] != 4) | ((d["k"] == 1) & (d["j"] == 1))], "time = 4 is observed in fewer than two"),
+    (lambda d: d[~((d["time"] == 1) & (d["j"] <= 2)) & ~((d["time"] == 2) & (d["j"] > 2))],
+     "time = 1 and 2 are never observed together"),
+])
+def test_unstructured_refusals(data, change, message):
+    data = change(data)
+    formula, within = ("y_un ~ x + (1|k/j)", None) if message.startswith("confounded") else ("y_un ~ x + (1|k)", "j")
+    model = sms.MultilevelSEM.from_formula(formula, data)
+    with pytest.raises(ValueError, match=message):
+        model.relax_residuals(structure="unstructured", t="time", within=within)
+    with pytest.raises(ValueError, match="by a label is not implemented"):
+        model.relax_residuals(structure="unstructured", t="time", within="j", by="type")

@@ -24,6 +24,7 @@ from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import NestedNormal
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
+from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
 from .slopes import NestedSlopesNormal
 from .spec import ParameterTable, specify
 
@@ -192,10 +193,13 @@ class MultilevelSEM(GenericLikelihoodModel):
             self.likelihood = NestedNormal(
                 columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
                 ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
+                residual_covariance=len(plan.covariance_entries) > 0,
             )
         _check_identification(self.likelihood, layout)
         _check_absorbed_levels(model_data.exog, layout)
         self.data.param_names = list(plan.param_names)
+        # the levels with random effects, top first: all but the residual grouping of exchangeable residuals
+        self.effect_levels = tuple(layout.level_names[: len(table.latent_bases)])
         self.k_levels = len(layout.levels)
         self.nobs = layout.n_clusters
         self.nobs_long = layout.n_rows
@@ -391,8 +395,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("variance", level, self._label_name(by)), by)
 
-    def relax_residuals(self, by=None, *, structure: str = "independent", t=None) -> "MultilevelSEM":
-        """Relax the residuals: a variance per label, or AR(1) correlation along time.
+    def relax_residuals(self, by=None, *, structure: str = "independent", t=None, within=None):
+        """Relax the residuals: a variance per label, AR(1) correlation along time, or exchangeable blocks.
 
         Parameters
         ----------
@@ -404,9 +408,43 @@ class MultilevelSEM(GenericLikelihoodModel):
             ``"ar1"``: residuals of one unit of the lowest level are correlated
             ``rho^|t - s|`` along the integer time ``t`` (Stata ``residuals(ar 1, t(time))``;
             nlme ``corCAR1(form = ~ time | k/j)``); the new model has ``rho(Residual)``.
+            ``"exchangeable"``: residuals of one unit of the residual grouping ``within`` share
+            a covariance (Stata ``residuals(exchangeable)``; nlme ``corCompSymm``); the new model
+            has ``cov(Residual)``, and ``var(Residual)[g]``, ``cov(Residual)[g]`` per label with
+            ``by=`` (a column constant within the units of ``within``). See
+            :mod:`sm_multisem.residuals`.
+            ``"unstructured"``: a variance per occasion of ``t`` and a covariance per pair of
+            occasions within a unit of ``within`` (Stata ``residuals(unstructured, t(time))``;
+            nlme ``corSymm`` with ``varIdent(form = ~ 1 | time)``), returned as a
+            :class:`~sm_multisem.wide_model.WideSEM` fitted by the dense wide engine, with
+            ``var(Residual)[t]`` and ``cov(Residual)[s,t]``.
         t : str or array_like
-            The time column, for ``structure="ar1"``.
+            The time column, for ``structure="ar1"`` and ``"unstructured"``.
+        within : str, optional
+            For ``structure="exchangeable"`` and ``"unstructured"``: a column whose units, nested
+            in the lowest random level, group the residuals (``(1|k)`` with ``within="j"``: blocks
+            of ``k:j``). A grouping that carries a random intercept is refused: its variance and
+            the residual covariances are confounded.
+
+        Returns
+        -------
+        MultilevelSEM, or WideSEM for ``structure="unstructured"``
         """
+        if structure == "exchangeable":
+            if t is not None:
+                raise ValueError('structure="exchangeable" takes no t= (the residuals of a unit are exchangeable)')
+            changes = exchangeable_changes(self, within)
+            target = level_name(changes["groupings"][-1])
+            relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
+            return self._relaxed(relaxation, by, **changes)
+        if structure == "unstructured":
+            if by is not None:
+                raise ValueError('structure="unstructured" by a label is not implemented (it needs one block of '
+                                 'occasion parameters per label); fit the labels separately or use "exchangeable"')
+            return unstructured_model(self, t, within)
+        if within is not None:
+            raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '
+                             f'not {structure!r}')
         if structure == "independent":
             if by is None or t is not None:
                 raise ValueError('structure="independent" takes by= (the labelling column) and no t=')
@@ -415,8 +453,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             if t is None or by is not None:
                 raise ValueError('structure="ar1" takes t= (the time column); by() with AR(1) is not implemented')
             return self._relaxed(Relaxation("residual correlation", "Residual", self._label_name(t)), t)
-        raise ValueError(f"structure must be 'independent' or 'ar1', got {structure!r} "
-                         "(exchangeable and unstructured residuals are not implemented)")
+        raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
 
     def relax_slope(self, term: str, by) -> "MultilevelSEM":
         """Let the slope of a fixed-effect column differ by a label.
@@ -494,12 +531,19 @@ class MultilevelSEM(GenericLikelihoodModel):
     def _label_name(self, by) -> str:
         return by if isinstance(by, str) else str(getattr(by, "name", None) or "label")
 
-    def _relaxed(self, relaxation: Relaxation, by) -> "MultilevelSEM":
-        recipe = dict(self._recipe)
+    def _relaxed(self, relaxation: Relaxation, by, **changes) -> "MultilevelSEM":
+        """The model with one more relaxation; ``changes`` replace parts of the recipe (the
+        source and groupings of a new residual grouping)."""
+        recipe = {**self._recipe, **changes}
         if any((r.kind, r.target) == (relaxation.kind, relaxation.target) for r in recipe["relaxations"]):
             raise ValueError(f"the {relaxation.kind} of {relaxation.target} is already relaxed")
+        if any(r.kind == "residual covariance" for r in recipe["relaxations"]) and relaxation.kind in RESIDUAL_KINDS:
+            raise ValueError("the residuals are exchangeable already; their variances differ by label through "
+                             "relax_residuals(structure='exchangeable', by=...)")
         source: ModelData = recipe["source"]
-        if isinstance(by, str):
+        if by is None:
+            values = None
+        elif isinstance(by, str):
             frame = recipe["frame"]
             if frame is None or by not in frame.columns:
                 where = "the data" if frame is not None else "a model built from arrays (pass the labels)"
@@ -511,7 +555,8 @@ class MultilevelSEM(GenericLikelihoodModel):
                 raise ValueError(f"labels have shape {values.shape}; give one label per input row "
                                  f"({len(source.rows_used):,})")
         recipe["relaxations"] = recipe["relaxations"] + (relaxation,)
-        recipe["label_columns"] = {**recipe["label_columns"], relaxation.by: values[source.rows_used]}
+        if values is not None:
+            recipe["label_columns"] = {**recipe["label_columns"], relaxation.by: values[source.rows_used]}
         model = type(self).__new__(type(self))
         model._build(recipe.pop("source"), recipe.pop("groupings"), **recipe)
         return model
@@ -524,6 +569,9 @@ class MultilevelSEM(GenericLikelihoodModel):
             raise ValueError(f"residual variances must be positive, got {residual}")
         if self.plan.ar1_entry is not None and not -1 < variances[self.plan.ar1_entry] < 1:
             raise ValueError(f"rho(Residual) must lie in (-1, 1), got {variances[self.plan.ar1_entry]}")
+        problem = self.likelihood.block_problem(variances)
+        if problem:
+            raise ValueError(problem)
         return beta, variances
 
     def loglike(self, params, reml: bool = False) -> float:
@@ -652,6 +700,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         if self.plan.ar1_entry is not None:
             start[self.plan.ar1_entry] = 0.0
         start[[pair[0] for pair in self.plan.slope_entries if pair is not None]] = 0.0  # covariances
+        start[self.plan.covariance_entries] = 0.0
         return self.plan.join(beta, start)
 
     def initialize(self) -> None:

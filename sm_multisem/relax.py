@@ -13,7 +13,11 @@ values label the units (or observations) it is released across:
   (``0 + C(type)`` in place of the intercept in long form);
 * ``Relaxation("residual correlation", "Residual", "time")``: residuals of a lowest unit
   correlated ``rho^|t - s|`` along the integer time column (Stata ``mixed,
-  residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``).
+  residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``);
+* ``Relaxation("residual covariance", "k:j", "type")``: residuals of one unit of the
+  residual grouping ``k:j`` share a covariance (exchangeable; nlme ``corCompSymm``), one
+  variance and one covariance per label constant within those units (``by=""``: one of
+  each). See :mod:`sm_multisem.residuals`.
 
 Everything downstream sees a relaxation only as different labels in the parameter
 table: :func:`sm_multisem.spec.specify` writes them, :func:`sm_multisem.plan.compile_plan`
@@ -32,7 +36,7 @@ from .layout import WideLayout
 
 __all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
 
-KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation")
+KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
 MIN_PER_LABEL = 2
 
@@ -43,12 +47,12 @@ class Relaxation:
 
     Attributes
     ----------
-    kind : {"variance", "residual variance", "slope", "intercept", "residual correlation"}
+    kind : {"variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance"}
     target : str
-        The level (``"k:j"``), ``"Residual"``, or the fixed-effect column (``"x"``,
-        ``"Intercept"``).
+        The level (``"k:j"``; for a residual covariance the residual grouping), ``"Residual"``,
+        or the fixed-effect column (``"x"``, ``"Intercept"``).
     by : str
-        The labelling column.
+        The labelling column (``""`` for a residual covariance shared by every unit).
     """
 
     kind: str
@@ -111,9 +115,14 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
         if relax.kind == "residual correlation":
             values[(relax.kind, relax.target)] = (_times(relax.by, columns[relax.by], layout), [])
             continue
+        if relax.kind == "residual covariance" and not relax.by:
+            continue
         by_row = pd.Series(np.asarray(columns[relax.by], dtype=object)[layout.order])
         labels, names = _as_strings(by_row, relax.by)
-        if relax.kind == "variance":
+        if relax.kind == "residual covariance":
+            # the block of a unit has one variance and one covariance, so its label is the unit's
+            values[("residual variance", "Residual")] = (labels, names)
+        if relax.kind in ("variance", "residual covariance"):
             if relax.target not in layout.level_names:
                 raise ValueError(
                     f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}"
@@ -124,8 +133,10 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
                 ids = layout.unit_ids[level].iloc[varies].to_dict()
                 raise ValueError(
                     f"labelling column {relax.by!r} is not constant within the units of {relax.target} "
-                    f"(unit {ids} has several labels); a variance of {relax.target} effects can only "
-                    "differ between units"
+                    f"(unit {ids} has several labels); "
+                    + (f"a variance of {relax.target} effects can only differ between units" if relax.kind == "variance"
+                       else "an exchangeable block has one variance and one covariance, so its label must be the "
+                            "unit's (a variance per occasion is structure='unstructured' with t=)")
                 )
             labels, what = unit_labels, f"units of {relax.target}"
         else:
@@ -208,10 +219,10 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
     problem = ""
     groups: tuple[str, np.ndarray] | None = None
     for relax in relaxations:
-        if relax.kind == "residual correlation":
+        if relax.kind == "residual correlation" or not relax.by:
             continue
         values, _ = labels.of(relax)
-        if relax.kind == "variance":
+        if relax.kind in ("variance", "residual covariance"):
             level = layout.level_names.index(relax.target)
             column, keys = level - 1, values
         elif relax.kind == "residual variance":

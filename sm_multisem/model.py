@@ -438,10 +438,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
             return self._relaxed(relaxation, by, **changes)
         if structure == "unstructured":
-            if by is not None:
-                raise ValueError('structure="unstructured" by a label is not implemented (it needs one block of '
-                                 'occasion parameters per label); fit the labels separately or use "exchangeable"')
-            return unstructured_model(self, t, within)
+            return unstructured_model(self, t, within, by)
         if within is not None:
             raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '
                              f'not {structure!r}')

@@ -149,29 +149,41 @@ def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces)
 
 
-def unstructured_model(model, t: str, within: str | None):
+def unstructured_model(model, t: str, within: str | None, by=None):
     """The model with unstructured residuals within ``within`` along the occasions ``t``, as a
     :class:`~sm_multisem.wide_model.WideSEM` started from the exchangeable fit.
+
+    With ``by`` (a label constant within the units of ``within``) every label has its own
+    variances and covariances: the positions are keyed by the label (``y_a1_2``: the first unit
+    labelled ``a``, occasion 2), and the parameters are ``var(Residual)[a,2]`` and
+    ``cov(Residual)[a,1,2]``.
 
     Raises
     ------
     ValueError
         The groupings :func:`exchangeable_changes` refuses; an occasion repeated within a unit;
         no more units than occasions, an occasion seen in a single unit or a pair of occasions
-        never observed together in one unit (their variance or covariance is not identified).
+        never observed together in one unit, within any label (their variance or covariance is
+        not identified).
     """
     from .relax import Relaxation, _times
     from .wide_model import WideSEM
 
     changes = exchangeable_changes(model, within, "unstructured")
     target = level_name(changes["groupings"][-1])
-    blocks = model._relaxed(Relaxation("residual covariance", target, ""), None, **changes)
+    blocks = model._relaxed(Relaxation("residual covariance", target, "" if by is None else model._label_name(by)),
+                            by, **changes)
     layout = blocks.layout
     if not isinstance(t, str) or t not in model._recipe["frame"].columns:
         raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
     times = _times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
     occasions, code = np.unique(times, return_inverse=True)
-    _check_occasions(layout, code, occasions, t)
+    if by is None:
+        _check_occasions(layout, code, occasions, t)
+    else:
+        unit_labels, names = blocks.labels.values[("residual covariance", target)]
+        for name in names:
+            _check_occasions(layout, code, occasions, t, unit_labels == name, f" labelled {name}")
     exchangeable_fit = blocks.fit()
     # the same model with the positions of a unit numbered by occasion: one position, one time
     timed = copy.copy(blocks)
@@ -180,33 +192,44 @@ def unstructured_model(model, t: str, within: str | None):
     start = dict(zip(blocks.plan.labels, exchangeable_fit.params))
     names = dict(zip(blocks.plan.labels, blocks.plan.param_names))
     occasion_of = {y: occasions[int(y.rsplit("_", 1)[1]) - 1] for y in table.loc[table["op"] == "~1", "lhs"]}
-    for at, row in table[(table["op"] == "~~") & table["label"].isin(["S_e", "C_e"])].iterrows():
+    residual = table["op"].eq("~~") & table["label"].str.match(r"^[SC]_e(_|$)") & ~table["lhs"].isin(
+        set(table.loc[table["op"] == "=~", "lhs"]))
+    for at, row in table[residual].iterrows():
         pair = sorted({occasion_of[row.lhs], occasion_of[row.rhs]})
-        label = "S_e_t" + "_t".join(map(str, pair)) if row.label == "S_e" else "C_e_t" + "_t".join(map(str, pair))
+        kind, group = row.label[:3], row.label[4:]  # "S_e" / "C_e", then the label's identifier, if any
+        label = f"{kind}{'_' + group if group else ''}_t" + "_t".join(map(str, pair))
         table.loc[at, "label"] = label
-        names[label] = f"{'var' if len(pair) == 1 else 'cov'}(Residual)[{','.join(map(str, pair))}]"
+        where = names[row.label].rsplit("[", 1)[1].rstrip("]") + "," if group else ""
+        names[label] = f"{'var' if len(pair) == 1 else 'cov'}(Residual)[{where}{','.join(map(str, pair))}]"
         start[label] = start[row.label]
     exogenous = sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
-    title = f"Residual: Unstructured within {target} along {t} (wide SEM: {model.formula or model.endog_names})"
+    labelled = f", by {blocks.relaxations[-1].by}" if by is not None else ""
+    title = (f"Residual: Unstructured within {target} along {t}{labelled} "
+             f"(wide SEM: {model.formula or model.endog_names})")
     return WideSEM(table, timed.wide_data(fill_absent_covariates=True), exogenous=exogenous, names=names,
                    start=start, source=blocks, title=title)
 
 
-def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str) -> None:
-    """Refuse occasions whose variances or covariances the units cannot identify."""
-    n_units, n_times = layout.n_units[-1], len(occasions)
-    seen = np.zeros((n_units, n_times))
+def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, units=None, which: str = "") -> None:
+    """Refuse occasions whose variances or covariances the units (``units``: a mask of the residual
+    grouping's units, all by default; ``which`` says which in the messages) cannot identify."""
+    seen = np.zeros((layout.n_units[-1], len(occasions)))
     seen[layout.unit_of_rows(len(layout.levels) - 1), code] = 1.0
+    if units is not None:  # the occasions a label never has carry no parameter of that label
+        seen = seen[units]
+        present = seen.any(0)
+        seen, occasions = seen[:, present], occasions[present]
+    n_units, n_times = seen.shape
     together = seen.T @ seen  # units observing both occasions
     if n_units <= n_times:
-        raise ValueError(f"{n_units} units of {layout.level_names[-1]} cannot estimate a {n_times} x {n_times} "
+        raise ValueError(f"{n_units} units of {layout.level_names[-1]}{which} cannot estimate a {n_times} x {n_times} "
                          f"unstructured covariance of the {n_times} occasions of {t}: it needs more units than occasions")
     lonely = np.flatnonzero(np.diag(together) < 2)
     if len(lonely):
-        raise ValueError(f"occasion {t} = {occasions[lonely[0]]} is observed in fewer than two units: its residual "
-                         "variance is not identified")
+        raise ValueError(f"occasion {t} = {occasions[lonely[0]]} is observed in fewer than two units{which}: its "
+                         "residual variance is not identified")
     never = np.argwhere(together == 0)
     if len(never):
         s, u = occasions[never[0]]
-        raise ValueError(f"occasions {t} = {s} and {u} are never observed together in one unit: their residual "
-                         "covariance is not identified")
+        raise ValueError(f"occasions {t} = {s} and {u} are never observed together in one unit{which}: their "
+                         "residual covariance is not identified")

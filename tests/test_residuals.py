@@ -206,5 +206,33 @@ def test_unstructured_refusals(data, change, message):
     model = sms.MultilevelSEM.from_formula(formula, data)
     with pytest.raises(ValueError, match=message):
         model.relax_residuals(structure="unstructured", t="time", within=within)
-    with pytest.raises(ValueError, match="by a label is not implemented"):
+
+
+def test_unstructured_by_a_label_refuses_what_one_label_cannot_identify(data):
+    # occasion 4 only in one unit labelled b: identified overall, not for label b
+    rows = (data["time"] != 4) | (data["type"] == "a") | ((data["k"] == 1) & (data["j"] == data.loc[
+        data["type"] == "b", "j"].iloc[0]))
+    model = sms.MultilevelSEM.from_formula("y_un ~ x + (1|k)", data[rows])
+    with pytest.raises(ValueError, match="fewer than two units labelled b"):
         model.relax_residuals(structure="unstructured", t="time", within="j", by="type")
+
+
+def test_unstructured_by_a_label_matches_lavaan(data):
+    """Each label its own variances and covariances: lavaan on the exported syntax
+    (tests/reference/unstructured_by_lavaan.R); equal parameters across labels give the model without by=."""
+    model = sms.MultilevelSEM.from_formula("y_un ~ x + (1|k)", data)
+    by_type = model.relax_residuals(structure="unstructured", t="time", within="j", by="type")
+    assert by_type.to_lavaan() + "\n" == (REFERENCE / "unstructured_by.lav").read_text()
+    session = (REFERENCE / "unstructured_by_lavaan_session.txt").read_text().splitlines()
+    res = by_type.fit()
+    assert res.llf == pytest.approx(float(session[2].split()[1]), abs=1e-6)
+    expected = {line.split()[1]: float(line.split()[2]) for line in session if line.startswith("est ")}
+    ours = dict(zip(by_type.labels, np.asarray(res.params)))
+    for label, value in expected.items():
+        assert ours[label] == pytest.approx(value, rel=1e-4, abs=1e-6), label
+    assert "var(Residual)[a,1]" in res.params.index and "cov(Residual)[b,2,4]" in res.params.index
+    pooled = model.relax_residuals(structure="unstructured", t="time", within="j")
+    pooled_fit = pooled.fit()
+    shared = dict(zip(pooled.labels, np.asarray(pooled_fit.params)))
+    at_pooled = [shared[label.replace("_a_", "_").replace("_b_", "_")] for label in by_type.labels]
+    assert by_type.loglike(np.array(at_pooled)) == pytest.approx(pooled_fit.llf, abs=1e-9)

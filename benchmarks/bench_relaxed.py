@@ -4,9 +4,11 @@
 
 Relaxations: the school-level variance by school type (3 labels), the residual variance
 by a student-level role (3 labels, varIdent), both, and the school-level variance by type
-with AR(1) residuals along an occasion number within school. Then random slopes of ``x``
-(correlated with the intercepts), at both levels, ``(1 + x|k) + (1 + x|k:j)``, and at the
-district level only; the data have slopes that vary with standard deviations 0.5
+with AR(1) residuals along an occasion number within school, and exchangeable residuals
+within schools under a district intercept only (``(1|k)``, ``within="j"``: the standard
+model with the school variance as a residual covariance, which may be negative). Then random
+slopes of ``x`` (correlated with the intercepts), at both levels, ``(1 + x|k) + (1 + x|k:j)``,
+and at the district level only; the data have slopes that vary with standard deviations 0.5
 (district) and 0.3 (school), which the models without random slopes leave to the residual.
 Every fit is timed from the DataFrame in memory to the results object, the relaxation
 included.
@@ -31,6 +33,7 @@ VARIANTS = {
     "both": (FORMULA, lambda m: m.relax_variance("k:j", by="type").relax_residuals(by="role")),
     "var(k:j) by type + AR(1)": (FORMULA, lambda m: m.relax_variance("k:j", by="type")
                                  .relax_residuals(structure="ar1", t="time")),
+    "exchangeable within j": ("y ~ x + (1|k)", lambda m: m.relax_residuals(structure="exchangeable", within="j")),
     "random slopes k, k:j": (SLOPES, lambda m: m),
     "random slope k": ("y ~ x + (1 + x|k) + (1|k:j)", lambda m: m),
 }

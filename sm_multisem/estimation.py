@@ -91,7 +91,10 @@ class ProfiledObjective:
     correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). A 2 x 2 block of effects
     (:attr:`NestedNormal.cholesky_blocks`: a random intercept and slope) enters as the lower
     triangle ``(l11, l21, l22)`` of its relative Cholesky factor, ``G / sigma^2 = L L'``,
-    the diagonal bounded below by 0 (lme4's ``theta``). The last few evaluations
+    the diagonal bounded below by 0 (lme4's ``theta``). The covariance ``c`` of
+    exchangeable residuals enters as its correlation ``c / v`` with the residual variance ``v``
+    of its units, inside ``(-1/(n - 1), 1)`` for the largest unit size ``n``: a box that keeps
+    every block positive definite. The last few evaluations
     are remembered: the start grid, the optimizer, the Newton polish and the final report
     often ask for the same point again.
     """
@@ -109,6 +112,10 @@ class ProfiledObjective:
                                dtype=np.intp).reshape(-1, 3)
         self.is_off_diagonal = np.zeros(len(self.free), dtype=bool)
         self.is_off_diagonal[self.blocks[:, 1]] = True
+        self.is_covariance = np.isin(self.free, lik.covariances)
+        pairs = getattr(lik, "_block_pairs", np.zeros((0, 2), dtype=np.intp))
+        self._covariance, self._partner = pairs[:, 1], pairs[:, 0]  # c and the variance v it is a share of
+        self._covariance_theta = np.searchsorted(self.free, self._covariance)
 
     @property
     def is_effect(self) -> np.ndarray:
@@ -123,14 +130,17 @@ class ProfiledObjective:
         values[second] = theta[off] ** 2 + theta[second] ** 2
         rho = np.ones(self.lik.n_var)
         rho[self.free] = values
+        rho[self._covariance] = theta[self._covariance_theta] * rho[self._partner]
         return rho
 
     def _chain(self, theta: np.ndarray, grad_rho: np.ndarray) -> np.ndarray:
-        """Gradient in ``theta`` from the gradient in the relative variances of :meth:`rel_var`."""
-        gradient = np.where(self.is_correlation | self.is_off_diagonal, 1.0, 2.0 * theta) * grad_rho
+        """Gradient in ``theta`` from the gradient in the relative variances of :meth:`rel_var`
+        (``grad_rho`` over the whole vector; the covariance shares of exchangeable residuals
+        are handled by the caller)."""
+        gradient = np.where(self.is_correlation | self.is_off_diagonal, 1.0, 2.0 * theta) * grad_rho[self.free]
         first, off, second = self.blocks.T
-        gradient[first] += theta[off] * grad_rho[off]
-        gradient[off] = theta[first] * grad_rho[off] + 2.0 * theta[off] * grad_rho[second]
+        gradient[first] += theta[off] * grad_rho[self.free][off]
+        gradient[off] = theta[first] * grad_rho[self.free][off] + 2.0 * theta[off] * grad_rho[self.free][second]
         return gradient
 
     def theta_of(self, variances: np.ndarray) -> np.ndarray:
@@ -142,6 +152,7 @@ class ProfiledObjective:
         for (first, off, second), block in zip(self.blocks, self.lik.cholesky_blocks):
             theta[off] = relative[block[1]] / theta[first] if theta[first] > 0 else 0.0
             theta[second] = np.sqrt(max(relative[block[2]] - theta[off] ** 2, 0.0))
+        theta[self._covariance_theta] = variances[self._covariance] / variances[self._partner]
         return theta
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -149,8 +160,12 @@ class ProfiledObjective:
         key = theta.tobytes()
         if key not in self._recent:
             self.count += 1
-            deviance, grad_rho = self.lik.profiled_deviance(self.rel_var(theta), self.reml)
-            gradient = self._chain(theta, grad_rho[self.free])
+            rel_var = self.rel_var(theta)
+            deviance, grad_rho = self.lik.profiled_deviance(rel_var, self.reml)
+            share = theta[self._covariance_theta]
+            grad_rho[self._partner] += share * grad_rho[self._covariance]  # c = share * v moves with v
+            gradient = self._chain(theta, grad_rho)
+            gradient[self._covariance_theta] = grad_rho[self._covariance] * rel_var[self._partner]
             if len(self._recent) >= _REMEMBERED:
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[key] = (deviance, gradient)
@@ -167,13 +182,17 @@ class ProfiledObjective:
 
     @property
     def bounds(self) -> list[tuple[float, float | None]]:
-        return [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
-                else (None, None) if off else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
-                for level, corr, off in zip(self.is_level, self.is_correlation, self.is_off_diagonal)]
+        bounds = [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
+                  else (None, None) if off else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
+                  for level, corr, off in zip(self.is_level, self.is_correlation, self.is_off_diagonal)]
+        for at, size in zip(self._covariance_theta, self.lik.block_size[self._covariance] if len(self._covariance)
+                            else []):
+            bounds[at] = (-_LARGEST_CORRELATION / max(size - 1.0, 1.0), _LARGEST_CORRELATION)
+        return bounds
 
 
 def _start(objective: ProfiledObjective) -> np.ndarray:
-    centred = objective.is_correlation | objective.is_off_diagonal
+    centred = objective.is_correlation | objective.is_off_diagonal | objective.is_covariance
     candidates = [np.where(objective.is_level, c, np.where(centred, 0.0, 1.0))
                   for c in START_MULTIPLIERS]
     values = [objective(c)[0] for c in candidates]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .spec import ParameterTable, power_constraints
 
-__all__ = ["to_stata", "to_lavaan"]
+__all__ = ["to_lavaan", "to_stata", "to_stata_wide"]
 
 
 def _wrap(items: list[str], indent: str, width: int = 76) -> list[str]:
@@ -40,6 +40,25 @@ def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> s
             "nonlinear constraint that Stata sem cannot express (its constraints are linear); fit the long data "
             "with mixed, residuals(ar 1, t(time)), or the wide model with to_lavaan()"
         )
+    return _stata_command(expanded, balanced, observed_exogenous=bool(table.covariates))
+
+
+def to_stata_wide(expanded: pd.DataFrame, balanced: bool) -> str:
+    """A Stata ``sem`` command for any linear wide model (a :class:`~sm_multisem.wide_model.WideSEM`'s table).
+
+    Variables that only have a mean and covariances and are regressors elsewhere (covariates
+    modelled jointly) are Stata's observed exogenous variables, whose means, variances and
+    covariances ``sem`` estimates by default: their rows are left out. Free covariances are
+    written in ``cov()``; where effects are correlated, the zero covariances of the others are
+    written out in place of ``covstruct(_lexog, diagonal)``.
+    """
+    regressors = set(expanded.loc[expanded["op"] == "~", "rhs"])
+    exogenous = regressors - set(expanded.loc[expanded["op"] == "~", "lhs"])
+    own = ~(expanded["lhs"].isin(exogenous) & expanded["op"].isin(["~1", "~~"]))
+    return _stata_command(expanded[own], balanced, observed_exogenous=bool(exogenous))
+
+
+def _stata_command(expanded: pd.DataFrame, balanced: bool, observed_exogenous: bool) -> str:
     equations = []
     loadings = expanded[expanded["op"] == "=~"]
     for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
@@ -52,9 +71,21 @@ def to_stata(table: ParameterTable, expanded: pd.DataFrame, balanced: bool) -> s
     variances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] == expanded["rhs"])]
     observed = set(expanded.loc[expanded["op"].isin(["~", "~1"]), "lhs"])
     cov_items = [f"{'e.' if v.lhs in observed else ''}{v.lhs}@{v.label}" for v in variances.itertuples()]
+    covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"])]
+    free = covariances[covariances["free"]]
+
+    def term(name: str) -> str:
+        return f"e.{name}" if name in observed else name
+
+    cov_items += [f"{term(c.lhs)}*{term(c.rhs)}@{c.label}" for c in free.itertuples()]
+    latent_free = free["lhs"].map(lambda name: name not in observed).any()
+    options = []
+    if latent_free:  # some effects correlate: the others' zero covariances are written out
+        cov_items += [f"{c.lhs}*{c.rhs}@{c.value:g}" for c in covariances[~covariances["free"]].itertuples()]
+    else:
+        options.append("covstruct(_lexog, diagonal)")
     lines = ["sem " + equations[0] + " ///"] + [f"    {eq} ///" for eq in equations[1:]]
-    options = ["covstruct(_lexog, diagonal)"]
-    if table.covariates:
+    if observed_exogenous:
         options.append("cov(_lexog*_oexog@0)")
     options.append(f"method({'ml' if balanced else 'mlmv'})")
     lines.append("    , " + " ".join(options) + " ///")
@@ -69,7 +100,12 @@ def to_lavaan(expanded: pd.DataFrame) -> str:
     """lavaan model syntax; shared labels are equality constraints.
 
     Fit it to the wide data with ``sem(model, data = wide, missing = "ml", fixed.x = TRUE)``.
+    A multi-group table (a first column ``group``) is written once, a parameter that differs
+    between groups with one label per group (``c(S_k_north, S_k_south)*K``): fit it with
+    ``group = "<labelling column>"`` as well.
     """
+    if "group" in expanded.columns:
+        return _multi_group_lavaan(expanded)
     blocks = ["# regressions: equal labels are equality constraints"]
     for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):
         terms = [f"{r.label}*{r.rhs}" if r.op == "~" else f"{r.label}*1" for r in rows.itertuples()]
@@ -93,6 +129,26 @@ def to_lavaan(expanded: pd.DataFrame) -> str:
         blocks.append("# free covariances")
         blocks += [f"{c.lhs} ~~ {c.label}*{c.rhs}" for c in covariances.itertuples()]
     return "\n".join(blocks)
+
+
+def _multi_group_lavaan(expanded: pd.DataFrame) -> str:
+    """lavaan syntax of a multi-group table: one statement per row, ``c(...)`` labels where groups differ."""
+    groups = list(dict.fromkeys(expanded["group"]))
+    keys = ["lhs", "op", "rhs"]
+    per_group = [expanded[expanded["group"] == g].drop(columns="group").reset_index(drop=True) for g in groups]
+    first = per_group[0]
+    for group, table in zip(groups[1:], per_group[1:]):
+        if not table[keys].equals(first[keys]):
+            raise NotImplementedError(
+                f"group {group!r} has other positions than group {groups[0]!r}; lavaan fits one model to every "
+                "group, so the groups' wide data must have the same positions"
+            )
+    labels = pd.concat([table["label"] for table in per_group], axis=1)
+    common = labels.nunique(axis=1) == 1
+    merged = first.copy()
+    merged.loc[~common, "label"] = ["c(" + ", ".join(row) + ")" for row in labels[~common].to_numpy()]
+    order = ", ".join(f'"{g}"' for g in groups)
+    return f"# multi-group: fit with group.label = c({order}), the order of the c(...) labels\n" + to_lavaan(merged)
 
 
 def _ar1_syntax(expanded: pd.DataFrame, constraints: list[tuple[str, str, str, int]]) -> list[str]:

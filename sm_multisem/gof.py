@@ -228,7 +228,7 @@ def wide_data_of(results) -> WideData:
 def _wide_table(model) -> pd.DataFrame:
     """The per-position parameter table, refused with the reason when the model has none."""
     try:
-        return model.parameter_table
+        return model.single_group_table("the saturated model")
     except NotImplementedError as err:
         raise NotImplementedError(f"the model has no single wide SEM for the saturated model to nest: {err}") from None
 

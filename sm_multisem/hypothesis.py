@@ -18,6 +18,7 @@ from scipy import stats
 
 from .gof import fit_saturated, wide_data_of
 from .results import LRTest
+from .wide_model import WideSEM
 
 __all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
            "constraint_map"]
@@ -65,16 +66,25 @@ class ScoreTest:
         return "\n".join(lines)
 
 
-def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def constraint_map(constrained_names: list[str], relaxed_names: list[str],
+                   held_values: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``A`` and ``c`` with ``theta_relaxed = A theta_constrained + c``.
+
+    Parameters
+    ----------
+    constrained_names, relaxed_names : list of str
+    held_values : dict, optional
+        Parameters of the relaxed model the constrained one holds at a value, besides
+        :data:`HELD_VALUES` (the covariances a wide model frees, held at 0).
 
     Raises
     ------
     ValueError
         When a relaxed parameter is neither a parameter of the constrained model, nor one
-        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES`, and
-        0 for the variance and covariance of a random slope it does not have).
+        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES`,
+        ``held_values``, and 0 for the variance and covariance of a random slope it does not have).
     """
+    held_values = {**HELD_VALUES, **(held_values or {})}
     index = {name: i for i, name in enumerate(constrained_names)}
     mapping = np.zeros((len(relaxed_names), len(constrained_names)))
     held = np.zeros(len(relaxed_names))
@@ -82,8 +92,8 @@ def constraint_map(constrained_names: list[str], relaxed_names: list[str]) -> tu
         base = name if name in index else _LABEL_SUFFIX.sub("", name)
         if base in index:
             mapping[row, index[base]] = 1.0
-        elif name in HELD_VALUES:
-            held[row] = HELD_VALUES[name]
+        elif name in held_values:
+            held[row] = held_values[name]
         elif _RANDOM_SLOPE.fullmatch(name):
             held[row] = 0.0
         else:
@@ -111,8 +121,12 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
     ----------
     results : MultilevelSEMResults
         An ML fit of the constrained model.
-    relaxed_model : MultilevelSEM
-        The model with the constraints released (e.g. ``model.relax_variance("k:j", by="type")``).
+    relaxed_model : MultilevelSEM or WideSEM
+        The model with the constraints released (e.g. ``model.relax_variance("k:j", by="type")``),
+        or a wide model that frees covariances the model holds at 0
+        (``model.relax_covariance("k:j", by="region")``): its parameters are matched to the
+        model's by name (a label's display name), and every free covariance it adds is held
+        at 0.
     information : {"expected", "observed"}
     """
     if results.reml:
@@ -120,7 +134,8 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
                          "different fixed effects are not comparable")
     if information not in ("expected", "observed"):
         raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
-    mapping, held = constraint_map(results.model.param_names, relaxed_model.param_names)
+    mapping, held = constraint_map(results.model.param_names, relaxed_model.param_names,
+                                   _covariances_held_at_zero(relaxed_model))
     theta = mapping @ np.asarray(results.params) + held
     score = relaxed_model.score(theta)
     info = relaxed_model.information(theta, kind="eim" if information == "expected" else "oim")
@@ -143,6 +158,21 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
         rows[relaxed_model.param_names[i]] = (chi2, 1, stats.chi2.sf(chi2, 1), score[i] / efficient[i, i])
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["chi2", "df", "pvalue", "epc"])
     return ScoreTest(joint, df, float(stats.chi2.sf(joint, df)), information, table)
+
+
+def _covariances_held_at_zero(model) -> dict[str, float]:
+    """The free covariances of a wide model (``a ~~ b``, ``a != b``), by parameter name, at 0.
+
+    The nested model has none: its effects and residuals are uncorrelated.
+    """
+    if not isinstance(model, WideSEM):
+        return {}
+    table = model.table
+    covariances = table[(table["op"] == "~~") & (table["lhs"] != table["rhs"]) & table["free"]]
+    # a free row without a label is a parameter of its own, named after the row (see ram.compile_ram)
+    labels = {label or f"{lhs}~~{rhs}" for label, lhs, rhs in zip(covariances["label"], covariances["lhs"],
+                                                                   covariances["rhs"])}
+    return {name: 0.0 for name, label in zip(model.param_names, model.labels) if label in labels}
 
 
 def lr_test(restricted, unrestricted) -> LRTest:

@@ -28,8 +28,11 @@ def level_name(grouping: tuple[str, ...]) -> str:
 
 
 def position_name(stem: str, suffix: str) -> str:
-    """``y`` and ``1_2`` -> ``y1_2``; ``y`` and ``pub1_2`` -> ``y_pub1_2`` (a label needs a separator)."""
-    return f"{stem}{suffix}" if suffix[:1].isdigit() else f"{stem}_{suffix}"
+    """``y`` and ``1_2`` -> ``y1_2``; ``y`` and ``pub1_2`` -> ``y_pub1_2``; ``z1`` and ``1_2`` -> ``z1_1_2``.
+
+    A label, or a stem ending in a digit, needs a separator (``z11_2`` would be ambiguous).
+    """
+    return f"{stem}{suffix}" if suffix[:1].isdigit() and not stem[-1:].isdigit() else f"{stem}_{suffix}"
 
 
 def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:

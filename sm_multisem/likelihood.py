@@ -116,6 +116,7 @@ class ClusterMoments:
     _variances: np.ndarray
     _ar1: _AR1Derivative | None = None
     level_units: tuple = ()  # (h without and with the own intercept, GLS mean) of every unit of each level, top first
+    _to_arguments: np.ndarray | None = None  # d(internal variances)/d(arguments), with exchangeable residuals
 
     def gradient(self, weight: np.ndarray) -> np.ndarray:
         """``d log|Sigma_k| + tr(A dC_k)``: the derivative every log-likelihood needs, (n_clusters, n_var)."""
@@ -156,7 +157,7 @@ class ClusterMoments:
         out[:, which] -= np.einsum("rkij,ij->kr", self._within, weight) / self._variances[which] ** 2
         if self._ar1 is not None:
             self._ar1.contract(weight, out)
-        return out
+        return out if self._to_arguments is None else out @ self._to_arguments
 
 
 @dataclass(frozen=True)
@@ -567,6 +568,11 @@ class NestedNormal(MomentNormal):
     ar1_time, ar1_index : ndarray and int, optional
         Integer time of every row and the parameter holding ``rho``: residuals of a lowest
         unit are then correlated ``rho^|t - s|`` (one residual variance only).
+    residual_covariance : bool
+        The lowest level's intercepts are the covariances ``c`` of exchangeable residuals:
+        a unit's block is ``(v - c) I + c 1 1'`` with ``v`` its rows' residual variance, which
+        must be the same parameter in every unit with that ``c``. Internally each ``v`` is
+        replaced by ``v - c``, a linear map the derivatives are taken back through.
     cluster_weights : ndarray, optional
         Sampling weight of every top-level cluster: totals over clusters, and so the
         profiled, restricted and GLS quantities, are weighted (pseudo-likelihood).
@@ -584,7 +590,8 @@ class NestedNormal(MomentNormal):
     cholesky_blocks = np.empty((0, 3), dtype=np.intp)
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
-                 row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None):
+                 row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None,
+                 residual_covariance: bool = False):
         columns = np.asarray(columns, dtype=float)
         n_rows, m = columns.shape
         self.n_columns = m
@@ -659,6 +666,10 @@ class NestedNormal(MomentNormal):
             for b in range(a, m):
                 sums = group_sum(centred[a] * centred[b]).reshape(-1, n_residual).T
                 self._cluster_within[:, :, a, b] = self._cluster_within[:, :, b, a] = sums
+        self.covariances = np.zeros(0, dtype=np.intp)
+        self._to_internal = None
+        if residual_covariance:
+            self._exchangeable_blocks(counts, cell_unit, cell_variance)
         self._grid = None
         if n_residual > 1:
             grid = (len(counts), n_residual)
@@ -677,6 +688,39 @@ class NestedNormal(MomentNormal):
             self._unit_clusters = self._cell_clusters  # one cell per unit
             self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts),
                                  self._unit_clusters)
+
+    def _exchangeable_blocks(self, counts: np.ndarray, cell_unit: np.ndarray, cell_variance: np.ndarray) -> None:
+        """Pair every residual variance with the covariance of its units (see ``residual_covariance``)."""
+        covariance_of_cell = self.unit_variance[-1][cell_unit]
+        pairs = np.unique(np.column_stack([cell_variance, covariance_of_cell]), axis=0)
+        if len(np.unique(pairs[:, 0])) < len(pairs) or len(np.unique(pairs[:, 1])) < len(pairs):
+            raise ValueError("exchangeable units need one residual variance and one covariance per label; "
+                             "give the variances and covariances the same labels")
+        self.covariances = self._level_params[-1]
+        self.level_variances = np.unique(np.concatenate(self._level_params[:-1]))
+        self._to_internal = np.eye(self.n_var)
+        self._to_internal[pairs[:, 0], pairs[:, 1]] -= 1.0
+        self._block_pairs = pairs
+        # the largest block of every covariance bounds it below: v + (n - 1) c > 0
+        largest = np.zeros(self.n_var)
+        np.maximum.at(largest, self.unit_variance[-1], counts)
+        self.block_size = largest
+
+    def internal(self, variances: np.ndarray) -> np.ndarray:
+        """The variances the recursion uses: with exchangeable residuals ``v - c`` in place of ``v``."""
+        variances = np.asarray(variances, dtype=float)
+        return variances if self._to_internal is None else self._to_internal @ variances
+
+    def block_problem(self, variances: np.ndarray) -> str:
+        """Why exchangeable blocks are not positive definite at ``variances`` (empty when they are)."""
+        if self._to_internal is None:
+            return ""
+        for var, cov in self._block_pairs:
+            v, c, n = variances[var], variances[cov], self.block_size[cov]
+            if not (v - c > 0 and v + (n - 1) * c > 0):
+                return (f"exchangeable residuals need var - cov > 0 and var + (n - 1) cov > 0 for the largest unit "
+                        f"(n = {n:g}); got var {v:g}, cov {c:g}")
+        return ""
 
     def within_unit_residual(self) -> tuple[int, float, float]:
         """Degrees of freedom and sum of squares left for the residual variance inside units.
@@ -701,6 +745,13 @@ class NestedNormal(MomentNormal):
     def moments(self, variances: np.ndarray) -> ClusterMoments:
         """Cluster moments for the variance parameters (see ``unit_variance``, ``row_variance``)."""
         variances = np.asarray(variances, dtype=float)
+        if self._to_internal is not None:
+            mom = self._nested_moments(self._to_internal @ variances)
+            return dataclasses.replace(mom, d_logdet=mom.d_logdet @ self._to_internal,
+                                       _to_arguments=self._to_internal)
+        return self._nested_moments(variances)
+
+    def _nested_moments(self, variances: np.ndarray) -> ClusterMoments:
         if self._ar1 is not None:
             return self._finish(variances, *self._ar1_units(variances))
         within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
@@ -782,6 +833,7 @@ class NestedNormal(MomentNormal):
         so one pass down the levels gives ``E[v | y]``.
         """
         mom = self.moments(variances)
+        variances = self.internal(variances)
         v = np.append(-np.asarray(beta, dtype=float), 1.0)
         predictions = []
         ancestors = np.zeros(len(mom.logdet))
@@ -812,6 +864,7 @@ class NestedNormal(MomentNormal):
             A_{\\text{child}} = \\operatorname{Var}(a_c + v_c \\mid y) = s_c (1 - w_c) + (1 - w_c)^2 A_c.
         """
         mom = self.moments(variances)
+        variances = self.internal(variances)
         out = []
         ancestors = np.zeros(len(mom.logdet))
         for level, (below, h, _) in enumerate(mom.level_units):

@@ -25,6 +25,7 @@ from .likelihood import NestedNormal
 from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
+from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
 from .slopes import NestedSlopesNormal
 from .spec import ParameterTable, specify
 
@@ -154,7 +155,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         _check_rank(model_data)
         base_layout = layout or build_layout(model_data.ids, groupings, terms)  # a relaxation keeps the rows
         labels = collect_labels(relaxations, label_columns, base_layout)
-        layout, self._wide_form_problem = key_slots(base_layout, relaxations, labels)
+        layout, self._wide_form_problem, self._groups = key_slots(base_layout, relaxations, labels)
         self.labels = labels
         if slope_of:
             self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
@@ -193,10 +194,13 @@ class MultilevelSEM(GenericLikelihoodModel):
             self.likelihood = NestedNormal(
                 columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
                 ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
+                residual_covariance=len(plan.covariance_entries) > 0,
             )
         _check_identification(self.likelihood, layout)
         _check_absorbed_levels(model_data.exog, layout)
         self.data.param_names = list(plan.param_names)
+        # the levels with random effects, top first: all but the residual grouping of exchangeable residuals
+        self.effect_levels = tuple(layout.level_names[: len(table.latent_bases)])
         self.k_levels = len(layout.levels)
         self.nobs = layout.n_clusters
         self.nobs_long = layout.n_rows
@@ -217,10 +221,31 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     @property
     def parameter_table(self) -> pd.DataFrame:
-        """The wide SEM, one row per parameter at every position, with its constraint label."""
+        """The wide SEM, one row per parameter at every position, with its constraint label.
+
+        When a parameter differs by a label of the top-level clusters the wide form is a
+        multi-group SEM: the rows of every group, under a first column ``group``.
+        """
         if self._wide_form_problem:
             raise NotImplementedError(self._wide_form_problem)
-        return self.table.expand(self.layout, self.labels)
+        return self.table.expand(self.layout, self.labels, groups=None if self._groups is None else self._groups[1])
+
+    def single_group_table(self, what: str) -> pd.DataFrame:
+        """:attr:`parameter_table`, for a use (``what``) that needs a single-group wide form.
+
+        Raises
+        ------
+        NotImplementedError
+            For a multi-group wide form, saying why.
+        """
+        table = self.parameter_table
+        if self._groups is not None:
+            raise NotImplementedError(
+                f"{what} of a multi-group SEM (parameters differ by {self._groups[0]!r}, a label of the top-level "
+                "clusters, so every label is a group of wide rows) is not written here; parameter_table and "
+                "to_lavaan() show the multi-group form"
+            )
+        return table
 
     def wide_data(self, fill_absent_covariates: bool = False, max_cells: int = 10_000_000) -> pd.DataFrame:
         """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``).
@@ -246,6 +271,9 @@ class MultilevelSEM(GenericLikelihoodModel):
                 absent = wide[position_name(self.table.outcome, suffix)].isna()
                 for ident in self.table.covariates:
                     wide.loc[absent, position_name(ident, suffix)] = 0.0
+        if self._groups is not None:  # the multi-group form's group of every row
+            by, labels = self._groups
+            wide.insert(len(self.layout.levels[0]), by, labels)
         return wide
 
     def __setstate__(self, state: dict) -> None:
@@ -302,7 +330,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         from .wide_model import WideSEM
 
-        table = self.parameter_table
+        table = self.single_group_table("the dense wide engine's fit")
         if (table["op"] == "==").any():
             raise NotImplementedError("AR(1) residuals tie the residual covariances by a nonlinear constraint "
                                       "(S_e * rho^d), which the dense wide engine does not take")
@@ -319,7 +347,7 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     def to_stata(self) -> str:
         """The wide constrained model as a Stata ``sem`` command."""
-        return export.to_stata(self.table, self.parameter_table, balanced=self._balanced())
+        return export.to_stata(self.table, self.single_group_table("Stata sem syntax"), balanced=self._balanced())
 
     def to_lavaan(self) -> str:
         """The wide constrained model in lavaan model syntax."""
@@ -341,7 +369,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         from .diagram import path_diagram
 
-        return path_diagram(self.parameter_table, max_positions=max_positions)
+        return path_diagram(self.single_group_table("the path diagram"), max_positions=max_positions)
 
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())
@@ -368,8 +396,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("variance", level, self._label_name(by)), by)
 
-    def relax_residuals(self, by=None, *, structure: str = "independent", t=None) -> "MultilevelSEM":
-        """Relax the residuals: a variance per label, or AR(1) correlation along time.
+    def relax_residuals(self, by=None, *, structure: str = "independent", t=None, within=None):
+        """Relax the residuals: a variance per label, AR(1) correlation along time, or exchangeable blocks.
 
         Parameters
         ----------
@@ -381,9 +409,40 @@ class MultilevelSEM(GenericLikelihoodModel):
             ``"ar1"``: residuals of one unit of the lowest level are correlated
             ``rho^|t - s|`` along the integer time ``t`` (Stata ``residuals(ar 1, t(time))``;
             nlme ``corCAR1(form = ~ time | k/j)``); the new model has ``rho(Residual)``.
+            ``"exchangeable"``: residuals of one unit of the residual grouping ``within`` share
+            a covariance (Stata ``residuals(exchangeable)``; nlme ``corCompSymm``); the new model
+            has ``cov(Residual)``, and ``var(Residual)[g]``, ``cov(Residual)[g]`` per label with
+            ``by=`` (a column constant within the units of ``within``). See
+            :mod:`sm_multisem.residuals`.
+            ``"unstructured"``: a variance per occasion of ``t`` and a covariance per pair of
+            occasions within a unit of ``within`` (Stata ``residuals(unstructured, t(time))``;
+            nlme ``corSymm`` with ``varIdent(form = ~ 1 | time)``), returned as a
+            :class:`~sm_multisem.wide_model.WideSEM` fitted by the dense wide engine, with
+            ``var(Residual)[t]`` and ``cov(Residual)[s,t]``.
         t : str or array_like
-            The time column, for ``structure="ar1"``.
+            The time column, for ``structure="ar1"`` and ``"unstructured"``.
+        within : str, optional
+            For ``structure="exchangeable"`` and ``"unstructured"``: a column whose units, nested
+            in the lowest random level, group the residuals (``(1|k)`` with ``within="j"``: blocks
+            of ``k:j``). A grouping that carries a random intercept is refused: its variance and
+            the residual covariances are confounded.
+
+        Returns
+        -------
+        MultilevelSEM, or WideSEM for ``structure="unstructured"``
         """
+        if structure == "exchangeable":
+            if t is not None:
+                raise ValueError('structure="exchangeable" takes no t= (the residuals of a unit are exchangeable)')
+            changes = exchangeable_changes(self, within)
+            target = level_name(changes["groupings"][-1])
+            relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
+            return self._relaxed(relaxation, by, **changes)
+        if structure == "unstructured":
+            return unstructured_model(self, t, within, by)
+        if within is not None:
+            raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '
+                             f'not {structure!r}')
         if structure == "independent":
             if by is None or t is not None:
                 raise ValueError('structure="independent" takes by= (the labelling column) and no t=')
@@ -392,8 +451,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             if t is None or by is not None:
                 raise ValueError('structure="ar1" takes t= (the time column); by() with AR(1) is not implemented')
             return self._relaxed(Relaxation("residual correlation", "Residual", self._label_name(t)), t)
-        raise ValueError(f"structure must be 'independent' or 'ar1', got {structure!r} "
-                         "(exchangeable and unstructured residuals are not implemented)")
+        raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
 
     def relax_slope(self, term: str, by) -> "MultilevelSEM":
         """Let the slope of a fixed-effect column differ by a label.
@@ -411,15 +469,79 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("intercept", "Intercept", self._label_name(by)), by)
 
+    def relax_covariance(self, level: str, by, *, among=None, equal: bool = False, start_params=None):
+        """Correlate the effects of sibling units of a level (units with one parent), by a label.
+
+        The article's correlated effects of the northern counties: in the wide form the latents
+        of the level's units are keyed by ``by`` (``J_north1``, ``J_north2``, ``J_south1``) and
+        the covariance of two siblings whose labels are in one group of ``among`` is freed,
+        ``cov(k:j)[north1,north2]`` for every pair of keyed slots, or one ``cov(k:j)[north]``
+        per group with ``equal=True``. See :func:`sm_multisem.correlate.relax_covariances`.
+
+        Parameters
+        ----------
+        level : str
+            A level below the top (``"k:j"``); its siblings are the units inside one unit of the
+            level above.
+        by : str or array_like
+            The labelling column (or one label per input row), constant within the level's units.
+        among : str, sequence, or None
+            Groups of labels whose siblings are correlated (``["north"]``; ``[["north", "south"]]``
+            to correlate across labels too); by default every label is its own group.
+        equal : bool
+            One covariance per group instead of one per pair of keyed slots.
+        start_params : array_like, optional
+            Start values of this model's parameters; by default its ML estimates.
+
+        Returns
+        -------
+        WideSEM
+            Fitted by the dense wide engine.
+        """
+        from .correlate import Covariances, relax_covariances
+
+        return relax_covariances(self, Covariances(level, by, among, equal), start_params=start_params)
+
+    def relax_residual_covariance(self, by, *, among=None, equal: bool = False, start_params=None):
+        """Correlate the residuals of observations of one lowest unit, by a row-level label.
+
+        The article's correlated errors of the public schools: the observations' slots are keyed
+        by ``by`` (``y_pub1``, ``y_pub2``, ``y_prv1``) and the residual covariance of two
+        observations of one unit whose labels are in one group of ``among`` is freed,
+        ``cov(Residual)[pub1,pub2]``, or one ``cov(Residual)[pub]`` per group with ``equal=True``.
+        See :func:`sm_multisem.correlate.relax_covariances`.
+
+        Parameters
+        ----------
+        by : str or array_like
+            The row-level labelling column (or one label per input row).
+        among, equal, start_params
+            As for :meth:`relax_covariance`.
+
+        Returns
+        -------
+        WideSEM
+        """
+        from .correlate import RESIDUAL, Covariances, relax_covariances
+
+        return relax_covariances(self, Covariances(RESIDUAL, by, among, equal), start_params=start_params)
+
     def _label_name(self, by) -> str:
         return by if isinstance(by, str) else str(getattr(by, "name", None) or "label")
 
-    def _relaxed(self, relaxation: Relaxation, by) -> "MultilevelSEM":
-        recipe = dict(self._recipe)
+    def _relaxed(self, relaxation: Relaxation, by, **changes) -> "MultilevelSEM":
+        """The model with one more relaxation; ``changes`` replace parts of the recipe (the
+        source and groupings of a new residual grouping)."""
+        recipe = {**self._recipe, **changes}
         if any((r.kind, r.target) == (relaxation.kind, relaxation.target) for r in recipe["relaxations"]):
             raise ValueError(f"the {relaxation.kind} of {relaxation.target} is already relaxed")
+        if any(r.kind == "residual covariance" for r in recipe["relaxations"]) and relaxation.kind in RESIDUAL_KINDS:
+            raise ValueError("the residuals are exchangeable already; their variances differ by label through "
+                             "relax_residuals(structure='exchangeable', by=...)")
         source: ModelData = recipe["source"]
-        if isinstance(by, str):
+        if by is None:
+            values = None
+        elif isinstance(by, str):
             frame = recipe["frame"]
             if frame is None or by not in frame.columns:
                 where = "the data" if frame is not None else "a model built from arrays (pass the labels)"
@@ -431,7 +553,8 @@ class MultilevelSEM(GenericLikelihoodModel):
                 raise ValueError(f"labels have shape {values.shape}; give one label per input row "
                                  f"({len(source.rows_used):,})")
         recipe["relaxations"] = recipe["relaxations"] + (relaxation,)
-        recipe["label_columns"] = {**recipe["label_columns"], relaxation.by: values[source.rows_used]}
+        if values is not None:
+            recipe["label_columns"] = {**recipe["label_columns"], relaxation.by: values[source.rows_used]}
         model = type(self).__new__(type(self))
         model._build(recipe.pop("source"), recipe.pop("groupings"), **recipe)
         return model
@@ -444,6 +567,9 @@ class MultilevelSEM(GenericLikelihoodModel):
             raise ValueError(f"residual variances must be positive, got {residual}")
         if self.plan.ar1_entry is not None and not -1 < variances[self.plan.ar1_entry] < 1:
             raise ValueError(f"rho(Residual) must lie in (-1, 1), got {variances[self.plan.ar1_entry]}")
+        problem = self.likelihood.block_problem(variances)
+        if problem:
+            raise ValueError(problem)
         return beta, variances
 
     def loglike(self, params, reml: bool = False) -> float:
@@ -572,6 +698,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         if self.plan.ar1_entry is not None:
             start[self.plan.ar1_entry] = 0.0
         start[[pair[0] for pair in self.plan.slope_entries if pair is not None]] = 0.0  # covariances
+        start[self.plan.covariance_entries] = 0.0
         return self.plan.join(beta, start)
 
     def initialize(self) -> None:

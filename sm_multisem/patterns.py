@@ -241,6 +241,7 @@ class PatternNormal(MomentNormal):
         self.residual_variances = nested.residual_variances
         self.level_variances = nested.level_variances
         self.correlations = nested.correlations
+        self.covariances = nested.covariances  # none: exchangeable residuals take the recursion
         self.weighted_obs = float(n_rows)
         self.basis = positions.basis(self.n_var)
         present = patterns.present(positions.n_positions)
@@ -266,6 +267,10 @@ class PatternNormal(MomentNormal):
         self.cluster_size = np.concatenate([g.count * g.index.shape[1] for g in groups])
         self.cluster_weights = np.ones(self.n_patterns)
 
+    def block_problem(self, variances: np.ndarray) -> str:
+        """Always empty: exchangeable residual blocks take the recursion (see :func:`pattern_likelihood`)."""
+        return ""
+
     def moments(self, variances: np.ndarray) -> PatternMoments:
         """Pattern moments for the vector of variances."""
         sigma = np.einsum("v,vpq->pq", np.asarray(variances, dtype=float), self.basis)
@@ -286,7 +291,7 @@ def pattern_likelihood(model, *, reml: bool) -> PatternNormal | None:
     """The likelihood by missingness pattern of a :class:`~sm_multisem.model.MultilevelSEM`, where it pays.
 
     The rule: maximum likelihood (REML stays with the recursion), no sampling weights, random
-    intercepts with independent residuals (no AR(1) residuals, no random slopes), at most
+    intercepts with independent residuals (no AR(1) or exchangeable residuals, no random slopes), at most
     :data:`MAX_POSITIONS` positions in the wide model, and on average at least
     :data:`MIN_CLUSTERS_PER_PATTERN` clusters per missingness pattern. Relaxed variances and
     residual variances are positions of their own (a slot with its label's parameter), so a
@@ -298,8 +303,8 @@ def pattern_likelihood(model, *, reml: bool) -> PatternNormal | None:
         None where the rule says the recursion (``model.likelihood``).
     """
     nested, layout, plan = model.likelihood, model.layout, model.plan
-    if (reml or model.cluster_weights is not None or type(nested) is not NestedNormal
-            or plan.ar1_entry is not None or layout.unit_sizes(0).max() > MAX_POSITIONS):
+    if (reml or model.cluster_weights is not None or type(nested) is not NestedNormal or plan.ar1_entry is not None
+            or len(nested.covariances) or layout.unit_sizes(0).max() > MAX_POSITIONS):
         return None
     positions = position_codes(layout, plan.unit_variance, plan.row_variance, nested.n_var)
     if positions.n_positions > MAX_POSITIONS:

@@ -8,6 +8,7 @@ built here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,9 @@ class Plan:
         For each grouping level (top first) with a random slope, the entries of the vector
         that are the covariance of the level's random intercept and slope and the slope's
         variance; None for a level with a random intercept only. Empty without random slopes.
+    covariance_entries : ndarray
+        The entries that are covariances of exchangeable residuals: the lowest level's
+        ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
     """
 
     param_names: tuple[str, ...]
@@ -57,6 +61,7 @@ class Plan:
     row_variance: np.ndarray
     ar1_entry: int | None = None
     slope_entries: tuple[tuple[int, int] | None, ...] = ()
+    covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
     def k_params(self) -> int:
@@ -65,9 +70,11 @@ class Plan:
     @property
     def level_variances(self) -> np.ndarray:
         """Entries of the variance vector that are parameters of the random effects: the variances
-        of random intercepts and, with random slopes, the slopes' variances and covariances."""
+        of random intercepts and, with random slopes, the slopes' variances and covariances (not the
+        covariances of exchangeable residuals, which the lowest level's ``unit_variance`` points at)."""
         slopes = [entry for pair in self.slope_entries if pair is not None for entry in pair]
-        return np.unique(np.concatenate([*self.unit_variance, np.array(slopes, dtype=np.intp)]))
+        intercepts = np.setdiff1d(np.concatenate(self.unit_variance), self.covariance_entries)
+        return np.unique(np.concatenate([intercepts, np.array(slopes, dtype=np.intp)]))
 
     @property
     def residual_variances(self) -> np.ndarray:
@@ -85,9 +92,11 @@ class Plan:
 
     @property
     def covariance_mask(self) -> np.ndarray:
-        """True for the parameters that are covariances of random effects (a random intercept and slope)."""
+        """True for the parameters that are covariances: of a random intercept and slope, and of
+        exchangeable residuals."""
         mask = np.zeros(self.k_params, dtype=bool)
         mask[self.variance_index[[pair[0] for pair in self.slope_entries if pair is not None]]] = True
+        mask[self.variance_index[self.covariance_entries]] = True
         return mask
 
     @property
@@ -139,6 +148,7 @@ _SUPPORTED = {
     "slope loading": (False, None),  # the loading is the data, x{p}
     "slope variance": (True, None),
     "slope covariance": (True, None),
+    "residual covariance": (True, None),
 }
 
 
@@ -170,27 +180,29 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     missing = [name for name in exog_names if name not in by_name]
     if missing:
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
-    variances = rules[rules["kind"].isin(["variance", "residual variance"])]
+    variances = rules[rules["kind"].isin(["variance", "residual variance", "residual covariance"])]
     correlation = rules[rules["kind"] == "residual correlation"]
     slope_rules = rules[rules["kind"].isin(["slope covariance", "slope variance"])]
     variance_labels = list(dict.fromkeys([*variances["label"], *slope_rules["label"], *correlation["label"]]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
-    def assign(level: str, kind: str, n: int) -> np.ndarray:
-        """Variance entry of every unit of a level (or every row, for the residual)."""
+    def assign(level: str, n: int) -> np.ndarray:
+        """Variance entry of every unit of a level (or every row, for the residual); the
+        residual grouping of exchangeable residuals gets its covariance."""
         level_rules = variances[variances["level"] == level]
         if not level_rules["by"].iloc[0]:
             return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
-        values, _ = labels.values[(kind, level)]
+        values, _ = labels.values[(level_rules["kind"].iloc[0], level)]
         entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
         codes, uniques = pd.factorize(values)  # a lookup per distinct label, not per row
         return np.array([entry[u] for u in uniques], dtype=np.intp)[codes]
 
     unit_variance = tuple(
-        assign(level, "variance", n_units) for level, n_units in zip(layout.level_names, layout.n_units)
+        assign(level, n_units) for level, n_units in zip(layout.level_names, layout.n_units)
     )
-    row_variance = assign("Residual", "residual variance", layout.n_rows)
+    row_variance = assign("Residual", layout.n_rows)
+    covariance = variances[variances["kind"] == "residual covariance"]
     slope_entries = ()
     if len(slope_rules):
         def entry(level: str, kind: str) -> int:
@@ -208,4 +220,5 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         row_variance=row_variance,
         ar1_entry=position[correlation["label"].iloc[0]] if len(correlation) else None,
         slope_entries=slope_entries,
+        covariance_entries=np.array([position[label] for label in dict.fromkeys(covariance["label"])], dtype=np.intp),
     )

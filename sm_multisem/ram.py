@@ -203,5 +203,5 @@ def compile_ram(table: pd.DataFrame, exogenous: list[str]) -> RamModel:
         return _Entries(array[:, 0].astype(np.intp), array[:, 1].astype(np.intp), array[:, 2].astype(np.intp),
                         array[:, 3])
 
-    return RamModel(tuple(observed), tuple(latent), tuple([CONSTANT, *exogenous]), tuple(labels),
+    return RamModel(tuple(observed), tuple(latent), (CONSTANT, *exogenous), tuple(labels),
                     entries(a), entries(gamma), entries(s))

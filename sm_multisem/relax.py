@@ -13,7 +13,11 @@ values label the units (or observations) it is released across:
   (``0 + C(type)`` in place of the intercept in long form);
 * ``Relaxation("residual correlation", "Residual", "time")``: residuals of a lowest unit
   correlated ``rho^|t - s|`` along the integer time column (Stata ``mixed,
-  residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``).
+  residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``);
+* ``Relaxation("residual covariance", "k:j", "type")``: residuals of one unit of the
+  residual grouping ``k:j`` share a covariance (exchangeable; nlme ``corCompSymm``), one
+  variance and one covariance per label constant within those units (``by=""``: one of
+  each). See :mod:`sm_multisem.residuals`.
 
 Everything downstream sees a relaxation only as different labels in the parameter
 table: :func:`sm_multisem.spec.specify` writes them, :func:`sm_multisem.plan.compile_plan`
@@ -32,7 +36,7 @@ from .layout import WideLayout, time_order
 
 __all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
 
-KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation")
+KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
 MIN_PER_LABEL = 2
 
@@ -43,12 +47,12 @@ class Relaxation:
 
     Attributes
     ----------
-    kind : {"variance", "residual variance", "slope", "intercept", "residual correlation"}
+    kind : {"variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance"}
     target : str
-        The level (``"k:j"``), ``"Residual"``, or the fixed-effect column (``"x"``,
-        ``"Intercept"``).
+        The level (``"k:j"``; for a residual covariance the residual grouping), ``"Residual"``,
+        or the fixed-effect column (``"x"``, ``"Intercept"``).
     by : str
-        The labelling column.
+        The labelling column (``""`` for a residual covariance shared by every unit).
     """
 
     kind: str
@@ -113,8 +117,13 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
         if relax.kind == "residual correlation":
             values[(relax.kind, relax.target)] = (_times(relax.by, columns[relax.by], layout), [])
             continue
+        if relax.kind == "residual covariance" and not relax.by:
+            continue
         labels, names, codes = _as_strings(np.asarray(columns[relax.by], dtype=object)[layout.order], relax.by)
-        if relax.kind == "variance":
+        if relax.kind == "residual covariance":
+            # the block of a unit has one variance and one covariance, so its label is the unit's
+            values[("residual variance", "Residual")] = (labels, names)
+        if relax.kind in ("variance", "residual covariance"):
             if relax.target not in layout.level_names:
                 raise ValueError(
                     f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}"
@@ -125,8 +134,10 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
                 ids = layout.unit_ids[level].iloc[varies].to_dict()
                 raise ValueError(
                     f"labelling column {relax.by!r} is not constant within the units of {relax.target} "
-                    f"(unit {ids} has several labels); a variance of {relax.target} effects can only "
-                    "differ between units"
+                    f"(unit {ids} has several labels); "
+                    + (f"a variance of {relax.target} effects can only differ between units" if relax.kind == "variance"
+                       else "an exchangeable block has one variance and one covariance, so its label must be the "
+                            "unit's (a variance per occasion is structure='unstructured' with t=)")
                 )
             labels, codes, what = np.asarray(names, dtype=object)[unit_codes], unit_codes, f"units of {relax.target}"
         else:
@@ -183,7 +194,8 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
     return exog, exog_names
 
 
-def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: Labels) -> tuple[WideLayout, str]:
+def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
+              labels: Labels) -> tuple[WideLayout, str, tuple[str, np.ndarray] | None]:
     """Key the slots a relaxation is about by its labels, so that one position means one label.
 
     A variance relaxed at a level keys that level's slots (``J_pub1``); a residual variance
@@ -191,18 +203,27 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
     label, else the observations. AR(1) residuals number the observations' slots by time (slot 1
     at the earliest time of the data), so that one position means one time in every cluster and
     the residual covariance of two positions, ``S_e * rho^|t_p - t_q|``, is one constant of the
-    wide model. Returns the keyed layout and, when the model has no single wide form here (a
-    label of the top-level clusters, which needs one SEM group per label), why (empty
-    otherwise); the other relaxations are keyed all the same.
+    wide model. A label of the top-level clusters does not key slots: the wide form is then a
+    multi-group SEM, one group of rows per label.
+
+    Returns
+    -------
+    layout : WideLayout
+        The keyed layout.
+    problem : str
+        Why the model has no wide form here (top-level labels from two columns), else empty.
+    groups : tuple or None
+        ``(labelling column, label of every top-level cluster)`` of a multi-group wide form.
     """
     done: set[tuple[int, str]] = set()
     last = len(layout.slots) - 1
     problem = ""
+    groups: tuple[str, np.ndarray] | None = None
     for relax in relaxations:
-        if relax.kind == "residual correlation":
+        if relax.kind == "residual correlation" or not relax.by:
             continue
         values, _ = labels.of(relax)
-        if relax.kind == "variance":
+        if relax.kind in ("variance", "residual covariance"):
             level = layout.level_names.index(relax.target)
             column, keys = level - 1, values
         elif relax.kind == "residual variance":
@@ -211,10 +232,13 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
             level, per_unit = _coarsest_constant_level(values, layout)
             column, keys = (last, values) if level is None else (level - 1, per_unit)
         if level == 0:
-            problem = problem or (
-                f"the {relax.kind} of {relax.target} differs by {relax.by!r}, a label of the top-level "
-                "clusters: its wide form is a multi-group SEM (one group per label), which is not written here"
-            )
+            if groups is not None and groups[0] != relax.by:
+                problem = problem or (
+                    f"parameters differ by two labels of the top-level clusters ({groups[0]!r} and {relax.by!r}): "
+                    "the wide form would be a multi-group SEM with one group per combination, which is not "
+                    "written here"
+                )
+            groups = groups or (relax.by, np.asarray(keys, dtype=object))
             continue
         if (column, relax.by) not in done:
             layout = layout.keyed(column, keys)
@@ -225,7 +249,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...], labels: L
         slots = list(layout.slots)
         slots[-1] = times - times.min()
         layout = dataclasses.replace(layout, slots=tuple(slots))
-    return layout, problem
+    return layout, problem, groups
 
 
 def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[int | None, np.ndarray]:

@@ -206,7 +206,9 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         """Score test of the constraints a relaxation of this model releases.
 
         See :func:`sm_multisem.hypothesis.score_test`. Example:
-        ``res.score_test(res.model.relax_variance("k:j", by="type"))``.
+        ``res.score_test(res.model.relax_variance("k:j", by="type"))``; a wide model freeing
+        covariances is tested the same way, ``res.score_test(res.model.relax_covariance("k:j",
+        by="region"))`` (Stata ``estat scoretests``: are the effects uncorrelated?).
         """
         from .hypothesis import score_test
 
@@ -303,7 +305,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         """Per-unit arrays of every level (top first) as Series labelled by the units' ids."""
         layout = self.model.layout
         out = {}
-        for level, level_values in enumerate(values):
+        for level, level_values in enumerate(values[: len(self.model.effect_levels)]):
             ids = layout.unit_ids[level]
             index = pd.MultiIndex.from_frame(ids) if ids.shape[1] > 1 else pd.Index(ids.iloc[:, 0])
             out[layout.level_names[level]] = pd.Series(level_values, index=index, name=name)
@@ -367,7 +369,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         """How many levels, from the top, a prediction at ``level`` adds effects of."""
         if level is None:
             return 0
-        names = self.model.layout.level_names
+        names = self.model.effect_levels
         if level not in names:
             raise ValueError(f"level {level!r} is not one of {list(names)}")
         return names.index(level) + 1
@@ -395,7 +397,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     @cached_property
     def fittedvalues(self) -> np.ndarray:
         """Predictions conditional on the predicted effects of every level."""
-        return self.predict(level=self.model.layout.level_names[-1])
+        return self.predict(level=self.model.effect_levels[-1])
 
     @cached_property
     def resid(self) -> np.ndarray:
@@ -462,7 +464,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         from .diagram import path_diagram
 
         estimates = dict(zip(self.model.plan.labels, np.asarray(self.params)))
-        return path_diagram(self.model.parameter_table, estimates=estimates, max_positions=max_positions)
+        table = self.model.single_group_table("the path diagram")
+        return path_diagram(table, estimates=estimates, max_positions=max_positions)
 
 
 class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):

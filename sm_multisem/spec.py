@@ -29,7 +29,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .layout import WideLayout, join_parts, position_name, position_order
+from .layout import WideLayout, join_parts, level_name, position_name, position_order
+from .residuals import exchangeable_rows
 
 __all__ = ["ParameterTable", "specify", "identifier", "constrained_values", "power_constraints", "INTERCEPT"]
 
@@ -85,7 +86,7 @@ class ParameterTable:
         free = self.rules[self.rules["free"]]
         return free.drop_duplicates("label")[["label", "name", "kind"]].reset_index(drop=True)
 
-    def expand(self, layout: WideLayout, labels=None) -> pd.DataFrame:
+    def expand(self, layout: WideLayout, labels=None, groups: np.ndarray | None = None) -> pd.DataFrame:
         """One row per parameter of the wide SEM at every position present in the data.
 
         Parameters
@@ -95,6 +96,11 @@ class ParameterTable:
             :func:`sm_multisem.relax.key_slots`), so that one position means one label.
         labels : Labels, optional
             The label values of the relaxations.
+        groups : ndarray, optional
+            The group of every top-level cluster, for a multi-group wide form (a parameter
+            that differs by a label of the top-level clusters): the rows are written for
+            every group, with the positions present in its clusters, under a first column
+            ``group``.
 
         Returns
         -------
@@ -106,9 +112,22 @@ class ParameterTable:
         """
         parts = layout.position_parts()
         suffix = join_parts(parts)
-        distinct, first_row = np.unique(suffix, return_index=True)
+        if groups is None:
+            return self._expand_at(np.arange(len(suffix)), layout, labels, parts, suffix)
+        row_group = np.asarray(groups, dtype=object)[layout.cluster_of_rows()]
+        frames = []
+        for group in sorted(set(row_group)):
+            frame = self._expand_at(np.flatnonzero(row_group == group), layout, labels, parts, suffix)
+            frame.insert(0, "group", group)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def _expand_at(self, rows: np.ndarray, layout: WideLayout, labels, parts: list[np.ndarray],
+                   suffix: np.ndarray) -> pd.DataFrame:
+        """The per-position rows of the positions present among the sorted ``rows``."""
+        distinct, first = np.unique(suffix[rows], return_index=True)
         ordered = sorted(range(len(distinct)), key=lambda i: position_order(distinct[i]))
-        rows_at = first_row[ordered]  # one sorted row standing for every position
+        rows_at = rows[first[ordered]]  # one sorted row standing for every position
         y_names = [position_name(self.outcome, suffix[r]) for r in rows_at]
 
         def label_at(rule, row: int) -> bool:
@@ -117,7 +136,7 @@ class ParameterTable:
                 return True
             target = rule.name.rsplit("[", 1)[0] if rule.kind in ("slope", "intercept") else rule.level
             values, _ = labels.values[(rule.kind, target)]
-            if rule.kind == "variance":
+            if rule.kind in ("variance", "residual covariance"):
                 level = layout.level_names.index(target)
                 return values[layout.unit_of_rows(level)[row]] == rule.where
             return values[row] == rule.where
@@ -154,10 +173,13 @@ class ParameterTable:
             rows.append((y, "~~", y, rule.label, True, np.nan))
         all_latents = [name for members in latents for name in members]
         rows += [(a, "~~", b, "", False, 0.0) for a, b in combinations(all_latents, 2)]
+        units = join_parts(parts[:-1])[rows_at] if len(parts) > 1 else [""] * len(rows_at)
+        covariance = rules[rules["kind"] == "residual covariance"]
+        if len(covariance):
+            rows += exchangeable_rows(covariance, y_names, units, rows_at, label_at)
         for rule in rules[rules["kind"] == "residual correlation"].itertuples(index=False):
             times = labels.values[(rule.kind, rule.level)][0][rows_at]
-            rows += _ar1_rows(residual["label"].iloc[0], rule.label, times, y_names,
-                              join_parts(parts[:-1])[rows_at] if len(parts) > 1 else [""] * len(rows_at))
+            rows += _ar1_rows(residual["label"].iloc[0], rule.label, times, y_names, units)
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
@@ -227,12 +249,16 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind in ("slope", "intercept")
                 for g in labels.of(r)[1]}
     intercepts = {name for name, (r, _) in slope_of.items() if r.kind == "intercept"}
+    exchangeable = next((r for r in relaxations if r.kind == "residual covariance"), None)
+    # the residual grouping of an exchangeable structure is a level of the layout without an effect
+    levels = [g for g in layout.levels if exchangeable is None or level_name(g) != exchangeable.target]
+    level_names = [level_name(g) for g in levels]
     covariates = [name for name in exog_names if name != INTERCEPT and name not in intercepts]
     base_of = {n: slope_of[n][0].target if n in slope_of else n for n in covariates}  # x[pub] -> x
     bases = list(dict.fromkeys(base_of.values()))
     ident_of_base = dict(zip(bases, _unique([identifier(base) for base in bases])))
     covariate_ids = [ident_of_base[base_of[n]] for n in covariates]
-    latent_bases = _unique([identifier(grouping[-1]).capitalize() for grouping in layout.levels])
+    latent_bases = _unique([identifier(grouping[-1]).capitalize() for grouping in levels])
     if y in latent_bases or y in covariate_ids:
         raise ValueError(f"outcome identifier {y!r} clashes with a covariate or a level name")
     variance_labels = _unique([f"S_{base.lower()}" for base in latent_bases] + ["S_e"])
@@ -257,16 +283,22 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
             ident = identifiers[name]
             rules.append(("slope", f"{y}{{p}}", "~", f"{ident}{{p}}", f"b{ident}", True, np.nan, name,
                           "every position", "", "", ""))
-    for base, slots, level in zip(latent_bases, slot_text, layout.level_names):
+    for base, slots, level in zip(latent_bases, slot_text, level_names):
         rules.append(("loading", f"{base}{slots}", "=~", f"{y}{{p}}", "", False, 1.0, "",
                       f"positions inside the {level} unit", level, "", ""))
-    for base, slots, level, label in zip(latent_bases, slot_text, layout.level_names, variance_labels):
+    for base, slots, level, label in zip(latent_bases, slot_text, level_names, variance_labels):
         rules += _variance_rules("variance", f"{base}{slots}", f"{base}{slots}", label, level, f"every unit of {level}",
                                  relaxed.get(("variance", level)), labels)
         if level in slopes:
             rules += _slope_rules(y, base, slots, level, label, slopes[level])
+    by_label = relaxed.get(("residual variance", "Residual")) or (exchangeable if exchangeable and exchangeable.by
+                                                                  else None)
     rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
-                             "every position", relaxed.get(("residual variance", "Residual")), labels)
+                             "every position", by_label, labels)
+    if exchangeable is not None:
+        rules += _variance_rules("residual covariance", f"{y}{{p}}", f"{y}{{q}}", "C_e", exchangeable.target,
+                                 f"positions p != q of one {exchangeable.target} unit",
+                                 exchangeable if exchangeable.by else None, labels, name="cov(Residual)")
     correlation = relaxed.get(("residual correlation", "Residual"))
     if correlation is not None:
         rules.append(("residual correlation", f"e.{y}{{p}}", "~~", f"e.{y}{{q}}", "rho", True, np.nan, "rho(Residual)",
@@ -294,12 +326,12 @@ def _slope_rules(y: str, base: str, slots: str, level: str, label: str, column: 
     ]
 
 
-def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels) -> list[tuple]:
+def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels, name=None) -> list[tuple]:
     """One variance rule, or one per label value when the variance is relaxed by a label."""
-    name = f"var({level})"
+    name = name or f"var({level})"
     if relax is None:
         return [(kind, lhs, "~~", rhs, label, True, np.nan, name, applies_to, level, "", "")]
-    unit_word = "units" if kind == "variance" else "positions"
+    unit_word = "positions" if kind == "residual variance" else "units"
     return [(kind, lhs, "~~", rhs, f"{label}_{identifier(value)}", True, np.nan, f"{name}[{value}]",
              f"{unit_word} with {relax.by} = {value}", level, relax.by, value)
             for value in labels.of(relax)[1]]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.iolib.summary2 import Summary
 
+from .residuals import with_residual_heading
 from .spec import power_constraints
 
 __all__ = ["STYLES", "build_summary"]
@@ -100,8 +101,9 @@ def _mixed_summary(res, alpha: float, summary: Summary, max_equations: int) -> l
     estimates = _estimates(res, alpha)
     plan = res.model.plan
     summary.add_df(estimates.iloc[plan.beta_index])
-    random = estimates.iloc[np.flatnonzero(plan.variance_mask | plan.covariance_mask | plan.correlation_mask)]
-    summary.add_df(random.drop(columns=["z", "P>|z|"]).rename(columns={"Coef.": "Estimate"}))
+    random = estimates.iloc[np.flatnonzero(plan.variance_mask | plan.correlation_mask | plan.covariance_mask)]
+    random = with_residual_heading(res.model, random.drop(columns=["z", "P>|z|"]))
+    summary.add_df(random.rename(columns={"Coef.": "Estimate"}))
 
     if res.model.cluster_weights is not None:
         return [_WEIGHTS_NOTE]
@@ -149,7 +151,7 @@ def _sem_table(res, estimates: pd.DataFrame, max_equations: int) -> tuple[pd.Dat
     Returns the table, the number of equations and whether any were collapsed.
     """
     model = res.model
-    expanded = model.parameter_table
+    expanded = model.single_group_table("the sem-style summary")
     outcome, bases = model.table.outcome, model.table.latent_bases
     row_of = {label: estimates.iloc[i].tolist() for i, label in enumerate(model.plan.labels)}
     regressions = expanded[expanded["op"].isin(["~", "~1"])]
@@ -201,6 +203,14 @@ def _sem_table(res, estimates: pd.DataFrame, max_equations: int) -> tuple[pd.Dat
         text = names[0] if len(names) == 1 else f"{generic}  ({len(names)} {noun})"
         lines.append((f"    {text}", [*row_of[label], label]))
     constraints = power_constraints(expanded)
+    covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"]) & expanded["free"]]
+    if len(covariances) and not constraints:
+        lines.append(("Covariance", blank))
+        for label, pairs in covariances.groupby("label", sort=False):
+            if collapsed and len(pairs) > 1:
+                lines.append((f"    e.{outcome}{{p}} e.{outcome}{{q}}  ({len(pairs)} pairs)", [*row_of[label], label]))
+            else:
+                lines += [(f"    e.{pair.lhs} e.{pair.rhs}", [*row_of[label], label]) for pair in pairs.itertuples()]
     if constraints:  # AR(1) residuals: every residual covariance follows from S_e and rho
         _, scale, rho, _ = constraints[0]
         lines.append(("Residual covariance", blank))

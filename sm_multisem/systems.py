@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import partial
 from itertools import combinations_with_replacement
 
 import numpy as np
@@ -237,7 +238,7 @@ def instrumental_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     covariance_labels = [label for label in cross_levels if label in set(cross_table["label"])] + ["C_e"]
     return WideSEM(table, wide, exogenous=exogenous, names=names, start=start, source=second, accounting=accounting,
                    title=f"Wide SEM with endogenous {endogenous} (instruments {', '.join(extra_instruments)})",
-                   tests=lambda results: _exogeneity_tests(results, endogenous, covariance_labels))
+                   tests=partial(_exogeneity_tests, endogenous=endogenous, labels=covariance_labels))
 
 
 def _level_of(latent: str, model) -> str:

@@ -142,13 +142,57 @@ class WideSEM(GenericLikelihoodModel):
     def initialize(self) -> None:
         LikelihoodModel.initialize(self)
 
-    def with_table(self, table: pd.DataFrame) -> WideSEM:
+    def with_table(self, table: pd.DataFrame, names: dict[str, str] | None = None) -> WideSEM:
         """The same data under an edited table: parameters fixed (``free=False``), freed, or relabelled.
 
-        Display names, start values, row accounting and tests carry over for the labels kept.
+        Display names, start values, row accounting and tests carry over for the labels kept;
+        ``names`` gives display names of new labels (``{"C_j": "cov(k:j)"}``).
         """
-        return WideSEM(table, self.wide, exogenous=self.exogenous, names=self._names, start=self._start,
-                       source=self.source, accounting=self._accounting, title=self.title, tests=self._tests)
+        return WideSEM(table, self.wide, exogenous=self.exogenous, names={**self._names, **(names or {})},
+                       start=self._start, source=self.source, accounting=self._accounting, title=self.title,
+                       tests=self._tests)
+
+    def check_identification(self, params=None) -> None:
+        """Refuse a model whose parameters the positions present in the data cannot identify.
+
+        The FIML likelihood depends on the parameters only through the implied means and
+        covariances of the outcomes each row observes (one missingness pattern after another).
+        The model is locally identified at ``params`` when the Jacobian of those moments, every
+        pattern's ``M_o`` and the upper triangle of ``Sigma_oo`` stacked, has full column rank;
+        a direction in its null space moves parameters without changing the likelihood.
+
+        Parameters
+        ----------
+        params : array_like, optional
+            Where to evaluate the Jacobian; by default :attr:`start_params` (for models linear
+            in their parameters, as the nested model's wide form, the Jacobian is constant).
+
+        Raises
+        ------
+        ValueError
+            Naming the parameters that move together in the directions the data cannot see.
+        """
+        params = self.start_params if params is None else np.asarray(params, dtype=float)
+        jac_mean, jac_sigma = self.ram.jacobian(params)
+        blocks = []
+        for pattern in self.normal.patterns:
+            o = pattern.observed
+            upper = np.triu_indices(len(o))
+            blocks += [jac_mean[:, o].reshape(len(params), -1), jac_sigma[:, o][:, :, o][:, upper[0], upper[1]]]
+        jacobian = np.hstack(blocks).T
+        _, singular, vt = np.linalg.svd(jacobian, full_matrices=True)
+        tol = max(jacobian.shape) * np.finfo(float).eps * 1e3 * max(singular.max(initial=0.0), 1.0)
+        rank = int(np.sum(singular > tol))
+        if rank == len(params):
+            return
+        null = vt[rank:]
+        involved = np.flatnonzero(np.max(np.abs(null), axis=0) > 1e-6)
+        names = [self.param_names[i] for i in involved]
+        raise ValueError(
+            f"the wide model is not identified by the positions present in the data: {names} can move together "
+            f"without changing the implied means and covariances of any observed pattern (their Jacobian has rank "
+            f"{rank} for {len(params)} parameters); fix or tie some of them"
+        )
 
     # ------------------------------------------------------------------ naming
     @property
@@ -173,12 +217,11 @@ class WideSEM(GenericLikelihoodModel):
         return to_lavaan(self.table)
 
     def to_stata(self) -> str:
-        """Not available: see the exception's message."""
-        raise NotImplementedError(
-            "Stata sem syntax is written for the nested model's wide form only; for this model use to_lavaan(). "
-            "(Stata sem fits it too: the covariances of the two equations' effects are cov(K_y*K_x) terms, and "
-            "covariates are modelled jointly by default with method(mlmv).)"
-        )
+        """The model as a Stata ``sem`` command for :attr:`wide` (see :func:`sm_multisem.export.to_stata_wide`)."""
+        from .export import to_stata_wide
+
+        columns = [*self.ram.observed, *self.exogenous]
+        return to_stata_wide(self.table, balanced=not self.wide[columns].isna().any().any())
 
     @property
     def model_data(self):

@@ -84,8 +84,8 @@ def test_options_that_are_not_available_are_refused(model, data):
     standard = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
     with pytest.raises(ValueError, match="by\\(\\) with AR\\(1\\) is not implemented"):
         standard.relax_residuals(by="j", structure="ar1", t="time")
-    with pytest.raises(ValueError, match="exchangeable and unstructured residuals are not implemented"):
-        standard.relax_residuals(structure="exchangeable", t="time")
+    with pytest.raises(ValueError, match="structure must be one of"):
+        standard.relax_residuals(structure="toeplitz", t="time")
     with pytest.raises(ValueError, match="expected information is not implemented for AR\\(1\\)"):
         model.fit(cov_type="eim")
     with pytest.raises(NotImplementedError, match="nonlinear constraint that Stata sem cannot express"):

@@ -104,7 +104,10 @@ def test_the_rule_chooses_the_path(likelihood_used):
     model.relax_residuals(structure="ar1", t="i").fit()  # AR(1) residuals
     MultilevelSEM.from_formula("y ~ x + (1 + x|k) + (1|k:j)", data).fit()  # random slopes
     MultilevelSEM.from_formula("y ~ x + (1|k/j)", simulate_districts(3000, 1)).fit()  # too many positions
-    assert likelihood_used == ["PatternNormal"] + ["NestedNormal"] * 3 + ["NestedSlopesNormal", "NestedNormal"]
+    # exchangeable residuals within j
+    MultilevelSEM.from_formula("y ~ x + (1|k)", data).relax_residuals(structure="exchangeable", within="j").fit()
+    assert likelihood_used == (["PatternNormal"] + ["NestedNormal"] * 3 + ["NestedSlopesNormal"]
+                               + ["NestedNormal"] * 2)
 
 
 def test_the_rule_counts_clusters_per_pattern():

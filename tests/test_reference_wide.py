@@ -131,9 +131,23 @@ def test_exported_lavaan_syntax_of_the_system_is_what_lavaan_fitted():
     """``to_lavaan()`` prints the syntax lavaan fitted in ``iv_exported_lavaan.R`` (same llf as ours)."""
     data = pd.read_csv(REFERENCE / "iv_long.csv")
     model = MultilevelSEM.from_formula("y ~ w + [x ~ z1 + z2] + (1|k/j)", data)
-    assert model.to_lavaan() == (REFERENCE / "iv_exported.lav").read_text()
+    assert model.to_lavaan() + "\n" == (REFERENCE / "iv_exported.lav").read_text()
     session = (REFERENCE / "iv_exported_lavaan_session.txt").read_text()
     lavaan_llf = float(session.split("logl ")[1].split()[0])
     assert model.fit().llf == pytest.approx(lavaan_llf, abs=1e-5)
     pd.testing.assert_frame_equal(model.wide.reset_index(drop=True),
                                   pd.read_csv(REFERENCE / "iv_exported_wide.csv"), check_dtype=False, atol=1e-12)
+
+
+def test_stata_syntax_of_the_wide_models():
+    data = pd.read_csv(REFERENCE / "iv_long.csv")
+    iv = MultilevelSEM.from_formula("y ~ w + [x ~ z1 + z2] + (1|k/j)", data).to_stata()
+    assert "(x1_1 <- w1_1@bw_x z1_1_1@bz1_x z2_1_1@bz2_x _cons@c_x K_x@1 J1_x@1)" in iv
+    assert "(y1_1 <- w1_1@bw x1_1@bx _cons@c K_y@1 J1_y@1)" in iv
+    # the two equations' effects correlate, so the zero covariances replace covstruct(_lexog, diagonal)
+    assert "covstruct" not in iv and "K_y*K_x@C_k" in iv and "e.y1_1*e.x1_1@C_e" in iv and "K_y*J1_x@0" in iv
+    joint = pd.read_csv(REFERENCE / "joint_long.csv")
+    text = MultilevelSEM.from_formula("y ~ x + (1|k/j)", joint, covariates="joint").to_stata()
+    # covariates modelled jointly are Stata's observed exogenous variables: sem estimates their moments itself
+    assert "x1_1 <-" not in text and "m_x1_1" not in text and "method(mlmv)" in text
+    assert "covstruct(_lexog, diagonal) cov(_lexog*_oexog@0)" in text

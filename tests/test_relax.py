@@ -194,13 +194,37 @@ def test_slots_are_keyed_by_the_label(standard):
     assert "y_pub1_1" in model.wide_data().columns
 
 
-def test_top_level_label_needs_a_multigroup_model(data):
+def test_top_level_label_gives_a_multigroup_wide_form(data):
     data = data.assign(region=np.where(data["k"] % 2 == 0, "north", "south"))
     model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_variance("k", by="region")
     res = model.fit()
     assert {"var(k)[north]", "var(k)[south]"} <= set(res.params.index)
-    with pytest.raises(NotImplementedError, match="multi-group SEM"):
-        model.parameter_table
+    table = model.parameter_table
+    assert list(table.columns[:2]) == ["group", "lhs"] and set(table["group"]) == {"north", "south"}
+    variances = table[(table["lhs"] == "K") & (table["op"] == "~~") & (table["rhs"] == "K")]
+    assert dict(zip(variances["group"], variances["label"])) == {"north": "S_k_north", "south": "S_k_south"}
+    assert model.wide_data()["region"].tolist() == [("north" if k % 2 == 0 else "south")
+                                                    for k in sorted(data["k"].unique())]
+    for refused in (model.to_stata, model.as_wide, model.path_diagram, lambda: res.summary(style="sem")):
+        with pytest.raises(NotImplementedError, match="multi-group SEM .* to_lavaan"):
+            refused()
+
+
+def test_multigroup_lavaan_syntax_is_what_lavaan_fitted():
+    """``to_lavaan()`` of a multi-group wide form, fitted by lavaan (tests/reference/multigroup_lavaan.R)."""
+    reference = Path(__file__).parent / "reference"
+    data = pd.read_csv(reference / "multigroup_long.csv")
+    model = (sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+             .relax_variance("k", by="region").relax_slope("x", by="region"))
+    assert model.to_lavaan() + "\n" == (reference / "multigroup.lav").read_text()
+    assert "K ~~ c(S_k_north, S_k_south)*K" in model.to_lavaan()
+    session = (reference / "multigroup_lavaan_session.txt").read_text().splitlines()
+    values = {line.split()[1]: float(line.split()[2]) for line in session if line.startswith("est ")}
+    res = model.fit()
+    assert res.llf == pytest.approx(float(session[2].split()[1]), abs=1e-7)
+    labels = dict(zip(model.plan.labels, res.params))
+    for label, value in values.items():
+        assert labels[label] == pytest.approx(value, rel=1e-5), label
 
 
 def test_balanced_data_keyed_by_a_label_need_no_mlmv():

@@ -1,5 +1,6 @@
 """The dense wide engine (RAM matrices, FIML by pattern) against the nested likelihood and closed forms."""
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,6 @@ from scipy import stats
 from sm_multisem import MultilevelSEM, simulate_article_data
 from sm_multisem.gmm import sample_moments
 from sm_multisem.wide_model import WideSEM
-
-
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +200,17 @@ def test_relaxed_models_fit_the_same_by_the_wide_engine():
     res = model.as_wide().fit()
     assert res.llf == pytest.approx(expected.llf, abs=1e-7)
     np.testing.assert_allclose(res.params, expected.params, rtol=1e-5)
+
+
+def test_wide_results_pickle_and_take_the_sandwich_estimators():
+    data = iv_data(120)
+    model = MultilevelSEM.from_formula("y ~ w + [x ~ z1 + z2] + (1|k/j)", data)
+    res = model.fit(cov_type="robust")
+    assert res.cov_description.startswith("ROBUST (120 top-level clusters")
+    scores = model.score_obs(res.params)
+    bread = np.linalg.inv(model.information(res.params, kind="oim"))
+    by_hand = 120 / 119 * bread @ scores.T @ scores @ bread
+    np.testing.assert_allclose(res.cov_params(), by_hand, rtol=1e-8)
+    restored = pickle.loads(pickle.dumps(res))
+    assert str(restored.tests[0]) == str(res.tests[0])
+    np.testing.assert_allclose(restored.params, res.params)

@@ -1,0 +1,303 @@
+"""Covariances the mixed model holds at 0, freed by a label: among sibling effects and among residuals.
+
+The mixed model makes the random effects of a level independent, and so the residuals. In
+the wide form (one row per top-level cluster, one latent per unit slot, one equation per
+position) each of these zeros is a row ``a ~~ 0*b`` of the parameter table, and the source
+article frees some of them: the effects of the three northern counties correlated, the
+errors of the public schools correlated, each pair free or all pairs equal.
+
+What is freed is always a covariance between *siblings*, two units with the same parent:
+
+* effects: two units of a level below the top inside one unit of the level above (two
+  counties of one state); the top level has one unit per wide row, so no siblings;
+* residuals: two observations of one unit of the lowest level (two schools of one county
+  when the schools are the observations, as in the article).
+
+The slots of the siblings are keyed by the labelling column (``J_north1``, ``J_north2``,
+``y_pub1``: the first and second northern county of a state, the first public school of a
+county), so that one position means one label in every cluster, and a freed covariance is
+a parameter per *pair of keyed slots*, ``cov(k:j)[north1,north2]`` (label
+``C_j_north1_north2``), shared by every parent unit that holds the pair, or one parameter per
+group of labels (``cov(k:j)[north]``, label ``C_j_north``) with ``equal=True``. Only
+siblings whose labels are in one group of ``among`` are correlated; siblings of different
+groups stay uncorrelated.
+
+The model is not a mixed model any more, so it is fitted by the dense wide engine
+(:class:`~sm_multisem.wide_model.WideSEM`), from the nested model's own table (see
+:meth:`~sm_multisem.model.MultilevelSEM.as_wide`) with the covariance rows freed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from .layout import join_parts, position_name, position_order
+from .spec import identifier
+
+__all__ = ["RESIDUAL", "Covariances", "relax_covariances"]
+
+#: The ``level`` of residual covariances.
+RESIDUAL = "Residual"
+
+
+@dataclass(frozen=True)
+class Covariances:
+    """Covariances to free among siblings of a level, by a label.
+
+    Attributes
+    ----------
+    level : str
+        A grouping level below the top (``"k:j"``): covariances of its units' effects; or
+        ``"Residual"``: covariances of the residuals of one lowest unit's observations.
+    by : str or array_like
+        The labelling column (or one label per input row), constant within the units of
+        ``level``.
+    among : str, sequence, or None
+        The groups of labels whose siblings are correlated: a label, a sequence of labels
+        (each its own group), or a sequence whose items are sequences of labels (siblings
+        of any labels of one item are correlated, across those labels too). By default every
+        label is its own group.
+    equal : bool
+        One covariance per group instead of one per pair of keyed slots.
+    """
+
+    level: str
+    by: object
+    among: object = None
+    equal: bool = False
+
+
+@dataclass(frozen=True)
+class _Siblings:
+    """The children of every parent unit, one row each, with their names in the wide model."""
+
+    level: str  # as the request names it
+    parent_level: str  # the level whose units are the parents (and whose variance the pairs confound)
+    stem: str  # of the covariance labels: ``j`` for the effects of k:j, ``e`` for residuals
+    frame: pd.DataFrame  # per child: name (latent or outcome), slot, parent (unit id), label
+
+
+def relax_covariances(model, *requests: Covariances, start_params=None):
+    """The wide model of ``model`` with the covariances of ``requests`` freed.
+
+    Parameters
+    ----------
+    model : MultilevelSEM
+        Any model with a single wide form (relaxed variances, slopes or residual variances
+        included; AR(1) residuals are not, see :meth:`~sm_multisem.model.MultilevelSEM.as_wide`).
+    *requests : Covariances
+        At most one per level (and one for the residuals).
+    start_params : array_like, optional
+        Start values of ``model``'s parameters; by default its ML estimates. The freed
+        covariances start at 0, so the fit starts at the constrained optimum.
+
+    Returns
+    -------
+    WideSEM
+        Its parameters are ``model``'s, then the covariances, named ``cov(<level>)[a,b]``
+        (``cov(<level>)[group]`` when equal).
+
+    Raises
+    ------
+    ValueError
+        Before fitting, for a request the data cannot identify: the top level; a labelling
+        column that varies inside the units; a label of ``among`` that is not a label of
+        the level; no two siblings of one group in any parent; every pair of siblings in
+        the data correlated (then their covariance is confounded with the parent's variance);
+        or, by the rank of the moments' Jacobian, any other direction the positions
+        present in the data do not identify.
+    """
+    levels = [request.level for request in requests]
+    if len(set(levels)) < len(levels):
+        raise ValueError(f"covariances of one level are freed by a single request; got the levels {levels}")
+    layout = model.layout
+    labelled = []
+    for request in requests:
+        column, keys, names = _keys(model, request)
+        # a variance or slope relaxed by the same label has keyed these slots already
+        if not (layout.slot_keys and np.array_equal(layout.slot_keys[column], keys)):
+            layout = layout.keyed(column, keys)
+        labelled.append((request, column, keys, names))
+    # the nested likelihood does not depend on how slots are keyed, only the names of the positions do
+    view = copy.copy(model)
+    view.layout = layout
+    wide = view.as_wide(start_params=start_params)
+    table = wide.parameter_table
+    new_names: dict[str, str] = {}
+    for request, column, keys, names in labelled:
+        siblings = _siblings(view, request, column, keys)
+        groups = _groups(request, names)
+        pairs = _pairs(siblings, groups, request)
+        table = _free(table, siblings, pairs, new_names)
+    relaxed = wide.with_table(table, names=new_names)
+    relaxed.check_identification()
+    return relaxed
+
+
+def _keys(model, request: Covariances) -> tuple[int, np.ndarray, list[str]]:
+    """The column of the layout's slots the request keys, the label of every unit (or sorted row) there,
+    and the distinct labels; checked as a variance (residual variance) relaxed by the same column is."""
+    layout = model.layout
+    name = model._label_name(request.by)
+    if request.level == RESIDUAL:
+        kind, column, relax = "residual variance", len(layout.slots) - 1, model.relax_residuals
+    elif request.level == layout.level_names[0]:
+        raise ValueError(
+            f"{request.level} is the top level: each of its units is one row of the wide model, so its effects have "
+            "no siblings to be correlated with (covariances across rows are not a wide SEM)"
+        )
+    elif request.level in layout.level_names:
+        kind, column = "variance", layout.level_names.index(request.level) - 1
+        relax = partial(model.relax_variance, request.level)
+    else:
+        raise ValueError(f"level must be one of {list(layout.level_names[1:])} (the levels below the top) or "
+                         f"{RESIDUAL!r}, got {request.level!r}")
+    done = next((r for r in model.relaxations if (r.kind, r.target) == (kind, request.level)), None)
+    if done is not None:
+        if done.by != name:
+            raise ValueError(f"the {kind} of {request.level} is relaxed by {done.by!r}: its slots are keyed by that "
+                             f"label, so its covariances are freed by {done.by!r} too, not by {name!r}")
+        return (column, *model.labels.of(done))
+    probe = relax(request.by)  # labels every unit (row), with the relaxation's own checks
+    return (column, *probe.labels.of(probe.relaxations[-1]))
+
+
+def _siblings(view, request: Covariances, column: int, keys: np.ndarray) -> _Siblings:
+    """Every child (unit of the level, or observation) with its name in the wide model, keyed slot,
+    parent unit and label."""
+    layout, table = view.layout, view.table
+    parts = layout.position_parts()
+    level = column + 1  # levels are numbered from the top; slot columns from the first level below it
+    if request.level == RESIDUAL:
+        first = np.arange(layout.n_rows)
+        names = [position_name(table.outcome, s) for s in join_parts(parts)]
+        parent = layout.unit_of_rows(level - 1)
+        stem = "e"
+    else:
+        unit = layout.unit_of_rows(level)
+        first = np.flatnonzero(np.r_[True, np.diff(unit) != 0])
+        names = [position_name(table.latent_bases[level], s) for s in join_parts([p[first] for p in parts[:level]])]
+        parent = layout.unit_of_rows(level - 1)[first]
+        stem = table.latent_bases[level].lower()
+    frame = pd.DataFrame({"name": names, "slot": parts[column][first], "parent": parent, "label": keys})
+    return _Siblings(request.level, layout.level_names[level - 1], stem, frame)
+
+
+def _groups(request: Covariances, names: list[str]) -> list[tuple[str, ...]]:
+    """The groups of labels of ``among``, checked against the labels of the level."""
+    among = request.among
+    if among is None:
+        groups = [(name,) for name in names]
+    elif isinstance(among, str):
+        groups = [(among,)]
+    elif isinstance(among, (Sequence, np.ndarray, pd.Series)):
+        groups = [(item,) if isinstance(item, str) else tuple(str(g) for g in item) for item in among]
+    else:
+        raise ValueError(f"among must be a label, a sequence of labels or of groups of labels, got {among!r}")
+    seen: set[str] = set()
+    for group in groups:
+        unknown = [g for g in group if g not in names]
+        if unknown:
+            raise ValueError(f"among: {unknown} {'is not a label' if len(unknown) == 1 else 'are not labels'} of "
+                             f"{request.level} in {request.by if isinstance(request.by, str) else 'by'!r}; "
+                             f"its labels are {names}")
+        twice = seen.intersection(group)
+        if twice:
+            raise ValueError(f"among: label {min(twice)!r} is in two groups; a label belongs to one group")
+        seen.update(group)
+    return groups
+
+
+def _pairs(siblings: _Siblings, groups: list[tuple[str, ...]], request: Covariances) -> pd.DataFrame:
+    """The pairs of sibling names to correlate, with their label and display name.
+
+    A pair is freed where two siblings of one group share a parent somewhere in the data; a
+    pair of keyed slots that never meets has no covariance to estimate and is left out.
+    """
+    frame = siblings.frame
+    group_of = {label: g for g, group in enumerate(groups) for label in group}
+    frame = frame.assign(group=frame["label"].map(group_of).fillna(-1).astype(int))
+    _refuse_all_pairs(siblings, frame)
+    grouped = frame[frame["group"] >= 0]
+    met = grouped.merge(grouped, on=["parent", "group"], suffixes=("_a", "_b"))
+    met = met[met["name_a"] != met["name_b"]]
+    ordered = [position_order(a) < position_order(b) for a, b in zip(met["slot_a"], met["slot_b"])]
+    met = met[np.asarray(ordered, dtype=bool)].drop_duplicates(["name_a", "name_b"])
+    met = met.iloc[sorted(range(len(met)), key=lambda i: (position_order(met["slot_b"].iloc[i]),
+                                                          position_order(met["slot_a"].iloc[i]),
+                                                          met["name_a"].iloc[i]))]
+    empty = sorted(set(range(len(groups))) - set(met["group"]))
+    if request.among is not None and empty:
+        group = groups[empty[0]]
+        raise ValueError(f"no unit of {siblings.parent_level} holds two {_units(siblings)} labelled "
+                         f"{' or '.join(map(repr, group))}: there is no covariance among them to estimate")
+    if met.empty:
+        raise ValueError(f"no unit of {siblings.parent_level} holds two {_units(siblings)} with labels of one group: "
+                         "there is no covariance to estimate")
+    level = siblings.level
+    if request.equal:
+        words = ["+".join(groups[g]) for g in met["group"]]
+        met = met.assign(label=[f"C_{siblings.stem}_{identifier('_'.join(groups[g]))}" for g in met["group"]],
+                         display=[f"cov({level})[{w}]" for w in words])
+    else:
+        met = met.assign(label=[f"C_{siblings.stem}_{identifier(a)}_{identifier(b)}"
+                                for a, b in zip(met["slot_a"], met["slot_b"])],
+                         display=[f"cov({level})[{a},{b}]" for a, b in zip(met["slot_a"], met["slot_b"])])
+    return met
+
+
+def _units(siblings: _Siblings) -> str:
+    return "observations" if siblings.level == RESIDUAL else f"units of {siblings.level}"
+
+
+def _refuse_all_pairs(siblings: _Siblings, frame: pd.DataFrame) -> None:
+    """Refuse correlating every pair of siblings the data hold.
+
+    In a parent unit, two siblings ``a, b`` have ``Cov(y_a, y_b) = var(parent) + cov(a, b)``
+    and every outcome of the parent shares ``var(parent)``. When every pair of siblings in the
+    data is correlated, adding ``d`` to ``var(parent)`` and taking ``d`` from every covariance
+    and every sibling variance leaves every implied covariance unchanged: the parent's
+    variance is not identified. An uncorrelated pair (two siblings of different groups, or
+    one outside the groups) pins it.
+    """
+    counts = frame.groupby("parent").agg(n=("group", "size"), outside=("group", lambda g: int((g < 0).sum())),
+                                         groups=("group", "nunique"))
+    uncorrelated = (counts["n"] >= 2) & ((counts["outside"] > 0) | (counts["groups"] > 1))
+    if uncorrelated.any():
+        return
+    parent = siblings.parent_level
+    raise ValueError(
+        f"every pair of sibling {_units(siblings)} in the data would be correlated: in a unit of {parent}, two of "
+        f"them have Cov(y_a, y_b) = var({parent}) + cov({siblings.level})[a,b], so var({parent}) cannot be told "
+        f"apart from the covariances and var({siblings.level}); keep some pairs uncorrelated (among= fewer labels, or labels "
+        f"in separate groups)"
+    )
+
+
+def _free(table: pd.DataFrame, siblings: _Siblings, pairs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """Free the covariance rows of ``pairs`` (latents' rows are in the table at 0; residuals' are added)."""
+    clash = sorted(set(pairs["label"]) & (set(table["label"]) | set(names)))
+    if clash:  # a shared label would tie the covariance to another parameter
+        raise ValueError(f"the covariance label {clash[0]!r} is already a label of the model; rename the level or "
+                         "the labels of the labelling column")
+    table = table.copy()
+    names.update(dict(zip(pairs["label"], pairs["display"])))
+    if siblings.level == RESIDUAL:
+        added = pd.DataFrame({"lhs": pairs["name_a"].to_numpy(), "op": "~~", "rhs": pairs["name_b"].to_numpy(),
+                              "label": pairs["label"].to_numpy(), "free": True, "value": np.nan})
+        return pd.concat([table, added], ignore_index=True)
+    key = dict(zip(map(frozenset, zip(pairs["name_a"], pairs["name_b"])), pairs["label"]))
+    covariance = (table["op"] == "~~") & (table["lhs"] != table["rhs"])
+    label = [key.get(frozenset((a, b))) for a, b in zip(table["lhs"], table["rhs"])]
+    freed = covariance & pd.Series([lab is not None for lab in label], index=table.index)
+    table.loc[freed, "label"] = [lab for lab, f in zip(label, freed) if f]
+    table.loc[freed, "free"] = True
+    table.loc[freed, "value"] = np.nan
+    return table
+

@@ -295,7 +295,9 @@ class _AR1Sums:
             raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
         later = np.flatnonzero(~first)
         self.gaps, gap_code = np.unique(gap[later], return_inverse=True)
-        n_gaps = max(len(self.gaps), 1)
+        if not len(self.gaps):  # units of one row each (a label of such units): one gap that no row has
+            self.gaps = np.ones(1)
+        n_gaps = len(self.gaps)
         now, before = centred[later], centred[later - 1]
         n_clusters = len(unit_clusters)
 

@@ -42,6 +42,7 @@ RELAXED = {
     "standard": lambda m: m,
     "variance and residuals by label": lambda m: m.relax_variance("k:j", by="type").relax_residuals(by="role"),
     "AR(1) residuals": lambda m: m.relax_residuals(structure="ar1", t="i"),
+    "AR(1) residuals by label": lambda m: m.relax_residuals(structure="ar1", t="i", by="type"),
 }
 
 

@@ -18,7 +18,7 @@ import sm_multisem as sms
 
 REFERENCE = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REFERENCE))
-from make_lavaan_ar1_by_inputs import ar1_by_model, with_type  # noqa: E402
+from make_lavaan_ar1_by_inputs import ar1_by_model, with_type
 
 
 @pytest.fixture(scope="module")

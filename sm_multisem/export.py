@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 import pandas as pd
@@ -156,19 +157,22 @@ def _ar1_syntax(expanded: pd.DataFrame, constraints: list[tuple[str, str, str, i
 
     lavaan accepts a label in a constraint only if it is a parameter of the model or defined
     by ``:=``; rho is neither, so it is defined from the lag-1 covariance (``rho := lag_1 / S_e``)
-    and the other lags are constrained through it.
+    and the other lags are constrained through it: once for every ``(S_e, rho)`` pair, that is
+    for every label of AR(1) residuals by a label.
     """
-    first, scale, rho, power = constraints[0]
-    if power != 1:
-        raise NotImplementedError(
-            f"no two positions of a unit are one time step apart (the closest are {power}), so the lavaan "
-            f"syntax cannot define {rho} from the lag-1 residual covariance"
-        )
+    lines = []
+    for (scale, rho), lags in itertools.groupby(constraints, key=lambda constraint: constraint[1:3]):
+        first, *others = lags
+        if first[3] != 1:
+            raise NotImplementedError(
+                f"no two positions of a unit with {scale} are one time step apart (the closest are {first[3]}), so "
+                f"the lavaan syntax cannot define {rho} from the lag-1 residual covariance"
+            )
+        lines += [f"{rho} := {first[0]} / {scale}", *(f"{label} == {scale} * {rho}^{power}"
+                                                      for label, _, _, power in others)]
     covariances = expanded[(expanded["op"] == "~~") & (expanded["lhs"] != expanded["rhs"]) & expanded["free"]]
     return ["# AR(1) residuals: the covariance of positions d time steps apart is S_e * rho^d",
-            *(f"{c.lhs} ~~ {c.label}*{c.rhs}" for c in covariances.itertuples()),
-            f"{rho} := {first} / {scale}",
-            *(f"{label} == {scale} * {rho}^{power}" for label, scale, rho, power in constraints[1:])]
+            *(f"{c.lhs} ~~ {c.label}*{c.rhs}" for c in covariances.itertuples()), *lines]
 
 
 def _wrap_formula(head: str, terms: list[str]) -> list[str]:

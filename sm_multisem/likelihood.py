@@ -49,13 +49,15 @@ class _Segments:
 
     ``np.add.reduceat`` pays a fixed cost per run, which dominates when runs hold one or
     two rows (many small clusters); there a ``bincount`` on the run of every row is several
-    times faster, and longer runs keep ``reduceat``.
+    times faster, and longer runs keep ``reduceat``. Empty runs (clusters without units of
+    one AR(1) label) also take ``bincount``: ``reduceat`` gives an empty run the next row.
     """
 
     def __init__(self, starts: np.ndarray, ids: np.ndarray):
         self.starts = np.asarray(starts, dtype=np.intp)
         self.ids = np.asarray(ids, dtype=np.intp)  # the run of every row
-        self._short = len(self.ids) < 4 * len(self.starts)
+        empty = np.any(np.diff(np.append(self.starts, len(self.ids))) == 0)
+        self._short = len(self.ids) < 4 * len(self.starts) or bool(empty)
         self._one_row_each = len(self.ids) == len(self.starts)
 
     def __len__(self) -> int:
@@ -114,7 +116,7 @@ class ClusterMoments:
     _within: np.ndarray  # (n_residual_variances, n_clusters, m, m): within-cell scatter, one sum per variance
     _within_variance: np.ndarray  # the residual variance parameter of each sum
     _variances: np.ndarray
-    _ar1: _AR1Derivative | None = None
+    _ar1: tuple[_AR1Derivative, ...] = ()  # one per AR(1) group of units
     level_units: tuple = ()  # (h without and with the own intercept, GLS mean) of every unit of each level, top first
     _to_arguments: np.ndarray | None = None  # d(internal variances)/d(arguments), with exchangeable residuals
 
@@ -155,8 +157,8 @@ class ClusterMoments:
             out[:, pooling.active] += pooling.clusters.sum(per_unit)
         which = self._within_variance
         out[:, which] -= np.einsum("rkij,ij->kr", self._within, weight) / self._variances[which] ** 2
-        if self._ar1 is not None:
-            self._ar1.contract(weight, out)
+        for group in self._ar1:
+            group.contract(weight, out)
         return out if self._to_arguments is None else out @ self._to_arguments
 
 
@@ -293,7 +295,9 @@ class _AR1Sums:
             raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
         later = np.flatnonzero(~first)
         self.gaps, gap_code = np.unique(gap[later], return_inverse=True)
-        n_gaps = max(len(self.gaps), 1)
+        if not len(self.gaps):  # units of one row each (a label of such units): one gap that no row has
+            self.gaps = np.ones(1)
+        n_gaps = len(self.gaps)
         now, before = centred[later], centred[later - 1]
         n_clusters = len(unit_clusters)
 
@@ -374,6 +378,16 @@ class _AR1Derivative:
                     + 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean))
         out[:, self.index] += (np.einsum("kij,ij->k", self.d_q, weight) - self.unit_clusters.sum(per_unit)
                                ) / self.resid_var
+
+
+@dataclass(frozen=True)
+class _AR1Group:
+    """The lowest units that share one residual variance and one rho, with their AR(1) sums."""
+
+    units: np.ndarray | None  # their indices among all lowest units; None: every unit
+    variance: int  # the parameter of their residual variance
+    rho: int  # the parameter of their rho
+    sums: _AR1Sums
 
 
 @dataclass(frozen=True)
@@ -565,9 +579,11 @@ class NestedNormal(MomentNormal):
     row_variance : ndarray, optional
         The residual variance parameter of every row; by default all rows share
         parameter ``n_levels``.
-    ar1_time, ar1_index : ndarray and int, optional
-        Integer time of every row and the parameter holding ``rho``: residuals of a lowest
-        unit are then correlated ``rho^|t - s|`` (one residual variance only).
+    ar1_time, ar1_index : ndarray, and int or ndarray, optional
+        Integer time of every row and the parameter holding ``rho`` (or the ``rho`` parameter
+        of every row): residuals of a lowest unit are then correlated ``rho^|t - s|``. Every
+        lowest unit has one residual variance and one ``rho``, and the units sharing one share
+        the other (one pair per label, Stata ``residuals(ar 1, t(time) by(type))``).
     residual_covariance : bool
         The lowest level's intercepts are the covariances ``c`` of exchangeable residuals:
         a unit's block is ``(v - c) I + c 1 1'`` with ``v`` its rows' residual variance, which
@@ -608,7 +624,8 @@ class NestedNormal(MomentNormal):
         self.residual_variances = np.flatnonzero(np.bincount(row_variance))  # O(rows), no sort
         self._level_params = tuple(np.flatnonzero(np.bincount(u)) for u in self.unit_variance)  # distinct, each level
         self.level_variances = np.unique(np.concatenate(self._level_params))
-        self.correlations = np.array([] if ar1_index is None else [ar1_index], dtype=np.intp)
+        row_rho = None if ar1_time is None else np.broadcast_to(np.asarray(ar1_index, dtype=np.intp), (n_rows,))
+        self.correlations = np.zeros(0, dtype=np.intp) if row_rho is None else np.flatnonzero(np.bincount(row_rho))
         self.n_var = int(max(self.residual_variances.max(), self.level_variances.max(), *self.correlations)) + 1
 
         # parent of every unit (levels below the top), and the first unit of every cluster
@@ -671,7 +688,7 @@ class NestedNormal(MomentNormal):
         if residual_covariance:
             self._exchangeable_blocks(counts, cell_unit, cell_variance)
         self._grid = None
-        if n_residual > 1:
+        if n_residual > 1 and ar1_time is None:  # AR(1) units have one residual variance each: no grid
             grid = (len(counts), n_residual)
             count, mean = np.zeros(grid), np.zeros(grid + (m,))
             count[cell_unit, cell_slot], mean[cell_unit, cell_slot] = cell_counts, self._cell_mean
@@ -680,14 +697,37 @@ class NestedNormal(MomentNormal):
                 1.0, count, out=np.zeros(grid), where=count > 0).ravel()
             self._grid = _CellGrid(count, mean, d_h, _Segments(self._cluster_starts[-1] * n_residual,
                                                                np.repeat(cluster[-1], n_residual)))
-        self._ar1 = None
+        self._ar1: tuple[_AR1Group, ...] = ()
         if ar1_time is not None:
-            if len(self.residual_variances) > 1:
-                raise ValueError("AR(1) residuals take a single residual variance")
-            time_order = sorted_by_time(ar1_time, unit_of_row)
-            self._unit_clusters = self._cell_clusters  # one cell per unit
-            self._ar1 = _AR1Sums(columns[time_order], np.asarray(ar1_time)[time_order], np.asarray(row_starts),
-                                 self._unit_clusters)
+            self._ar1 = self._ar1_groups(columns, np.asarray(ar1_time), np.asarray(row_starts), counts, row_variance,
+                                         row_rho)
+
+    def _ar1_groups(self, columns, time, row_starts, counts, row_variance, row_rho) -> tuple[_AR1Group, ...]:
+        """The lowest units grouped by their (residual variance, rho), with each group's sums."""
+        unit_variance, unit_rho = row_variance[row_starts], row_rho[row_starts]
+        if np.any(row_variance != np.repeat(unit_variance, counts)) or np.any(row_rho != np.repeat(unit_rho, counts)):
+            raise ValueError("AR(1) residuals of a lowest unit have one residual variance and one rho")
+        pairs, unit_group = np.unique(np.column_stack([unit_variance, unit_rho]), axis=0, return_inverse=True)
+        unit_group = unit_group.ravel()
+        if len(np.unique(pairs[:, 0])) < len(pairs) or len(np.unique(pairs[:, 1])) < len(pairs):
+            raise ValueError("AR(1) residuals need one rho per residual variance and one residual variance per "
+                             "rho; give them the same labels")
+        order = sorted_by_time(time, np.repeat(np.arange(len(counts)), counts))
+        columns, time = columns[order], time[order]  # a unit's rows stay at its place, sorted by time
+        self._unit_clusters = self._cell_clusters  # one cell per unit
+        if len(pairs) == 1:
+            return (_AR1Group(None, int(pairs[0, 0]), int(pairs[0, 1]),
+                              _AR1Sums(columns, time, row_starts, self._unit_clusters)),)
+        groups = []
+        for group, (variance, rho) in enumerate(pairs):
+            units = np.flatnonzero(unit_group == group)
+            rows = np.repeat(unit_group == group, counts)
+            unit_cluster = self._unit_clusters.ids[units]
+            clusters = _Segments(np.searchsorted(unit_cluster, np.arange(len(self._unit_clusters))), unit_cluster)
+            starts = np.cumsum(counts[units]) - counts[units]
+            groups.append(_AR1Group(units, int(variance), int(rho), _AR1Sums(columns[rows], time[rows], starts,
+                                                                             clusters)))
+        return tuple(groups)
 
     def _exchangeable_blocks(self, counts: np.ndarray, cell_unit: np.ndarray, cell_variance: np.ndarray) -> None:
         """Pair every residual variance with the covariance of its units (see ``residual_covariance``)."""
@@ -752,7 +792,7 @@ class NestedNormal(MomentNormal):
         return self._nested_moments(variances)
 
     def _nested_moments(self, variances: np.ndarray) -> ClusterMoments:
-        if self._ar1 is not None:
+        if self._ar1:
             return self._finish(variances, *self._ar1_units(variances))
         within = np.einsum("r,r...->...", 1.0 / variances[self.residual_variances], self._cluster_within)
         active = self.residual_variances
@@ -765,28 +805,37 @@ class NestedNormal(MomentNormal):
             units = _Units(n * np.log(resid), resid / n, self._cell_mean, (n / resid)[:, None], (1.0 / n)[:, None],
                            None, active)
             poolings = []
-        return self._finish(variances, units, within, poolings, (self._cluster_within, active), None)
+        return self._finish(variances, units, within, poolings, (self._cluster_within, active), ())
 
     def _ar1_units(self, variances: np.ndarray):
-        """The lowest units with AR(1) residuals, from the sums by unit and gap."""
-        res, index = int(self.residual_variances[0]), int(self.correlations[0])
-        resid, rho = variances[res], variances[index]
-        a, d_a, mean, d_mean_rho, centred_mean, scatter, d_q, log_s2, d_log_s2 = self._ar1.unit_sums(rho)
-        n_units, m = mean.shape
-        counts = self._ar1.n_rows
-        active = np.array(sorted([res, index]), dtype=np.intp)
-        res_col, rho_col = np.searchsorted(active, res), np.searchsorted(active, index)
-        d_h = np.zeros((n_units, 2))
-        d_h[:, res_col] = 1.0 / a
-        d_h[:, rho_col] = -resid * d_a / (a * a)
-        d_logdet = np.zeros((n_units, 2))
-        d_logdet[:, res_col] = counts / resid
-        d_logdet[:, rho_col] = d_log_s2
-        d_mean = np.zeros((n_units, 2, m))
-        d_mean[:, rho_col] = d_mean_rho
-        units = _Units(counts * np.log(resid) + log_s2, resid / a, mean, d_logdet, d_h, d_mean, active)
-        derivative = _AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, self._unit_clusters, resid, index)
-        return units, scatter / resid, [], (scatter[None], self.residual_variances), derivative
+        """The lowest units with AR(1) residuals, from every group's sums by unit and gap.
+
+        A group's units take its residual variance and rho, and their derivatives go to those
+        two parameters' columns; the groups' within-unit scatters add up per cluster.
+        """
+        active = np.unique([[group.variance, group.rho] for group in self._ar1])
+        n_units, m = len(self._unit_clusters.ids), self.n_columns
+        logdet, h, mean = np.empty(n_units), np.empty(n_units), np.empty((n_units, m))
+        d_logdet, d_h = np.zeros((n_units, len(active))), np.zeros((n_units, len(active)))
+        d_mean = np.zeros((n_units, len(active), m))
+        within, scatters, derivatives = 0.0, [], []
+        for group in self._ar1:
+            resid, rho = variances[group.variance], variances[group.rho]
+            a, d_a, unit_mean, d_mean_rho, centred_mean, scatter, d_q, log_s2, d_log_s2 = group.sums.unit_sums(rho)
+            counts = group.sums.n_rows
+            at = slice(None) if group.units is None else group.units
+            res_col, rho_col = np.searchsorted(active, [group.variance, group.rho])
+            logdet[at], h[at], mean[at] = counts * np.log(resid) + log_s2, resid / a, unit_mean
+            d_logdet[at, res_col], d_logdet[at, rho_col] = counts / resid, d_log_s2
+            d_h[at, res_col], d_h[at, rho_col] = 1.0 / a, -resid * d_a / (a * a)
+            d_mean[at, rho_col] = d_mean_rho
+            within = within + scatter / resid
+            scatters.append(scatter)
+            derivatives.append(_AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, group.sums.unit_clusters, resid,
+                                              group.rho))
+        units = _Units(logdet, h, mean, d_logdet, d_h, d_mean, active)
+        residual = np.array([group.variance for group in self._ar1], dtype=np.intp)
+        return units, within, [], (np.stack(scatters), residual), tuple(derivatives)
 
     def _finish(self, variances, units: _Units, within, poolings, within_sums, ar1) -> ClusterMoments:
         """Add every level's random intercept and pool up to the clusters.

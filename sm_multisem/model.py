@@ -181,7 +181,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.table: ParameterTable = table
         self.plan: Plan = plan
         ar1_time = None
-        if plan.ar1_entry is not None:
+        if plan.row_correlation is not None:
             ar1_time = labels.values[("residual correlation", "Residual")][0]
         if slope_of:
             column = source.exog[:, source.exog_names.index(next(iter(slope_of.values())))]
@@ -193,7 +193,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         else:
             self.likelihood = NestedNormal(
                 columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
-                ar1_time=ar1_time, ar1_index=plan.ar1_entry, cluster_weights=self.cluster_weights,
+                ar1_time=ar1_time, ar1_index=plan.row_correlation, cluster_weights=self.cluster_weights,
                 residual_covariance=len(plan.covariance_entries) > 0,
             )
         _check_identification(self.likelihood, layout)
@@ -409,6 +409,9 @@ class MultilevelSEM(GenericLikelihoodModel):
             ``"ar1"``: residuals of one unit of the lowest level are correlated
             ``rho^|t - s|`` along the integer time ``t`` (Stata ``residuals(ar 1, t(time))``;
             nlme ``corCAR1(form = ~ time | k/j)``); the new model has ``rho(Residual)``.
+            With ``by=`` (a column constant within the lowest units) every label has its own
+            residual variance and rho, ``var(Residual)[a]`` and ``rho(Residual)[a]`` (Stata
+            ``residuals(ar 1, t(time) by(type))``).
             ``"exchangeable"``: residuals of one unit of the residual grouping ``within`` share
             a covariance (Stata ``residuals(exchangeable)``; nlme ``corCompSymm``); the new model
             has ``cov(Residual)``, and ``var(Residual)[g]``, ``cov(Residual)[g]`` per label with
@@ -448,9 +451,15 @@ class MultilevelSEM(GenericLikelihoodModel):
                 raise ValueError('structure="independent" takes by= (the labelling column) and no t=')
             return self._relaxed(Relaxation("residual variance", "Residual", self._label_name(by)), by)
         if structure == "ar1":
-            if t is None or by is not None:
-                raise ValueError('structure="ar1" takes t= (the time column); by() with AR(1) is not implemented')
-            return self._relaxed(Relaxation("residual correlation", "Residual", self._label_name(t)), t)
+            if t is None:
+                raise ValueError('structure="ar1" takes t= (the time column), and optionally by= (a label of the '
+                                 'lowest units, each with its own residual variance and rho)')
+            time = self._label_name(t)
+            if by is None:
+                return self._relaxed(Relaxation("residual correlation", "Residual", time), t)
+            if self._label_name(by) == time:
+                raise ValueError(f"t= and by= are both named {time!r}: give the time and the label different names")
+            return self._relaxed(Relaxation("residual correlation", "Residual", time, self._label_name(by)), t, by)
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
 
     def relax_slope(self, term: str, by) -> "MultilevelSEM":
@@ -526,11 +535,26 @@ class MultilevelSEM(GenericLikelihoodModel):
 
         return relax_covariances(self, Covariances(RESIDUAL, by, among, equal), start_params=start_params)
 
+    @staticmethod
+    def _label_values(by, frame, source: ModelData) -> np.ndarray:
+        """The values of a labelling column (its name in ``frame``, or one value per input row) on the rows used."""
+        if isinstance(by, str):
+            if frame is None or by not in frame.columns:
+                where = "the data" if frame is not None else "a model built from arrays (pass the labels)"
+                raise ValueError(f"labelling column {by!r} is not in {where}")
+            return frame[by].to_numpy()[source.rows_used]
+        values = np.asarray(by, dtype=object)
+        if values.shape != source.rows_used.shape:
+            raise ValueError(f"labels have shape {values.shape}; give one label per input row "
+                             f"({len(source.rows_used):,})")
+        return values[source.rows_used]
+
     def _label_name(self, by) -> str:
         return by if isinstance(by, str) else str(getattr(by, "name", None) or "label")
 
-    def _relaxed(self, relaxation: Relaxation, by, **changes) -> "MultilevelSEM":
-        """The model with one more relaxation; ``changes`` replace parts of the recipe (the
+    def _relaxed(self, relaxation: Relaxation, by, per=None, **changes) -> "MultilevelSEM":
+        """The model with one more relaxation; ``by`` and ``per`` are the values of its columns
+        ``relaxation.by`` and ``relaxation.per``; ``changes`` replace parts of the recipe (the
         source and groupings of a new residual grouping)."""
         recipe = {**self._recipe, **changes}
         if any((r.kind, r.target) == (relaxation.kind, relaxation.target) for r in recipe["relaxations"]):
@@ -538,23 +562,18 @@ class MultilevelSEM(GenericLikelihoodModel):
         if any(r.kind == "residual covariance" for r in recipe["relaxations"]) and relaxation.kind in RESIDUAL_KINDS:
             raise ValueError("the residuals are exchangeable already; their variances differ by label through "
                              "relax_residuals(structure='exchangeable', by=...)")
+        kinds = {r.kind for r in recipe["relaxations"]} | {relaxation.kind}
+        if {"residual variance", "residual correlation"} <= kinds:
+            # each AR(1) variance needs its own rho, and one rho per variance is by= of the AR(1) structure
+            raise ValueError("AR(1) residuals take a residual variance (and a rho) per label through "
+                             "relax_residuals(structure='ar1', t=..., by=...), not with relax_residuals(by=...)")
         source: ModelData = recipe["source"]
-        if by is None:
-            values = None
-        elif isinstance(by, str):
-            frame = recipe["frame"]
-            if frame is None or by not in frame.columns:
-                where = "the data" if frame is not None else "a model built from arrays (pass the labels)"
-                raise ValueError(f"labelling column {by!r} is not in {where}")
-            values = frame[by].to_numpy()
-        else:
-            values = np.asarray(by, dtype=object)
-            if values.shape != source.rows_used.shape:
-                raise ValueError(f"labels have shape {values.shape}; give one label per input row "
-                                 f"({len(source.rows_used):,})")
+        columns = dict(recipe["label_columns"])
+        for name, values in ((relaxation.by, by), (relaxation.per, per)):
+            if values is not None:
+                columns[name] = self._label_values(values, recipe["frame"], source)
         recipe["relaxations"] = recipe["relaxations"] + (relaxation,)
-        if values is not None:
-            recipe["label_columns"] = {**recipe["label_columns"], relaxation.by: values[source.rows_used]}
+        recipe["label_columns"] = columns
         model = type(self).__new__(type(self))
         model._build(recipe.pop("source"), recipe.pop("groupings"), **recipe)
         return model
@@ -565,8 +584,9 @@ class MultilevelSEM(GenericLikelihoodModel):
         residual = variances[self.plan.residual_variances]
         if np.any(residual <= 0):
             raise ValueError(f"residual variances must be positive, got {residual}")
-        if self.plan.ar1_entry is not None and not -1 < variances[self.plan.ar1_entry] < 1:
-            raise ValueError(f"rho(Residual) must lie in (-1, 1), got {variances[self.plan.ar1_entry]}")
+        rho = variances[self.plan.ar1_entries]
+        if np.any(np.abs(rho) >= 1):
+            raise ValueError(f"rho(Residual) must lie in (-1, 1), got {rho[np.abs(rho) >= 1][0]}")
         problem = self.likelihood.block_problem(variances)
         if problem:
             raise ValueError(problem)
@@ -617,7 +637,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         if kind not in ("oim", "eim"):
             raise ValueError(f"kind must be 'oim' or 'eim', got {kind!r}")
-        if kind == "eim" and self.plan.ar1_entry is not None:
+        if kind == "eim" and len(self.plan.ar1_entries):
             raise ValueError("the expected information is not implemented for AR(1) residuals (Sigma is not "
                              "linear in rho); use the observed information ('oim')")
         beta, variances = self._arguments(params)
@@ -661,7 +681,7 @@ class MultilevelSEM(GenericLikelihoodModel):
 
     def _variance_scale(self, variances: np.ndarray) -> np.ndarray:
         """Typical magnitudes of the likelihood's variance arguments, for finite differences."""
-        is_variance = np.arange(len(variances)) != self.plan.ar1_entry
+        is_variance = ~np.isin(np.arange(len(variances)), self.plan.ar1_entries)
         return _difference_scale(variances, is_variance)
 
     def _to_params(self, matrix_args: np.ndarray) -> np.ndarray:
@@ -695,8 +715,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         resid = self.model_data.endog - self.model_data.exog @ beta
         share = resid.var() / (self.k_levels + 1)
         start = np.full(len(self.plan.variance_index), share)
-        if self.plan.ar1_entry is not None:
-            start[self.plan.ar1_entry] = 0.0
+        start[self.plan.ar1_entries] = 0.0
         start[[pair[0] for pair in self.plan.slope_entries if pair is not None]] = 0.0  # covariances
         start[self.plan.covariance_entries] = 0.0
         return self.plan.join(beta, start)

@@ -303,7 +303,7 @@ def pattern_likelihood(model, *, reml: bool) -> PatternNormal | None:
         None where the rule says the recursion (``model.likelihood``).
     """
     nested, layout, plan = model.likelihood, model.layout, model.plan
-    if (reml or model.cluster_weights is not None or type(nested) is not NestedNormal or plan.ar1_entry is not None
+    if (reml or model.cluster_weights is not None or type(nested) is not NestedNormal or len(plan.ar1_entries)
             or len(nested.covariances) or layout.unit_sizes(0).max() > MAX_POSITIONS):
         return None
     positions = position_codes(layout, plan.unit_variance, plan.row_variance, nested.n_var)

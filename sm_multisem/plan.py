@@ -41,9 +41,13 @@ class Plan:
     row_variance : ndarray
         The entry of the variance vector that is the residual variance of every row (in
         the layout's sorted order).
-    ar1_entry : int or None
-        The entry of the vector that is the AR(1) correlation of the residuals, if any
-        (the vector holds it after the variances; it is a correlation, not a variance).
+    ar1_entries : ndarray
+        The entries of the vector that are AR(1) correlations of the residuals, one per label
+        of ``relax_residuals(structure="ar1", by=...)``, else one or none (the vector holds
+        them after the variances; they are correlations, not variances).
+    row_correlation : ndarray or None
+        The entry of the vector that is the AR(1) correlation of every row (in the layout's
+        sorted order); None without AR(1) residuals.
     slope_entries : tuple of (int, int) or None
         For each grouping level (top first) with a random slope, the entries of the vector
         that are the covariance of the level's random intercept and slope and the slope's
@@ -59,7 +63,8 @@ class Plan:
     variance_index: np.ndarray
     unit_variance: tuple[np.ndarray, ...]
     row_variance: np.ndarray
-    ar1_entry: int | None = None
+    ar1_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    row_correlation: np.ndarray | None = None
     slope_entries: tuple[tuple[int, int] | None, ...] = ()
     covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
@@ -86,8 +91,7 @@ class Plan:
         """True for the parameters that are variances."""
         mask = np.zeros(self.k_params, dtype=bool)
         mask[self.variance_index] = True
-        if self.ar1_entry is not None:
-            mask[self.variance_index[self.ar1_entry]] = False
+        mask[self.variance_index[self.ar1_entries]] = False
         return mask & ~self.covariance_mask
 
     @property
@@ -103,8 +107,7 @@ class Plan:
     def correlation_mask(self) -> np.ndarray:
         """True for the parameters that are correlations."""
         mask = np.zeros(self.k_params, dtype=bool)
-        if self.ar1_entry is not None:
-            mask[self.variance_index[self.ar1_entry]] = True
+        mask[self.variance_index[self.ar1_entries]] = True
         return mask
 
     def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,21 +190,26 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
-    def assign(level: str, n: int) -> np.ndarray:
-        """Variance entry of every unit of a level (or every row, for the residual); the
-        residual grouping of exchangeable residuals gets its covariance."""
-        level_rules = variances[variances["level"] == level]
+    def assign(level_rules: pd.DataFrame, key: tuple[str, str], n: int) -> np.ndarray:
+        """Entry of every unit of a level (or every row) among ``level_rules``, by the labels under ``key``."""
         if not level_rules["by"].iloc[0]:
             return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
-        values, _ = labels.values[(level_rules["kind"].iloc[0], level)]
+        values, _ = labels.values[key]
         entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
         codes, uniques = pd.factorize(values)  # a lookup per distinct label, not per row
         return np.array([entry[u] for u in uniques], dtype=np.intp)[codes]
 
+    def level_rules(level: str) -> pd.DataFrame:
+        # the residual grouping of exchangeable residuals gets its covariance
+        return variances[variances["level"] == level]
+
     unit_variance = tuple(
-        assign(level, n_units) for level, n_units in zip(layout.level_names, layout.n_units)
+        assign(level_rules(level), (level_rules(level)["kind"].iloc[0], level), n_units)
+        for level, n_units in zip(layout.level_names, layout.n_units)
     )
-    row_variance = assign("Residual", layout.n_rows)
+    row_variance = assign(level_rules("Residual"), ("residual variance", "Residual"), layout.n_rows)
+    # AR(1) by a label: the rows carry it as the residual variance's label
+    row_correlation = assign(correlation, ("residual variance", "Residual"), layout.n_rows) if len(correlation) else None
     covariance = variances[variances["kind"] == "residual covariance"]
     slope_entries = ()
     if len(slope_rules):
@@ -218,7 +226,8 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         variance_index=variance_index,
         unit_variance=unit_variance,
         row_variance=row_variance,
-        ar1_entry=position[correlation["label"].iloc[0]] if len(correlation) else None,
+        ar1_entries=np.array([position[label] for label in correlation["label"]], dtype=np.intp),
+        row_correlation=row_correlation,
         slope_entries=slope_entries,
         covariance_entries=np.array([position[label] for label in dict.fromkeys(covariance["label"])], dtype=np.intp),
     )

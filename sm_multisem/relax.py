@@ -14,6 +14,9 @@ values label the units (or observations) it is released across:
 * ``Relaxation("residual correlation", "Residual", "time")``: residuals of a lowest unit
   correlated ``rho^|t - s|`` along the integer time column (Stata ``mixed,
   residuals(ar 1, t(time))``, nlme ``corCAR1(form = ~ time | k/j)``);
+  ``Relaxation("residual correlation", "Residual", "time", per="type")``: the same with a
+  residual variance and a rho per label constant within the lowest units (Stata
+  ``residuals(ar 1, t(time) by(type))``);
 * ``Relaxation("residual covariance", "k:j", "type")``: residuals of one unit of the
   residual grouping ``k:j`` share a covariance (exchangeable; nlme ``corCompSymm``), one
   variance and one covariance per label constant within those units (``by=""``: one of
@@ -52,12 +55,17 @@ class Relaxation:
         The level (``"k:j"``; for a residual covariance the residual grouping), ``"Residual"``,
         or the fixed-effect column (``"x"``, ``"Intercept"``).
     by : str
-        The labelling column (``""`` for a residual covariance shared by every unit).
+        The labelling column (``""`` for a residual covariance shared by every unit); for a
+        residual correlation, the time column.
+    per : str
+        For a residual correlation, the labelling column whose labels each get their own
+        residual variance and rho (``""``: one of each for every unit).
     """
 
     kind: str
     target: str
     by: str
+    per: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -108,50 +116,64 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     Raises
     ------
     ValueError
-        A variance relaxed by a column that is not constant within the level's units, a
-        level that is not in the model, a missing label, or a label carried by fewer
-        than :data:`MIN_PER_LABEL` units or rows (its parameter is not identified).
+        A variance (or AR(1) residuals) relaxed by a column that is not constant within the
+        level's units (the lowest units), a level that is not in the model, a missing label,
+        or a label carried by fewer than :data:`MIN_PER_LABEL` units or rows (its parameter
+        is not identified).
+
+    Notes
+    -----
+    AR(1) residuals store their times under their own key, with the names of their labels
+    (none without ``per``); their labels, as those of exchangeable residuals, are the
+    residual variance's, one per row.
     """
     values: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
     for relax in relaxations:
+        column, target = relax.by, relax.target
         if relax.kind == "residual correlation":
-            values[(relax.kind, relax.target)] = (_times(relax.by, columns[relax.by], layout), [])
-            continue
+            times = _times(relax.by, columns[relax.by], layout)
+            values[(relax.kind, relax.target)] = (times, [])
+            if not relax.per:
+                continue
+            column, target = relax.per, layout.level_names[-1]
         if relax.kind == "residual covariance" and not relax.by:
             continue
-        labels, names, codes = _as_strings(np.asarray(columns[relax.by], dtype=object)[layout.order], relax.by)
-        if relax.kind == "residual covariance":
-            # the block of a unit has one variance and one covariance, so its label is the unit's
+        labels, names, codes = _as_strings(np.asarray(columns[column], dtype=object)[layout.order], column)
+        if relax.kind in ("residual covariance", "residual correlation"):
+            # a unit's block has one set of parameters, so its label is the unit's
             values[("residual variance", "Residual")] = (labels, names)
-        if relax.kind in ("variance", "residual covariance"):
-            if relax.target not in layout.level_names:
-                raise ValueError(
-                    f"level {relax.target!r} is not in the model; its levels are {list(layout.level_names)}"
-                )
-            level = layout.level_names.index(relax.target)
+        if relax.kind in _PER_UNIT:
+            if target not in layout.level_names:
+                raise ValueError(f"level {target!r} is not in the model; its levels are {list(layout.level_names)}")
+            level = layout.level_names.index(target)
             unit_codes, varies = layout.per_unit(codes, level)  # integers: compared faster than strings
             if varies is not None:
                 ids = layout.unit_ids[level].iloc[varies].to_dict()
-                raise ValueError(
-                    f"labelling column {relax.by!r} is not constant within the units of {relax.target} "
-                    f"(unit {ids} has several labels); "
-                    + (f"a variance of {relax.target} effects can only differ between units" if relax.kind == "variance"
-                       else "an exchangeable block has one variance and one covariance, so its label must be the "
-                            "unit's (a variance per occasion is structure='unstructured' with t=)")
-                )
-            labels, codes, what = np.asarray(names, dtype=object)[unit_codes], unit_codes, f"units of {relax.target}"
+                raise ValueError(f"labelling column {column!r} is not constant within the units of {target} "
+                                 f"(unit {ids} has several labels); " + _PER_UNIT[relax.kind].format(level=target))
+            labels, codes, what = np.asarray(names, dtype=object)[unit_codes], unit_codes, f"units of {target}"
         else:
             what = "observations"
         counts = np.bincount(codes, minlength=len(names))
         thin = np.flatnonzero(counts < MIN_PER_LABEL)
         if len(thin):
             raise ValueError(
-                f"relaxing the {relax.kind} of {relax.target} by {relax.by!r}: label "
+                f"relaxing the {relax.kind} of {relax.target} by {column!r}: label "
                 f"{names[thin[0]]!r} has only {counts[thin[0]]} of the {what}; its parameter would "
                 "not be identified"
             )
-        values[(relax.kind, relax.target)] = (labels, names)
+        values[(relax.kind, relax.target)] = (times if relax.kind == "residual correlation" else labels, names)
     return Labels(values)
+
+
+#: Relaxations whose label must be constant within units, and why.
+_PER_UNIT = {
+    "variance": "a variance of {level} effects can only differ between units",
+    "residual covariance": ("an exchangeable block has one variance and one covariance, so its label must be the "
+                            "unit's (a variance per occasion is structure='unstructured' with t=)"),
+    "residual correlation": ("AR(1) residuals of a unit have one variance and one rho, so its label must be the "
+                             "unit's (Stata residuals(ar 1, t(time) by(type)) requires the same)"),
+}
 
 
 def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Relaxation, ...],
@@ -220,10 +242,13 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
     problem = ""
     groups: tuple[str, np.ndarray] | None = None
     for relax in relaxations:
-        if relax.kind == "residual correlation" or not relax.by:
+        if (relax.kind == "residual correlation" and not relax.per) or not relax.by:
             continue
         values, _ = labels.of(relax)
-        if relax.kind in ("variance", "residual covariance"):
+        if relax.kind == "residual correlation":  # its label keys the lowest units, as a variance of them would
+            level = len(layout.levels) - 1
+            column, keys = level - 1, layout.per_unit(labels.values[("residual variance", "Residual")][0], level)[0]
+        elif relax.kind in ("variance", "residual covariance"):
             level = layout.level_names.index(relax.target)
             column, keys = level - 1, values
         elif relax.kind == "residual variance":
@@ -238,11 +263,11 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
                     "the wide form would be a multi-group SEM with one group per combination, which is not "
                     "written here"
                 )
-            groups = groups or (relax.by, np.asarray(keys, dtype=object))
+            groups = groups or (relax.per or relax.by, np.asarray(keys, dtype=object))
             continue
-        if (column, relax.by) not in done:
+        if (column, relax.per or relax.by) not in done:
             layout = layout.keyed(column, keys)
-            done.add((column, relax.by))
+            done.add((column, relax.per or relax.by))
     for relax in (r for r in relaxations if r.kind == "residual correlation"):
         # last, as keying the observations by a label would renumber them; a label key stays a prefix
         times, _ = labels.of(relax)

@@ -130,18 +130,23 @@ def exchangeable_rows(rules: pd.DataFrame, y_names: list[str], units, rows_at, l
 
 
 def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
-    """The random-effects rows of a summary with Stata ``mixed``'s heading above an exchangeable
-    structure's parameters (``Residual: Exchangeable``), one heading per label with ``by=``."""
+    """The random-effects rows of a summary with Stata ``mixed``'s heading above the residual
+    structure's parameters (``Residual: Exchangeable``, ``Residual: AR(1)``), one heading per
+    label with ``by=``."""
     rules = model.table.rules
-    covariance = rules[rules["kind"] == "residual covariance"]
-    if not len(covariance):
+    structure = rules[rules["kind"].isin(["residual covariance", "residual correlation"])]
+    if not len(structure):
         return random
+    if structure["kind"].iloc[0] == "residual covariance":
+        title = f"Exchangeable within {structure['level'].iloc[0]}"
+    else:
+        time = next(r.by for r in model.relaxations if r.kind == "residual correlation")
+        title = f"AR(1) along {time} within {model.layout.level_names[-1]}"
     blank = pd.DataFrame([[""] * random.shape[1]], columns=random.columns)
-    pieces = [random[~random.index.str.contains(r"^(?:var|cov)\(Residual\)")]]
-    within = covariance["level"].iloc[0]
-    by = covariance["by"].iloc[0]
-    pieces.append(blank.set_axis([f"Residual: Exchangeable within {within}" + (f", by {by}" if by else "")]))
-    for value, name in zip(covariance["where"], covariance["name"]):
+    pieces = [random[~random.index.str.contains(r"^(?:var|cov|rho)\(Residual\)")]]
+    by = structure["by"].iloc[0]
+    pieces.append(blank.set_axis([f"Residual: {title}" + (f", by {by}" if by else "")]))
+    for value, name in zip(structure["where"], structure["name"]):
         if by:
             pieces.append(blank.set_axis([f"  {by} = {value}"]))
         suffix = f"[{value}]" if by else ""

@@ -362,7 +362,7 @@ def _test(results, relax, information: str):
         relaxed = relax(results.model)
     except ValueError as err:  # the relaxation refuses positions the data cannot identify
         return str(err)
-    if relaxed.plan.ar1_entry is not None and not _ar1_identified(relaxed):
+    if len(relaxed.plan.ar1_entries) and not _ar1_identified(relaxed):
         lowest = relaxed.layout.level_names[-1]
         return (f"every {lowest} unit has at most two observations, all the same time apart: rho(Residual) and "
                 f"var({lowest}) then only enter as their sum, the covariance of the two")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .layout import WideLayout, join_parts, level_name, position_name, position_order
+from .relax import Relaxation
 from .residuals import exchangeable_rows
 
 __all__ = ["ParameterTable", "specify", "identifier", "constrained_values", "power_constraints", "INTERCEPT"]
@@ -177,26 +178,34 @@ class ParameterTable:
         covariance = rules[rules["kind"] == "residual covariance"]
         if len(covariance):
             rows += exchangeable_rows(covariance, y_names, units, rows_at, label_at)
-        for rule in rules[rules["kind"] == "residual correlation"].itertuples(index=False):
-            times = labels.values[(rule.kind, rule.level)][0][rows_at]
-            rows += _ar1_rows(residual["label"].iloc[0], rule.label, times, y_names, units)
+        correlation = rules[rules["kind"] == "residual correlation"]
+        if len(correlation):
+            times = labels.values[("residual correlation", "Residual")][0][rows_at]
+            # a position's rho is the one of its residual variance's label (the same where, or the only one)
+            rho_of = dict(zip(correlation["where"], correlation["label"]))
+            pairs = [(rule.label, rho_of[rule.where])
+                     for rule in (next(rule for rule in residual.itertuples(index=False) if label_at(rule, r))
+                                  for r in rows_at)]
+            rows += _ar1_rows(pairs, times, y_names, units)
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def _ar1_rows(scale: str, rho: str, times: np.ndarray, y_names: list[str], units) -> list[tuple]:
+def _ar1_rows(pairs: list[tuple[str, str]], times: np.ndarray, y_names: list[str], units) -> list[tuple]:
     """Residual covariances of the positions of one lowest unit, and the constraints that tie them.
 
     Positions are numbered by time (see :func:`sm_multisem.relax.key_slots`), so the covariance
     of two positions of a unit is one constant, labelled by their distance in time ``d`` and
-    constrained to ``scale * rho^d`` (a nonlinear equality constraint, lavaan's ``==``).
+    constrained to ``scale * rho^d`` (a nonlinear equality constraint, lavaan's ``==``), where
+    ``pairs`` holds the ``(scale, rho)`` labels of every position (those of its unit's label).
     """
-    rows, lags = [], set()
+    rows, lags = [], {}
     for a, b in combinations(range(len(y_names)), 2):
         if units[a] == units[b]:
-            lag = abs(int(times[a]) - int(times[b]))
+            (scale, rho), lag = pairs[a], abs(int(times[a]) - int(times[b]))
             rows.append((y_names[a], "~~", y_names[b], f"{scale}_lag{lag}", True, np.nan))
-            lags.add(lag)
-    return rows + [(f"{scale}_lag{lag}", "==", f"{scale}*{rho}^{lag}", "", False, np.nan) for lag in sorted(lags)]
+            lags[(scale, lag)] = rho
+    return rows + [(f"{scale}_lag{lag}", "==", f"{scale}*{rho}^{lag}", "", False, np.nan)
+                   for (scale, lag), rho in sorted(lags.items())]
 
 
 def power_constraints(table: pd.DataFrame) -> list[tuple[str, str, str, int]]:
@@ -291,19 +300,24 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
                                  relaxed.get(("variance", level)), labels)
         if level in slopes:
             rules += _slope_rules(y, base, slots, level, label, slopes[level])
-    by_label = relaxed.get(("residual variance", "Residual")) or (exchangeable if exchangeable and exchangeable.by
-                                                                  else None)
+    correlation = relaxed.get(("residual correlation", "Residual"))
+    # AR(1) by a label: the residual variance and rho are labelled as a residual variance by it would be
+    per_label = Relaxation("residual variance", "Residual", correlation.per) if correlation and correlation.per else None
+    by_label = (relaxed.get(("residual variance", "Residual")) or (exchangeable if exchangeable and exchangeable.by
+                                                                   else None) or per_label)
     rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
                              "every position", by_label, labels)
     if exchangeable is not None:
         rules += _variance_rules("residual covariance", f"{y}{{p}}", f"{y}{{q}}", "C_e", exchangeable.target,
                                  f"positions p != q of one {exchangeable.target} unit",
                                  exchangeable if exchangeable.by else None, labels, name="cov(Residual)")
-    correlation = relaxed.get(("residual correlation", "Residual"))
-    if correlation is not None:
+    if correlation is not None and per_label is not None:
+        rules += _variance_rules("residual correlation", f"e.{y}{{p}}", f"e.{y}{{q}}", "rho", "Residual",
+                                 "", per_label, labels, name="rho(Residual)")
+    elif correlation is not None:
         rules.append(("residual correlation", f"e.{y}{{p}}", "~~", f"e.{y}{{q}}", "rho", True, np.nan, "rho(Residual)",
                       f"positions p, q of one {layout.level_names[-1]} unit: S_e * rho^|{correlation.by}_p - "
-                      f"{correlation.by}_q|", "Residual", correlation.by, ""))
+                      f"{correlation.by}_q|", "Residual", "", ""))
     rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "",
                   "every other pair of effects" if slopes else "every pair of effects", "", "", ""))
     table = pd.DataFrame(rules, columns=RULE_COLUMNS)

@@ -211,10 +211,10 @@ def _sem_table(res, estimates: pd.DataFrame, max_equations: int) -> tuple[pd.Dat
                 lines.append((f"    e.{outcome}{{p}} e.{outcome}{{q}}  ({len(pairs)} pairs)", [*row_of[label], label]))
             else:
                 lines += [(f"    e.{pair.lhs} e.{pair.rhs}", [*row_of[label], label]) for pair in pairs.itertuples()]
-    if constraints:  # AR(1) residuals: every residual covariance follows from S_e and rho
-        _, scale, rho, _ = constraints[0]
+    if constraints:  # AR(1) residuals: every residual covariance follows from S_e and rho (of each label)
         lines.append(("Residual covariance", blank))
-        lines.append((f"    {rho}  ({scale}*{rho}^|t_p-t_q|)", [*row_of[rho], rho]))
+        for scale, rho in dict.fromkeys((scale, rho) for _, scale, rho, _ in constraints):
+            lines.append((f"    {rho}  ({scale}*{rho}^|t_p-t_q|)", [*row_of[rho], rho]))
     table = pd.DataFrame([row for _, row in lines], index=[name for name, _ in lines],
                          columns=[*estimates.columns, "Label"])
     return table, len(equations), collapsed

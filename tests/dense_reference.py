@@ -7,7 +7,8 @@ from scipy import stats
 def dense_covariances(model, params):
     """Dense Sigma_k of every cluster, built from the plan's per-unit and per-row variances.
 
-    With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|``; with a random
+    With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|`` (the variance
+    and rho of the unit's label, with AR(1) residuals by a label); with a random
     slope of ``x`` at a level, two rows of one unit covary ``z_s' G z_t``, ``z = (1, x)``.
     """
     _, variances = model.plan.split(params)
@@ -19,16 +20,16 @@ def dense_covariances(model, params):
         column = model.model_data.exog_names.index(next(iter(model._recipe["slopes"].values())))
         slope_x = model.model_data.exog[model.layout.order, column]
     time = None
-    if model.plan.ar1_entry is not None:
+    if model.plan.row_correlation is not None:
         time = model.labels.values[("residual correlation", "Residual")][0]
-        rho = variances[model.plan.ar1_entry]
+        rho = variances[model.plan.row_correlation]  # of every row: its unit's label's rho
     for k in range(layout.n_clusters):
         rows = np.flatnonzero(units[0] == k)
         if time is None:
             sigma = np.diag(resid[rows])
         else:
             same = units[-1][rows][:, None] == units[-1][rows][None, :]
-            sigma = resid[rows][:, None] * same * rho ** np.abs(time[rows][:, None] - time[rows][None, :])
+            sigma = resid[rows][:, None] * same * rho[rows][:, None] ** np.abs(time[rows][:, None] - time[rows][None, :])
         for level, which in enumerate(model.plan.unit_variance):
             u = units[level][rows]
             same = u[:, None] == u[None, :]

@@ -42,6 +42,7 @@ RELAXED = {
     "standard": lambda m: m,
     "variance and residuals by label": lambda m: m.relax_variance("k:j", by="type").relax_residuals(by="role"),
     "AR(1) residuals": lambda m: m.relax_residuals(structure="ar1", t="i"),
+    "AR(1) residuals by label": lambda m: m.relax_residuals(structure="ar1", t="i", by="type"),
 }
 
 
@@ -53,8 +54,7 @@ def test_conditional_variances_equal_the_dense_posterior(relax):
     # away from the estimates, with variances of very different sizes, so no term is negligible
     params = model.start_params
     params[model.plan.variance_index] *= np.linspace(0.05, 3.0, len(model.plan.variance_index))
-    if model.plan.ar1_entry is not None:
-        params[model.plan.variance_index[model.plan.ar1_entry]] = 0.6
+    params[model.plan.variance_index[model.plan.ar1_entries]] = 0.6
     _, variances = model.plan.split(params)
     _, expected = dense_random_effects(model, params)
     for ours, theirs in zip(model.likelihood.random_effects_variance(variances), expected):

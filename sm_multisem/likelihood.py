@@ -39,7 +39,7 @@ import numpy as np
 
 from .layout import time_order as sorted_by_time
 
-__all__ = ["ClusterMoments", "MomentNormal", "NestedNormal"]
+__all__ = ["Centring", "ClusterMoments", "MomentNormal", "NestedNormal"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -430,6 +430,90 @@ class _CellGrid:
         return units, between, _Pooling(flat_a, flat_dev, None, self.d_h, self.clusters, active)
 
 
+@dataclass(frozen=True)
+class Centring:
+    """Columns centred for the likelihood, and the map between its fixed effects and the caller's.
+
+    ``C = W' Sigma^{-1} W`` of raw columns holds terms in the columns' means squared: with
+    ``y`` near 1e4 or a covariate near 2000 (a year), the quadratic form ``r' Sigma^{-1} r``
+    is a difference of numbers 1e8 times larger, and six or more digits of the log-likelihood
+    are lost. With an intercept in the design, every other column ``j`` (and ``y``) is replaced
+    by ``w_j - mean_j`` times the constant, which changes only the intercept:
+
+    .. math:: \beta^{int}_c = \beta_c + \sum_{j \ne c} \bar x_j \beta_j - \bar y,
+
+    a linear map; the score and information are mapped back by its transpose.
+
+    Attributes
+    ----------
+    constant : int
+        The design's column of ones, or -1 (no centring).
+    means : ndarray
+        Means of the covariates (0 at the constant), then of the outcome.
+    """
+
+    constant: int
+    means: np.ndarray
+
+    @classmethod
+    def of(cls, exog: np.ndarray, endog: np.ndarray) -> "Centring":
+        ones = np.flatnonzero(np.all(exog == 1.0, axis=0)) if len(exog) else np.zeros(0, dtype=int)
+        if not len(ones):
+            return cls(-1, np.zeros(exog.shape[1] + 1))
+        means = np.r_[exog.mean(0), endog.mean()]
+        means[ones[0]] = 0.0
+        return cls(int(ones[0]), means)
+
+    def columns(self, exog: np.ndarray, endog: np.ndarray, sort_rows) -> np.ndarray:
+        """``[X, y]`` centred, column-major and sorted by ``sort_rows`` (no transposed copy of a
+        million rows)."""
+        columns = np.empty((len(endog), exog.shape[1] + 1), order="F")
+        columns[:, :-1], columns[:, -1] = exog, endog
+        if self.constant >= 0:
+            columns -= self.means
+        return sort_rows(columns)
+
+    def internal_beta(self, beta: np.ndarray) -> np.ndarray:
+        """The fixed effects of the centred columns."""
+        beta = np.array(beta, dtype=float)
+        if self.constant >= 0:
+            beta[self.constant] += self.means[:-1] @ beta - self.means[-1]
+        return beta
+
+    def user_beta(self, internal: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`internal_beta`."""
+        beta = np.array(internal, dtype=float)
+        if self.constant >= 0:
+            beta[self.constant] -= self.means[:-1] @ internal - self.means[-1]
+        return beta
+
+    def user_gradient(self, gradient: np.ndarray) -> np.ndarray:
+        """A gradient over ``[internal beta, variances]`` (last axis) as one over ``[beta, variances]``."""
+        if self.constant < 0:
+            return gradient
+        gradient = np.array(gradient, dtype=float)
+        p = len(self.means) - 1
+        gradient[..., :p] += gradient[..., [self.constant]] * self.means[:-1]
+        return gradient
+
+
+    def user_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """A matrix over the internal fixed effects (an information) as one over the caller's: ``T' M T``."""
+        return self.user_gradient(self.user_gradient(matrix).T).T
+
+    def user_covariance(self, cov: np.ndarray) -> np.ndarray:
+        """The covariance of the internal fixed effects as that of the caller's: ``T^{-1} C T^{-T}``."""
+        if self.constant < 0:
+            return cov
+        inverse = np.eye(len(cov))
+        inverse[self.constant] -= self.means[:-1]
+        return inverse @ cov @ inverse.T
+
+
+#: Columns used as they are.
+NO_CENTRING = Centring(-1, np.zeros(0))
+
+
 class MomentNormal:
     """Gaussian log-likelihoods of independent clusters, from their moments.
 
@@ -440,7 +524,12 @@ class MomentNormal:
     ``n_columns``, ``cluster_size``, ``cluster_weights`` and ``weighted_obs``. A "cluster"
     may be any set of independent rows whose moments are summed, such as every cluster
     sharing one missingness pattern (:class:`~sm_multisem.patterns.PatternNormal`).
+
+    The columns may be centred (:attr:`centring`, see :class:`Centring`); every method takes and
+    returns the fixed effects of the columns as the caller gave them.
     """
+
+    centring: Centring = NO_CENTRING
 
     def total(self, per_cluster: np.ndarray) -> np.ndarray:
         """Weighted sum over clusters (the first axis)."""
@@ -455,7 +544,7 @@ class MomentNormal:
         .. math:: l_k = -\\tfrac12 [n_k \\log 2\\pi + \\log|\\Sigma_k| + r_k'\\Sigma_k^{-1} r_k]
         """
         mom = self.moments(variances)
-        v = np.append(-np.asarray(beta, dtype=float), 1.0)
+        v = np.append(-self.centring.internal_beta(beta), 1.0)
         quad = np.einsum("i,kij,j->k", v, mom.cross, v)
         return -0.5 * (self.cluster_size * _LOG_2PI + mom.logdet + quad)
 
@@ -469,9 +558,9 @@ class MomentNormal:
             + r_k'\\,\\partial(\\Sigma_k^{-1})\\, r_k]
         """
         mom = self.moments(variances)
-        v = np.append(-np.asarray(beta, dtype=float), 1.0)
+        v = np.append(-self.centring.internal_beta(beta), 1.0)
         p = len(v) - 1
-        score_beta = mom.cross[:, :p, :] @ v
+        score_beta = self.centring.user_gradient(mom.cross[:, :p, :] @ v)
         return np.hstack([score_beta, -0.5 * mom.gradient(np.outer(v, v))])
 
     def restricted_loglike(self, variances: np.ndarray) -> tuple[float, np.ndarray]:
@@ -539,12 +628,13 @@ class MomentNormal:
         total = self.total(self.moments(variances).cross)
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
-        return beta, _chol_inverse(chol), float(v @ total @ v)
+        return (self.centring.user_beta(beta), self.centring.user_covariance(_chol_inverse(chol)),
+                float(v @ total @ v))
 
     def fixed_information(self, variances: np.ndarray) -> np.ndarray:
         """``X'Sigma^{-1}X``: the information of the fixed effects (minus the Hessian of the loglike)."""
         p = self.n_columns - 1
-        return self.total(self.moments(variances).cross)[:p, :p]
+        return self.centring.user_matrix(self.total(self.moments(variances).cross)[:p, :p])
 
     def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
         """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.
@@ -589,6 +679,9 @@ class NestedNormal(MomentNormal):
         a unit's block is ``(v - c) I + c 1 1'`` with ``v`` its rows' residual variance, which
         must be the same parameter in every unit with that ``c``. Internally each ``v`` is
         replaced by ``v - c``, a linear map the derivatives are taken back through.
+    centring : Centring, optional
+        How ``columns`` were centred (:meth:`Centring.columns`); the fixed effects taken and
+        returned are those of the columns before centring.
     cluster_weights : ndarray, optional
         Sampling weight of every top-level cluster: totals over clusters, and so the
         profiled, restricted and GLS quantities, are weighted (pseudo-likelihood).
@@ -607,7 +700,8 @@ class NestedNormal(MomentNormal):
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
                  row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None,
-                 residual_covariance: bool = False):
+                 residual_covariance: bool = False, centring: Centring | None = None):
+        self.centring = centring or NO_CENTRING
         columns = np.asarray(columns, dtype=float)
         n_rows, m = columns.shape
         self.n_columns = m
@@ -883,7 +977,7 @@ class NestedNormal(MomentNormal):
         """
         mom = self.moments(variances)
         variances = self.internal(variances)
-        v = np.append(-np.asarray(beta, dtype=float), 1.0)
+        v = np.append(-self.centring.internal_beta(beta), 1.0)
         predictions = []
         ancestors = np.zeros(len(mom.logdet))
         for level, (_, h, mean) in enumerate(mom.level_units):

@@ -21,7 +21,7 @@ from .data import ModelData, check_columns, data_from_arrays, data_from_formula,
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout, level_name, position_name
-from .likelihood import NestedNormal
+from .likelihood import Centring, NestedNormal
 from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
@@ -166,10 +166,8 @@ class MultilevelSEM(GenericLikelihoodModel):
                         "weights": weights, "layout": base_layout, "slopes": slopes}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
-        # [X, y] column-major, as the likelihood reads it: no transposed copy of a million rows
-        columns = np.empty((len(model_data.endog), model_data.exog.shape[1] + 1), order="F")
-        columns[:, :-1], columns[:, -1] = model_data.exog, model_data.endog
-        columns = layout.sort_rows(columns)
+        self._centring = Centring.of(model_data.exog, model_data.endog)
+        columns = self._centring.columns(model_data.exog, model_data.endog, layout.sort_rows)
         # statsmodels' own view of the data shares the arrays (pandas would copy them by default)
         endog = pd.Series(model_data.endog, index=model_data.row_labels, name=model_data.endog_name, copy=False)
         exog = pd.DataFrame(model_data.exog, index=model_data.row_labels, columns=model_data.exog_names, copy=False)
@@ -188,13 +186,13 @@ class MultilevelSEM(GenericLikelihoodModel):
             self.likelihood = NestedSlopesNormal(
                 columns, layout.row_starts, layout.child_starts, layout.sort_rows(column),
                 [int(u[0]) for u in plan.unit_variance], plan.slope_entries, int(plan.row_variance[0]),
-                cluster_weights=self.cluster_weights,
+                cluster_weights=self.cluster_weights, centring=self._centring,
             )
         else:
             self.likelihood = NestedNormal(
                 columns, layout.row_starts, layout.child_starts, plan.unit_variance, plan.row_variance,
                 ar1_time=ar1_time, ar1_index=plan.row_correlation, cluster_weights=self.cluster_weights,
-                residual_covariance=len(plan.covariance_entries) > 0,
+                residual_covariance=len(plan.covariance_entries) > 0, centring=self._centring,
             )
         _check_identification(self.likelihood, layout)
         _check_absorbed_levels(model_data.exog, layout)
@@ -591,6 +589,10 @@ class MultilevelSEM(GenericLikelihoodModel):
         if problem:
             raise ValueError(problem)
         return beta, variances
+
+    def _likelihood_columns(self) -> np.ndarray:
+        """``[X, y]`` as the likelihoods read them: sorted by the layout, centred (see :class:`Centring`)."""
+        return self._centring.columns(self.model_data.exog, self.model_data.endog, self.layout.sort_rows)
 
     def loglike(self, params, reml: bool = False) -> float:
         """Log-likelihood (ML), or the restricted log-likelihood if ``reml``.

@@ -237,6 +237,7 @@ class PatternNormal(MomentNormal):
         columns = np.asarray(columns, dtype=float)
         n_rows, m = columns.shape
         self.n_columns = m
+        self.centring = nested.centring  # the columns are centred as the recursion's are
         self.n_var = nested.n_var
         self.residual_variances = nested.residual_variances
         self.level_variances = nested.level_variances
@@ -312,7 +313,4 @@ def pattern_likelihood(model, *, reml: bool) -> PatternNormal | None:
     patterns = missingness_patterns(positions.of_row, layout.unit_sizes(0))
     if len(patterns) * MIN_CLUSTERS_PER_PATTERN > layout.n_clusters:
         return None
-    data = model.model_data
-    columns = np.empty((len(data.endog), data.exog.shape[1] + 1))
-    columns[:, :-1], columns[:, -1] = data.exog, data.endog
-    return PatternNormal(layout.sort_rows(columns), positions, patterns, nested)
+    return PatternNormal(model._likelihood_columns(), positions, patterns, nested)

@@ -215,14 +215,15 @@ class NestedSlopesNormal(NestedNormal):
     """
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, slope_values: np.ndarray,
-                 intercept_entries, slope_entries, residual_entry: int, cluster_weights=None):
+                 intercept_entries, slope_entries, residual_entry: int, cluster_weights=None, centring=None):
         columns = np.asarray(columns, dtype=float)
         n_rows = len(columns)
         n_levels = len(child_starts) + 1
         sizes = [len(s) for s in child_starts] + [len(row_starts)]
         unit_variance = [np.full(n, entry, dtype=np.intp) for n, entry in zip(sizes, intercept_entries)]
         super().__init__(columns, row_starts, child_starts, unit_variance,
-                         np.full(n_rows, residual_entry, dtype=np.intp), cluster_weights=cluster_weights)
+                         np.full(n_rows, residual_entry, dtype=np.intp), cluster_weights=cluster_weights,
+                         centring=centring)
         if len(slope_entries) != n_levels:
             raise ValueError(f"slope_entries needs one entry per level ({n_levels}), got {len(slope_entries)}")
         self.intercept_entries = tuple(int(e) for e in intercept_entries)

@@ -92,3 +92,22 @@ def test_100000_clusters_of_one_or_two_rows_match_the_closed_form():
     assert res.llf == pytest.approx(llf, abs=1e-6)
     np.testing.assert_allclose(res.params.to_numpy()[:2], beta, rtol=1e-6)
     np.testing.assert_allclose(res.params.to_numpy()[2:], np.exp(reference.x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("reml", [False, True])
+@pytest.mark.parametrize("clusters, dropped", [(2500, 0), (300, 7)])  # the pattern path, then the recursion
+def test_large_offsets_in_the_outcome_and_a_covariate_cost_no_digits(clusters, dropped, reml):
+    """y near 1e6 and x near 1e5 (a year, a price): only the intercept moves, by the offsets exactly.
+
+    Without centring the cross-products hold the offsets squared and the log-likelihood lost six
+    digits (0.9 at y + 1e6)."""
+    data = sms.simulate_article_data(n_clusters=clusters, seed=1)
+    data = data.iloc[: len(data) - dropped]
+    base = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit(reml=reml)
+    shifted = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(y=data["y"] + 1e6, x=data["x"] + 1e5))
+    res = shifted.fit(reml=reml)
+    assert res.llf == pytest.approx(base.llf, abs=1e-6)
+    np.testing.assert_allclose(res.params.iloc[1:], base.params.iloc[1:], rtol=1e-8)
+    assert res.params["Intercept"] == pytest.approx(base.params["Intercept"] + 1e6 - 1e5 * base.params["x"],
+                                                    rel=1e-10)
+    np.testing.assert_allclose(res.bse.iloc[1:], base.bse.iloc[1:], rtol=1e-5)

@@ -440,7 +440,7 @@ class Centring:
     are lost. With an intercept in the design, every other column ``j`` (and ``y``) is replaced
     by ``w_j - mean_j`` times the constant, which changes only the intercept:
 
-    .. math:: \beta^{int}_c = \beta_c + \sum_{j \ne c} \bar x_j \beta_j - \bar y,
+    .. math:: \\beta^{int}_c = \\beta_c + \\sum_{j \\ne c} \\bar x_j \\beta_j - \\bar y,
 
     a linear map; the score and information are mapped back by its transpose.
 

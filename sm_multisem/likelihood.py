@@ -571,12 +571,8 @@ class MomentNormal:
             l_R = -\\tfrac12[(N-p)\\log 2\\pi + \\log|\\Sigma| + \\log|X'\\Sigma^{-1}X|
             + \\hat r'\\Sigma^{-1}\\hat r]
         """
-        mom = self.moments(variances)
-        total = self.total(mom.cross)
+        mom, chol, v, quad = self._pooled_gls(variances)
         p = self.n_columns - 1
-        beta, chol = _gls(total)
-        v = np.append(-beta, 1.0)
-        quad = v @ total @ v
         logdet_xx = 2.0 * np.log(np.diag(chol)).sum()
         # d log|X'S^-1 X| + d(r'S^-1 r) in one contraction: A = [[(X'S^-1X)^-1, 0], [0, 0]] + v v'
         weight = _trace_weight(chol) + np.outer(v, v)
@@ -608,12 +604,8 @@ class MomentNormal:
         the metric ``V^{-1}``, the ML deviance is ``log|V| + N (1 + log(2 pi q / N))``;
         REML adds ``log|X'V^{-1}X|`` and replaces ``N`` by ``N - p``.
         """
-        mom = self.moments(rel_var)
-        total = self.total(mom.cross)
+        mom, chol, v, quad = self._pooled_gls(rel_var)
         p = self.n_columns - 1
-        beta, chol = _gls(total)
-        v = np.append(-beta, 1.0)
-        quad = v @ total @ v
         dof = self.weighted_obs - p if reml else self.weighted_obs
         deviance = self.total(mom.logdet) + dof * (1.0 + np.log(2.0 * np.pi * quad / dof))
         weight = dof / quad * np.outer(v, v)
@@ -625,11 +617,17 @@ class MomentNormal:
 
     def gls(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """GLS estimate of beta, its covariance ``(X'Sigma^{-1}X)^{-1}``, and the quadratic form."""
-        total = self.total(self.moments(variances).cross)
+        _, chol, v, quad = self._pooled_gls(variances)
+        return self.centring.user_beta(-v[:-1]), self.centring.user_covariance(_chol_inverse(chol)), quad
+
+    def _pooled_gls(self, variances: np.ndarray):
+        """The moments, and from their sum over clusters the GLS fit: the Cholesky factor of
+        ``X'Sigma^{-1}X``, ``v = [-beta, 1]`` (internal fixed effects) and ``r'Sigma^{-1}r``."""
+        mom = self.moments(variances)
+        total = self.total(mom.cross)
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
-        return (self.centring.user_beta(beta), self.centring.user_covariance(_chol_inverse(chol)),
-                float(v @ total @ v))
+        return mom, chol, v, float(v @ total @ v)
 
     def fixed_information(self, variances: np.ndarray) -> np.ndarray:
         """``X'Sigma^{-1}X``: the information of the fixed effects (minus the Hessian of the loglike)."""

@@ -67,7 +67,11 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         How the covariance was computed, as the summary prints it.
     converged : bool
     boundary : list of str
-        Variances estimated at 0.
+        Parameters held fixed on the boundary: variances estimated at 0, and the slope variance
+        of a singular intercept-slope block (listed in ``singular`` too).
+    singular : list of str
+        Slope variances whose random intercept and slope are perfectly correlated (a singular
+        2 x 2 covariance, lme4's "boundary (singular) fit").
     optimum : Optimum
         The optimizer's outcome (iterations, gradient, message).
     """
@@ -89,6 +93,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         self.df_resid = model.df_resid
         self.row_accounting = model.row_accounting
         self.boundary = [model.param_names[i] for i in model.plan.variance_index[optimum.boundary]]
+        singular = np.zeros(len(optimum.boundary), dtype=bool) if optimum.singular is None else optimum.singular
+        self.singular = [model.param_names[i] for i in model.plan.variance_index[singular]]
         self.method = "reml" if optimum.reml else "ml"
         self.mle_retvals = {
             "converged": optimum.converged,

@@ -54,7 +54,11 @@ def _fit_notes(res) -> list[str]:
     """Notes every style prints: rows used, variances on the boundary, convergence."""
     notes = [f"Rows: {res.row_accounting.describe()}."]
     for name in res.boundary:
-        notes.append(f"Note: {name} is estimated on the boundary (0); it is held fixed for the standard errors.")
+        if name in res.singular:
+            notes.append(f"Note: the random intercept and slope behind {name} are perfectly correlated (a singular "
+                         "2 x 2 covariance); it is held fixed for the standard errors.")
+        else:
+            notes.append(f"Note: {name} is estimated on the boundary (0); it is held fixed for the standard errors.")
     if not res.converged:
         notes.append(f"Warning: the optimizer did not converge ({res.optimum.message}); "
                      f"largest gradient {np.max(np.abs(res.optimum.gradient)):.2e}.")

@@ -191,6 +191,10 @@ def test_singular_fit_matches_lme4_and_says_so(lme4):
     np.testing.assert_allclose(res.params, ref[res.params.index], rtol=1e-5)
     assert res.llf == pytest.approx(ref["loglik"], abs=1e-6)
     assert res.params["cov(k, x|k)"] ** 2 == pytest.approx(res.params["var(k)"] * res.params["var(x|k)"], rel=1e-8)
+    assert res.singular == ["var(x|k)"]
+    text = str(res.summary())
+    assert "intercept and slope behind var(x|k) are perfectly correlated" in text
+    assert "var(x|k) is estimated on the boundary (0)" not in text
 
 
 def test_random_intercept_model_tested_against_random_slopes(data):

@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["COV_TYPES", "CovarianceResult", "covariance", "numerical_jacobian"]
+__all__ = ["COV_TYPES", "CovarianceResult", "covariance", "difference_scale", "numerical_jacobian"]
 
 #: cov_type -> the keywords it accepts in ``cov_kwds``
 COV_TYPES: dict[str, tuple[str, ...]] = {
@@ -77,6 +77,22 @@ def numerical_jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, 
         down[i] -= step
         columns.append((np.asarray(func(up)) - np.asarray(func(down))) / (2 * step))
     return np.column_stack(columns)
+
+
+#: Below this a fixed effect or a correlation counts as small for a finite-difference step; the
+#: score is linear in the fixed effects, so their step only needs to be well above rounding.
+SMALL_FIXED_EFFECT = 1e-3
+
+
+def difference_scale(values: np.ndarray, is_variance: np.ndarray) -> np.ndarray:
+    """Typical magnitude of each value for a finite-difference step.
+
+    Variances are measured against the largest of them (a variance near 0 is stepped by a
+    fraction of the others, which keeps it positive whatever the scale of the outcome);
+    fixed effects and correlations against :data:`SMALL_FIXED_EFFECT`.
+    """
+    largest = np.max(np.abs(values[is_variance]), initial=0.0)
+    return np.where(is_variance, 1e-3 * largest, SMALL_FIXED_EFFECT)
 
 
 def _inverse(matrix: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export, systems
-from .covariance import check_cov_options, covariance, numerical_jacobian
+from .covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
 from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
@@ -623,7 +623,7 @@ class MultilevelSEM(GenericLikelihoodModel):
     def hessian(self, params, reml: bool = False) -> np.ndarray:
         """Hessian of :meth:`loglike`, by central differences of the analytic score."""
         params = np.asarray(params, dtype=float)
-        typical = _difference_scale(params, self.plan.variance_mask)
+        typical = difference_scale(params, self.plan.variance_mask)
         hess = numerical_jacobian(lambda p: self.score(p, reml=reml), params, typical)
         return 0.5 * (hess + hess.T)
 
@@ -684,7 +684,7 @@ class MultilevelSEM(GenericLikelihoodModel):
     def _variance_scale(self, variances: np.ndarray) -> np.ndarray:
         """Typical magnitudes of the likelihood's variance arguments, for finite differences."""
         is_variance = ~np.isin(np.arange(len(variances)), self.plan.ar1_entries)
-        return _difference_scale(variances, is_variance)
+        return difference_scale(variances, is_variance)
 
     def _to_params(self, matrix_args: np.ndarray) -> np.ndarray:
         """Map a matrix over likelihood arguments to one over parameters."""
@@ -930,22 +930,6 @@ def _check_identification(likelihood: NestedNormal, layout: WideLayout) -> None:
                 ConvergenceWarning,
                 stacklevel=4,
             )
-
-
-#: Below this a fixed effect or a correlation counts as small for a finite-difference step; the
-#: score is linear in the fixed effects, so their step only needs to be well above rounding.
-SMALL_FIXED_EFFECT = 1e-3
-
-
-def _difference_scale(values: np.ndarray, is_variance: np.ndarray) -> np.ndarray:
-    """Typical magnitude of each value for a finite-difference step.
-
-    Variances are measured against the largest of them (a variance near 0 is stepped by a
-    fraction of the others, which keeps it positive whatever the scale of the outcome);
-    fixed effects and correlations against :data:`SMALL_FIXED_EFFECT`.
-    """
-    largest = np.max(np.abs(values[is_variance]), initial=0.0)
-    return np.where(is_variance, 1e-3 * largest, SMALL_FIXED_EFFECT)
 
 
 def _check_absorbed_levels(exog: np.ndarray, layout: WideLayout) -> None:

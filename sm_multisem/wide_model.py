@@ -29,7 +29,7 @@ from statsmodels.base.model import (
 from statsmodels.iolib.summary2 import Summary
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .covariance import check_cov_options, covariance, numerical_jacobian
+from .covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
 from .ram import RamModel, compile_ram
 from .wide_normal import PatternedNormal
 
@@ -265,7 +265,7 @@ class WideSEM(GenericLikelihoodModel):
         """Hessian of :meth:`loglike`, by central differences of the analytic score."""
         _no_reml(reml)
         params = np.asarray(params, dtype=float)
-        hess = numerical_jacobian(self.score, params, self._typical(params))
+        hess = numerical_jacobian(self.score, params, difference_scale(params, self._variance_mask))
         return 0.5 * (hess + hess.T)
 
     def information(self, params, reml: bool = False, kind: str = "oim") -> np.ndarray:
@@ -277,13 +277,6 @@ class WideSEM(GenericLikelihoodModel):
             raise ValueError(f"kind must be 'oim' or 'eim', got {kind!r}")
         params = np.asarray(params, dtype=float)
         return self.normal.expected_information(*self.ram.implied(params), *self.ram.jacobian(params))
-
-    def _typical(self, params: np.ndarray) -> np.ndarray:
-        """Scale of each parameter for finite differences: variances on the scale of the largest."""
-        scale = np.abs(params).copy()
-        if self._variance_mask.any():
-            scale[self._variance_mask] = max(np.max(np.abs(params[self._variance_mask])), 1e-300) * 1e-3
-        return np.maximum(scale, 1e-3 * np.where(self._variance_mask, scale, 1.0))
 
     @property
     def start_params(self) -> np.ndarray:

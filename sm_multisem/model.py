@@ -24,6 +24,7 @@ from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import Centring, NestedNormal
 from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
+from .ram import conditioned_covariates
 from .relax import Relaxation, collect_labels, expand_slopes, key_slots
 from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
 from .slopes import NestedSlopesNormal
@@ -333,7 +334,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             raise NotImplementedError("AR(1) residuals tie the residual covariances by a nonlinear constraint "
                                       "(S_e * rho^d), which the dense wide engine does not take")
         wide = self.wide_data(fill_absent_covariates=True)
-        exogenous = sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
+        exogenous = conditioned_covariates(table)
         free = self.table.free_parameters
         if start_params is None:
             with warnings.catch_warnings():

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["CONSTANT", "RamModel", "compile_ram"]
+__all__ = ["CONSTANT", "RamModel", "compile_ram", "conditioned_covariates"]
 
 CONSTANT = "1"
 _SUPPORTED_OPS = ("=~", "~", "~1", "~~")
@@ -134,6 +134,11 @@ class RamModel:
     def _total_effects(self, a: np.ndarray) -> np.ndarray:
         """``E = (I - A)^{-1}``; a recursive model has nilpotent ``A`` and ``E`` always exists."""
         return np.linalg.inv(np.eye(len(a)) - a)
+
+
+def conditioned_covariates(table: pd.DataFrame) -> list[str]:
+    """The regressors of a table that no row models: the covariates a fit conditions on."""
+    return sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
 
 
 def compile_ram(table: pd.DataFrame, exogenous: list[str]) -> RamModel:

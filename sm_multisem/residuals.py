@@ -172,6 +172,7 @@ def unstructured_model(model, t: str, within: str | None, by=None):
         not identified).
     """
     from .relax import Relaxation, _times
+    from .ram import conditioned_covariates
     from .wide_model import WideSEM
 
     changes = exchangeable_changes(model, within, "unstructured")
@@ -207,7 +208,7 @@ def unstructured_model(model, t: str, within: str | None, by=None):
         where = names[row.label].rsplit("[", 1)[1].rstrip("]") + "," if group else ""
         names[label] = f"{'var' if len(pair) == 1 else 'cov'}(Residual)[{where}{','.join(map(str, pair))}]"
         start[label] = start[row.label]
-    exogenous = sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
+    exogenous = conditioned_covariates(table)
     labelled = f", by {blocks.relaxations[-1].by}" if by is not None else ""
     title = (f"Residual: Unstructured within {target} along {t}{labelled} "
              f"(wide SEM: {model.formula or model.endog_names})")

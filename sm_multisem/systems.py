@@ -26,6 +26,7 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .data import RowAccounting
+from .ram import conditioned_covariates
 from .spec import identifier
 from .wide_model import ExtraTest, WideSEM
 
@@ -224,7 +225,7 @@ def instrumental_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     wide = second.wide_data(fill_absent_covariates=True)
     x_wide = first.wide_data(fill_absent_covariates=True)
     wide = pd.concat([wide, x_wide[[c for c in x_wide.columns if c not in wide.columns]]], axis=1)
-    exogenous = sorted(set(table.loc[table["op"] == "~", "rhs"]) - set(table["lhs"]))
+    exogenous = conditioned_covariates(table)
     names = _names_of(second)
     names.update({f"{label}_{suffix}": f"{endogenous}: {name}" for label, name in _names_of(first).items()})
     names.update(cross_levels)

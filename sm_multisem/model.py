@@ -336,11 +336,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         wide = self.wide_data(fill_absent_covariates=True)
         exogenous = conditioned_covariates(table)
         free = self.table.free_parameters
-        if start_params is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                start_params = self.fit().params
-        start = dict(zip(free["label"], np.asarray(start_params, dtype=float)))
+        start = (systems.estimates_by_label(self) if start_params is None
+                 else dict(zip(free["label"], np.asarray(start_params, dtype=float))))
         return WideSEM(table, wide, exogenous=exogenous, names=dict(zip(free["label"], free["name"])), start=start,
                        source=self, title=f"Wide SEM: {self.formula or self.endog_names}")
 

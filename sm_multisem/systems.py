@@ -30,7 +30,7 @@ from .ram import conditioned_covariates
 from .spec import identifier
 from .wide_model import ExtraTest, WideSEM
 
-__all__ = ["instrumental_model", "joint_model", "split_endogenous"]
+__all__ = ["estimates_by_label", "instrumental_model", "joint_model", "split_endogenous"]
 
 _BRACKET = re.compile(r"\[\s*([^\]~]+?)\s*~\s*([^\]]+?)\s*\]")
 COVARIATES = ("conditional", "joint")
@@ -77,7 +77,7 @@ def _names_of(model) -> dict[str, str]:
     return dict(zip(free["label"], free["name"]))
 
 
-def _fitted_values(model) -> dict[str, float]:
+def estimates_by_label(model) -> dict[str, float]:
     """The nested model's ML estimates by label: start values of the wide fit.
 
     Its warnings (a variance at 0) are about a model the user did not ask for, and stay silent.
@@ -141,7 +141,7 @@ def joint_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     names.update({f"m_{c}": f"mean({c})" for c in modelled})
     names.update({f"v_{c}": f"var({c})" for c in modelled})
     names.update({f"c_{a}_{b}": f"cov({a},{b})" for a, b in combinations_with_replacement(modelled, 2) if a != b})
-    start = _fitted_values(conditional)
+    start = estimates_by_label(conditional)
     present = wide[modelled]
     start.update({f"m_{c}": float(present[c].mean()) for c in modelled})
     covariance = present.cov(min_periods=2).fillna(0.0)
@@ -230,8 +230,8 @@ def instrumental_model(formula: str, data: pd.DataFrame, **kwargs) -> WideSEM:
     names.update({f"{label}_{suffix}": f"{endogenous}: {name}" for label, name in _names_of(first).items()})
     names.update(cross_levels)
     names["C_e"] = f"cov(Residual)[{second.model_data.endog_name},{endogenous}]"
-    start = _fitted_values(second)
-    start.update({f"{label}_{suffix}": value for label, value in _fitted_values(first).items()})
+    start = estimates_by_label(second)
+    start.update({f"{label}_{suffix}": value for label, value in estimates_by_label(first).items()})
     accounting = second.row_accounting
     lost = int(accounting.n_used - both.sum()) if both.sum() < accounting.n_used else 0
     accounting = RowAccounting(len(data), int(both.sum()),

@@ -235,22 +235,24 @@ class WideLayout:
         """The position suffix of every sorted row: ``1_2``, or ``pub1_2`` with keyed slots."""
         return join_parts(self.position_parts())
 
-    def keyed(self, column: int, keys: np.ndarray) -> "WideLayout":
+    def keyed(self, column: int, keys: np.ndarray, codes: np.ndarray | None = None) -> WideLayout:
         """A layout whose slots at ``column`` of :meth:`position_of_rows` are keyed by labels.
 
         ``keys`` holds the label of every unit of that level (or of every sorted row for the
-        last column); a unit's slot becomes its rank among the units with the same label
-        inside its parent, so that one slot means one label in every cluster.
+        last column), ``codes`` optionally the same labels as integers (one per distinct
+        label); a unit's slot becomes its rank among the units with the same label inside
+        its parent, so that one slot means one label in every cluster.
         """
         keys = np.asarray(keys, dtype=object)
         old = list(self.slot_keys) or [None] * len(self.slots)
-        if old[column] is not None:
-            keys = old[column] + keys
+        if old[column] is not None:  # keyed before: a slot is keyed by both labels
+            keys, codes = old[column] + keys, None
+        if codes is None:
+            codes = pd.factorize(keys)[0]
         slots = list(self.slots)
         starts = self.child_starts[column] if column < len(self.child_starts) else self.row_starts
         parent = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(keys))))
-        rank = pd.Series(np.arange(len(keys))).groupby([parent, keys]).cumcount().to_numpy()
-        slots[column] = rank
+        slots[column] = _rank_within(parent * (int(codes.max(initial=0)) + 1) + codes)
         old[column] = keys
         return dataclasses.replace(self, slots=tuple(slots), slot_keys=tuple(old))
 
@@ -289,6 +291,18 @@ class WideLayout:
         wide.columns = [position_name(name, pos) for name, pos in wide.columns]
         top = self.unit_ids[0].reset_index(drop=True)
         return pd.concat([top, wide.reset_index(drop=True)], axis=1)
+
+
+def _rank_within(group: np.ndarray) -> np.ndarray:
+    """The rank (from 0) of every element among the elements of its integer group, in their order."""
+    order = np.argsort(group, kind="stable")
+    grouped = group[order]
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = grouped[1:] != grouped[:-1]
+    at = np.arange(len(group))
+    rank = np.empty(len(group), dtype=np.intp)
+    rank[order] = at - np.maximum.accumulate(np.where(first, at, 0))
+    return rank
 
 
 def time_order(times: np.ndarray, unit: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from .likelihood import Centring, NestedNormal
 from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
-from .relax import Relaxation, collect_labels, expand_slopes, key_slots
+from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
 from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
 from .slopes import NestedSlopesNormal
 from .spec import ParameterTable, specify
@@ -306,7 +306,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             if missing:
                 raise ValueError(f"labelling column {relax.by!r} is missing in {missing:,} rows of exog; "
                                  f"the slope of {relax.target} depends on it")
-        columns = {r.by: frame[r.by].to_numpy() for r in slopes}
+        columns = {r.by: LabelColumn.of(frame[r.by].to_numpy(), r.by) for r in slopes}
         return expand_slopes(exog, source.exog_names, self.relaxations, columns, fitted=self.labels)[0]
 
     def _covariate_identifiers(self, exog_names: list[str]) -> list[str | None]:
@@ -565,9 +565,11 @@ class MultilevelSEM(GenericLikelihoodModel):
                              "relax_residuals(structure='ar1', t=..., by=...), not with relax_residuals(by=...)")
         source: ModelData = recipe["source"]
         columns = dict(recipe["label_columns"])
-        for name, values in ((relaxation.by, by), (relaxation.per, per)):
+        for name, values, is_time in ((relaxation.by, by, relaxation.kind == "residual correlation"),
+                                      (relaxation.per, per, False)):
             if values is not None:
-                columns[name] = self._label_values(values, recipe["frame"], source)
+                values = self._label_values(values, recipe["frame"], source)
+                columns[name] = values if is_time else LabelColumn.of(values, name)
         recipe["relaxations"] = recipe["relaxations"] + (relaxation,)
         recipe["label_columns"] = columns
         model = type(self).__new__(type(self))

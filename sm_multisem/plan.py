@@ -194,10 +194,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         """Entry of every unit of a level (or every row) among ``level_rules``, by the labels under ``key``."""
         if not level_rules["by"].iloc[0]:
             return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
-        values, _ = labels.values[key]
         entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
-        codes, uniques = pd.factorize(values)  # a lookup per distinct label, not per row
-        return np.array([entry[u] for u in uniques], dtype=np.intp)[codes]
+        # a lookup per distinct label, not per row
+        return np.array([entry[name] for name in labels.values[key][1]], dtype=np.intp)[labels.codes[key]]
 
     def level_rules(level: str) -> pd.DataFrame:
         # the residual grouping of exchangeable residuals gets its covariance

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .layout import WideLayout, time_order
 
-__all__ = ["Relaxation", "Labels", "collect_labels", "expand_slopes", "key_slots", "KINDS"]
+__all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots"]
 
 KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
@@ -73,6 +73,47 @@ class Relaxation:
 
 
 @dataclass(frozen=True)
+class LabelColumn:
+    """A labelling column on the rows used (in their input order), factorized once.
+
+    A model relaxed several times is rebuilt at every step; its labelling columns are read
+    as integer codes, not compared as strings, on every rebuild.
+
+    Attributes
+    ----------
+    codes : ndarray of int
+        The label of every row, as its index in ``names``.
+    names : list of str
+        The distinct labels as text, sorted by their values.
+    """
+
+    codes: np.ndarray
+    names: list[str]
+
+    @classmethod
+    def of(cls, values, by: str) -> LabelColumn:
+        """Factorize the values of the labelling column ``by``.
+
+        Raises
+        ------
+        ValueError
+            A missing label (every row needs one).
+        """
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True)
+        missing = codes < 0  # factorize codes a missing value -1
+        if missing.any():
+            raise ValueError(
+                f"labelling column {by!r} is missing in {int(missing.sum()):,} of the rows used; "
+                "every row needs a label"
+            )
+        return cls(codes, [str(u) for u in uniques])
+
+    def strings(self, codes: np.ndarray | None = None) -> np.ndarray:
+        """The labels as text (object array) of ``codes``, by default of every row."""
+        return np.asarray(self.names, dtype=object)[self.codes if codes is None else codes]
+
+
+@dataclass(frozen=True)
 class Labels:
     """Label values the relaxations use, in the layout's sorted row order.
 
@@ -81,25 +122,16 @@ class Labels:
     values : dict
         ``(kind, target) -> (labels of every unit or row, sorted distinct labels)``.
         Variance relaxations label the units of their level; the others label rows.
+    codes : dict
+        ``(kind, target) ->`` the same labels as indices into the distinct labels (every key
+        of ``values`` but the times of AR(1) residuals).
     """
 
     values: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    codes: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def of(self, relaxation: Relaxation) -> tuple[np.ndarray, list[str]]:
         return self.values[(relaxation.kind, relaxation.target)]
-
-
-def _as_strings(values: np.ndarray, by: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """The labels as strings, their sorted distinct values, and the code of every label among them."""
-    codes, uniques = pd.factorize(values, sort=True)  # an ndarray: several times faster than a Series
-    missing = codes < 0  # factorize codes a missing value -1
-    if missing.any():
-        raise ValueError(
-            f"labelling column {by!r} is missing in {int(missing.sum()):,} of the rows used; "
-            "every row needs a label"
-        )
-    names = [str(u) for u in uniques]
-    return np.asarray(names, dtype=object)[codes], names, codes
 
 
 def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.ndarray],
@@ -110,7 +142,8 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     ----------
     relaxations : tuple of Relaxation
     columns : dict
-        Labelling column name -> its values on the rows used, in their input order.
+        Labelling column name -> its :class:`LabelColumn` (the time column of AR(1)
+        residuals: its values on the rows used, in their input order).
     layout : WideLayout
 
     Raises
@@ -128,6 +161,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     residual variance's, one per row.
     """
     values: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
+    codes_of: dict[tuple[str, str], np.ndarray] = {}
     for relax in relaxations:
         column, target = relax.by, relax.target
         if relax.kind == "residual correlation":
@@ -138,10 +172,13 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
             column, target = relax.per, layout.level_names[-1]
         if relax.kind == "residual covariance" and not relax.by:
             continue
-        labels, names, codes = _as_strings(np.asarray(columns[column], dtype=object)[layout.order], column)
+        label_column: LabelColumn = columns[column]
+        codes, names = label_column.codes[layout.order], label_column.names
+        labels = label_column.strings(codes)
         if relax.kind in ("residual covariance", "residual correlation"):
             # a unit's block has one set of parameters, so its label is the unit's
             values[("residual variance", "Residual")] = (labels, names)
+            codes_of[("residual variance", "Residual")] = codes
         if relax.kind in _PER_UNIT:
             if target not in layout.level_names:
                 raise ValueError(f"level {target!r} is not in the model; its levels are {list(layout.level_names)}")
@@ -162,8 +199,12 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
                 f"{names[thin[0]]!r} has only {counts[thin[0]]} of the {what}; its parameter would "
                 "not be identified"
             )
-        values[(relax.kind, relax.target)] = (times if relax.kind == "residual correlation" else labels, names)
-    return Labels(values)
+        if relax.kind == "residual correlation":
+            values[(relax.kind, relax.target)] = (times, names)
+        else:
+            values[(relax.kind, relax.target)] = (labels, names)
+            codes_of[(relax.kind, relax.target)] = codes
+    return Labels(values, codes_of)
 
 
 #: Relaxations whose label must be constant within units, and why.
@@ -191,7 +232,7 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
     relaxations : tuple of Relaxation
         Only the slope and intercept relaxations are used.
     columns : dict
-        Labelling column name -> its value in every row of ``exog``.
+        Labelling column name -> its :class:`LabelColumn` on the rows of ``exog``.
     fitted : Labels, optional
         The labels of a fitted model, for new rows: they get the fitted model's columns,
         whatever labels they carry, and a label the fit did not see is refused (it has no slope).
@@ -202,7 +243,7 @@ def expand_slopes(exog: np.ndarray, exog_names: list[str], relaxations: tuple[Re
         if relax.kind == "slope" and relax.target == "Intercept":
             raise ValueError("the intercept differs by a label through relax_intercept(by=...) (or C(label) in the "
                              "formula), not relax_slope")
-        labels, names, _ = _as_strings(np.asarray(columns[relax.by], dtype=object), relax.by)
+        labels, names = columns[relax.by].strings(), columns[relax.by].names
         if fitted is not None:
             unseen = sorted(set(names) - set(fitted.of(relax)[1]))
             if unseen:
@@ -244,18 +285,23 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
     for relax in relaxations:
         if (relax.kind == "residual correlation" and not relax.per) or not relax.by:
             continue
-        values, _ = labels.of(relax)
+        # integer codes of the labels: compared and ranked faster than their text
         if relax.kind == "residual correlation":  # its label keys the lowest units, as a variance of them would
             level = len(layout.levels) - 1
-            column, keys = level - 1, layout.per_unit(labels.values[("residual variance", "Residual")][0], level)[0]
-        elif relax.kind in ("variance", "residual covariance"):
-            level = layout.level_names.index(relax.target)
-            column, keys = level - 1, values
-        elif relax.kind == "residual variance":
-            level, column, keys = None, last, values
+            key = ("residual variance", "Residual")
+            column, codes = level - 1, layout.per_unit(labels.codes[key], level)[0]
         else:
-            level, per_unit = _coarsest_constant_level(values, layout)
-            column, keys = (last, values) if level is None else (level - 1, per_unit)
+            key = (relax.kind, relax.target)
+            codes = labels.codes[key]
+            if relax.kind in ("variance", "residual covariance"):
+                level = layout.level_names.index(relax.target)
+                column = level - 1
+            elif relax.kind == "residual variance":
+                level, column = None, last
+            else:
+                level, per_unit = _coarsest_constant_level(codes, layout)
+                column, codes = (last, codes) if level is None else (level - 1, per_unit)
+        keys = np.asarray(labels.values[key][1], dtype=object)[codes]
         if level == 0:
             if groups is not None and groups[0] != relax.by:
                 problem = problem or (
@@ -266,7 +312,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
             groups = groups or (relax.per or relax.by, np.asarray(keys, dtype=object))
             continue
         if (column, relax.per or relax.by) not in done:
-            layout = layout.keyed(column, keys)
+            layout = layout.keyed(column, keys, codes)
             done.add((column, relax.per or relax.by))
     for relax in (r for r in relaxations if r.kind == "residual correlation"):
         # last, as keying the observations by a label would renumber them; a label key stays a prefix

@@ -12,7 +12,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .layout import WideLayout
 from .spec import ParameterTable
@@ -167,7 +166,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         For a rule the nested-intercept likelihood cannot evaluate (a freed loading or
         covariance).
     """
-    for rule in table.rules.itertuples(index=False):
+    # plain records: a table of a few dozen rules is filtered faster in Python than by pandas
+    rules = list(table.rules.itertuples(index=False))
+    for rule in rules:
         if rule.kind not in _SUPPORTED:
             raise NotImplementedError(f"parameter rule of kind {rule.kind!r} cannot be compiled")
         free, value = _SUPPORTED[rule.kind]
@@ -176,57 +177,64 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
                 f"{rule.kind} {rule.lhs} {rule.op} {rule.rhs} must be "
                 + ("free" if free else f"fixed at {value:g}") + " in the nested random-intercept model"
             )
-    free = table.free_parameters
-    index = {label: i for i, label in enumerate(free["label"])}
-    rules = table.rules
-    by_name = {row.name: index[row.label] for row in rules[rules["kind"].isin(["slope", "intercept"])].itertuples()}
+
+    def of_kind(*kinds: str) -> list:
+        return [rule for rule in rules if rule.kind in kinds]
+
+    first_of_label: dict = {}
+    for rule in rules:
+        if rule.free:
+            first_of_label.setdefault(rule.label, rule)
+    free = list(first_of_label.values())
+    index = {rule.label: i for i, rule in enumerate(free)}
+    by_name = {rule.name: index[rule.label] for rule in of_kind("slope", "intercept")}
     missing = [name for name in exog_names if name not in by_name]
     if missing:
         raise ValueError(f"no parameter rule for the fixed-effect column(s) {missing}")
-    variances = rules[rules["kind"].isin(["variance", "residual variance", "residual covariance"])]
-    correlation = rules[rules["kind"] == "residual correlation"]
-    slope_rules = rules[rules["kind"].isin(["slope covariance", "slope variance"])]
-    variance_labels = list(dict.fromkeys([*variances["label"], *slope_rules["label"], *correlation["label"]]))
+    variances = of_kind("variance", "residual variance", "residual covariance")
+    correlation = of_kind("residual correlation")
+    slope_rules = of_kind("slope covariance", "slope variance")
+    variance_labels = list(dict.fromkeys(rule.label for rule in [*variances, *slope_rules, *correlation]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
-    def assign(level_rules: pd.DataFrame, key: tuple[str, str], n: int) -> np.ndarray:
+    def assign(level_rules: list, key: tuple[str, str], n: int) -> np.ndarray:
         """Entry of every unit of a level (or every row) among ``level_rules``, by the labels under ``key``."""
-        if not level_rules["by"].iloc[0]:
-            return np.full(n, position[level_rules["label"].iloc[0]], dtype=np.intp)
-        entry = {rule.where: position[rule.label] for rule in level_rules.itertuples()}
+        if not level_rules[0].by:
+            return np.full(n, position[level_rules[0].label], dtype=np.intp)
+        entry = {rule.where: position[rule.label] for rule in level_rules}
         # a lookup per distinct label, not per row
         return np.array([entry[name] for name in labels.values[key][1]], dtype=np.intp)[labels.codes[key]]
 
-    def level_rules(level: str) -> pd.DataFrame:
+    def level_rules(level: str) -> list:
         # the residual grouping of exchangeable residuals gets its covariance
-        return variances[variances["level"] == level]
+        return [rule for rule in variances if rule.level == level]
 
     unit_variance = tuple(
-        assign(level_rules(level), (level_rules(level)["kind"].iloc[0], level), n_units)
+        assign(level_rules(level), (level_rules(level)[0].kind, level), n_units)
         for level, n_units in zip(layout.level_names, layout.n_units)
     )
     row_variance = assign(level_rules("Residual"), ("residual variance", "Residual"), layout.n_rows)
     # AR(1) by a label: the rows carry it as the residual variance's label
-    row_correlation = assign(correlation, ("residual variance", "Residual"), layout.n_rows) if len(correlation) else None
-    covariance = variances[variances["kind"] == "residual covariance"]
+    row_correlation = assign(correlation, ("residual variance", "Residual"), layout.n_rows) if correlation else None
+    covariance_labels = dict.fromkeys(rule.label for rule in variances if rule.kind == "residual covariance")
     slope_entries = ()
-    if len(slope_rules):
+    if slope_rules:
         def entry(level: str, kind: str) -> int:
-            return position[slope_rules[(slope_rules["level"] == level) & (slope_rules["kind"] == kind)]["label"].iloc[0]]
+            return position[next(rule.label for rule in slope_rules if (rule.level, rule.kind) == (level, kind))]
 
-        with_slope = set(slope_rules["level"])
+        with_slope = {rule.level for rule in slope_rules}
         slope_entries = tuple((entry(level, "slope covariance"), entry(level, "slope variance"))
                               if level in with_slope else None for level in layout.level_names)
     return Plan(
-        param_names=tuple(free["name"]),
-        labels=tuple(free["label"]),
+        param_names=tuple(rule.name for rule in free),
+        labels=tuple(index),
         beta_index=np.array([by_name[name] for name in exog_names], dtype=np.intp),
         variance_index=variance_index,
         unit_variance=unit_variance,
         row_variance=row_variance,
-        ar1_entries=np.array([position[label] for label in correlation["label"]], dtype=np.intp),
+        ar1_entries=np.array([position[rule.label] for rule in correlation], dtype=np.intp),
         row_correlation=row_correlation,
         slope_entries=slope_entries,
-        covariance_entries=np.array([position[label] for label in dict.fromkeys(covariance["label"])], dtype=np.intp),
+        covariance_entries=np.array([position[label] for label in covariance_labels], dtype=np.intp),
     )

@@ -262,6 +262,37 @@ def _segment_outer_sums(
     return out
 
 
+def _distinct_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values of non-negative integers (as floats) and the index of every value among them.
+
+    A table over ``0..max`` when the values are small (AR(1) gaps between occasions), a sort otherwise.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if not len(values) or values.max() > 4 * len(values) + 1000:
+        distinct, code = np.unique(values, return_inverse=True)
+        return distinct.astype(float), code.ravel()
+    present = np.zeros(values.max() + 1, dtype=bool)
+    present[values] = True
+    return np.flatnonzero(present).astype(float), (np.cumsum(present) - 1)[values]
+
+
+def _sums_by_key(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sums of the columns of ``values`` (k, n) over the elements of every group ``0..n_groups-1`` of ``key``: (k, n_groups).
+
+    ``key`` is almost always sorted (rows in unit order): then every group is one contiguous run,
+    summed by ``reduceat`` along contiguous rows, several times faster than a ``bincount`` per row.
+    """
+    if np.any(key[1:] < key[:-1]):
+        order = np.argsort(key, kind="stable")
+        key, values = key[order], values[:, order]
+    starts = np.searchsorted(key, np.arange(n_groups))
+    present = np.diff(np.append(starts, len(key))) > 0  # reduceat gives an empty run the next element
+    out = np.zeros((len(values), n_groups))
+    if present.any():
+        out[:, present] = np.add.reduceat(values, starts[present], axis=1)
+    return out
+
+
 class _AR1Sums:
     """Per-unit sums that carry residuals correlated ``rho^|t - s|`` within every lowest unit.
 
@@ -286,42 +317,46 @@ class _AR1Sums:
         n_rows, m = columns.shape
         counts = np.diff(np.append(row_starts, n_rows))
         unit = np.repeat(np.arange(len(row_starts)), counts)
-        self.unit_mean = np.add.reduceat(columns, row_starts, axis=0) / counts[:, None]
-        centred = columns - self.unit_mean[unit]
+        by_column = np.ascontiguousarray(columns.T)  # (m, rows): every sum below runs over contiguous rows
+        unit_mean = np.add.reduceat(by_column, row_starts, axis=1) / counts
+        self.unit_mean = np.ascontiguousarray(unit_mean.T)
+        centred = by_column - unit_mean[:, unit]
         first = np.zeros(n_rows, dtype=bool)
         first[row_starts] = True
-        gap = np.diff(time, prepend=time[0]).astype(float)
-        if np.any(gap[~first] <= 0):
-            raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
         later = np.flatnonzero(~first)
-        self.gaps, gap_code = np.unique(gap[later], return_inverse=True)
+        gap = time[later] - time[later - 1]
+        if np.any(gap <= 0):
+            raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
+        self.gaps, gap_code = _distinct_integers(gap)
         if not len(self.gaps):  # units of one row each (a label of such units): one gap that no row has
             self.gaps = np.ones(1)
-        n_gaps = len(self.gaps)
-        now, before = centred[later], centred[later - 1]
-        n_clusters = len(unit_clusters)
+        n_gaps, n_units, n_clusters = len(self.gaps), len(row_starts), len(unit_clusters)
+        now, before = centred[:, later], centred[:, later - 1]
 
-        unit_key = unit[later] * n_gaps + gap_code
-        cluster_key = unit_clusters.ids[unit[later]] * n_gaps + gap_code
+        per_unit = _sums_by_key(np.vstack([np.ones(len(later)), now, before]), unit[later] * n_gaps + gap_code,
+                                n_units * n_gaps).reshape(1 + 2 * m, n_units, n_gaps)
+        self.count = per_unit[0]
+        self.now_sum = np.moveaxis(per_unit[1:1 + m], 0, -1)
+        self.before_sum = np.moveaxis(per_unit[1 + m:], 0, -1)
+        upper, lower = np.triu_indices(m)
+        products = np.empty((3, len(upper), len(later)))  # S, C + C' and P of every later row, upper triangles
+        for entry, (i, j) in enumerate(zip(upper, lower)):  # row by row into place: no copies of whole blocks
+            np.multiply(now[i], now[j], out=products[0, entry])
+            np.multiply(now[i], before[j], out=products[1, entry])
+            products[1, entry] += before[i] * now[j]
+            np.multiply(before[i], before[j], out=products[2, entry])
+        products = products.reshape(3 * len(upper), len(later))
+        per_cluster = _sums_by_key(products, unit_clusters.ids[unit[later]] * n_gaps + gap_code, n_clusters * n_gaps)
+        per_cluster = per_cluster.reshape(3, len(upper), n_clusters, n_gaps)
 
-        def by_gap(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
-            return np.bincount(key, weights=values, minlength=n_groups * n_gaps).reshape(n_groups, n_gaps)
-
-        def symmetric(pairs) -> np.ndarray:
-            """(clusters, gaps, m, m) from ``pairs(i, j)``, the per-row values of entry (i, j), i <= j."""
+        def symmetric(entries: np.ndarray) -> np.ndarray:
+            """(clusters, gaps, m, m) from the sums of the upper triangle's entries."""
             out = np.empty((n_clusters, n_gaps, m, m))
-            for i in range(m):
-                for j in range(i, m):
-                    out[:, :, i, j] = out[:, :, j, i] = by_gap(pairs(i, j), cluster_key, n_clusters)
+            out[:, :, upper, lower] = out[:, :, lower, upper] = np.moveaxis(entries, 0, -1)
             return out
 
-        self.count = by_gap(np.ones(len(later)), unit_key, len(row_starts))
-        self.now_sum = np.stack([by_gap(now[:, i], unit_key, len(row_starts)) for i in range(m)], -1)
-        self.before_sum = np.stack([by_gap(before[:, i], unit_key, len(row_starts)) for i in range(m)], -1)
-        self.now_now = symmetric(lambda i, j: now[:, i] * now[:, j])
-        self.cross = symmetric(lambda i, j: now[:, i] * before[:, j] + before[:, i] * now[:, j])
-        self.before_before = symmetric(lambda i, j: before[:, i] * before[:, j])
-        self.first = centred[row_starts]
+        self.now_now, self.cross, self.before_before = (symmetric(entries) for entries in per_cluster)
+        self.first = np.ascontiguousarray(centred[:, row_starts].T)
         self.first_first = _segment_outer_sums(self.first, self.first, unit_clusters, symmetric=True)
         self.unit_clusters = unit_clusters
         self.n_rows = counts
@@ -799,13 +834,15 @@ class NestedNormal(MomentNormal):
         unit_variance, unit_rho = row_variance[row_starts], row_rho[row_starts]
         if np.any(row_variance != np.repeat(unit_variance, counts)) or np.any(row_rho != np.repeat(unit_rho, counts)):
             raise ValueError("AR(1) residuals of a lowest unit have one residual variance and one rho")
-        pairs, unit_group = np.unique(np.column_stack([unit_variance, unit_rho]), axis=0, return_inverse=True)
-        unit_group = unit_group.ravel()
+        # the distinct (variance, rho) pairs, from one integer per pair (faster than unique rows)
+        pair_keys, unit_group = np.unique(unit_variance * self.n_var + unit_rho, return_inverse=True)
+        pairs, unit_group = np.column_stack(np.divmod(pair_keys, self.n_var)), unit_group.ravel()
         if len(np.unique(pairs[:, 0])) < len(pairs) or len(np.unique(pairs[:, 1])) < len(pairs):
             raise ValueError("AR(1) residuals need one rho per residual variance and one residual variance per "
                              "rho; give them the same labels")
         order = sorted_by_time(time, np.repeat(np.arange(len(counts)), counts))
-        columns, time = columns[order], time[order]  # a unit's rows stay at its place, sorted by time
+        if np.any(order != np.arange(len(order))):  # a unit's rows stay at its place, sorted by time
+            columns, time = columns[order], time[order]
         self._unit_clusters = self._cell_clusters  # one cell per unit
         if len(pairs) == 1:
             return (_AR1Group(None, int(pairs[0, 0]), int(pairs[0, 1]),

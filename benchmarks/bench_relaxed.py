@@ -3,8 +3,8 @@
     PYTHONPATH=. python benchmarks/bench_relaxed.py [--rows 100000] [--repeats 3]
 
 Relaxations: the school-level variance by school type (3 labels), the residual variance
-by a student-level role (3 labels, varIdent), both, and the school-level variance by type
-with AR(1) residuals along an occasion number within school, and exchangeable residuals
+by a student-level role (3 labels, varIdent), both, AR(1) residuals along an occasion number
+within school, alone and with the school-level variance by type, and exchangeable residuals
 within schools under a district intercept only (``(1|k)``, ``within="j"``: the standard
 model with the school variance as a residual covariance, which may be negative). Then random
 slopes of ``x`` (correlated with the intercepts), at both levels, ``(1 + x|k) + (1 + x|k:j)``,
@@ -31,6 +31,7 @@ VARIANTS = {
     "var(k:j) by type": (FORMULA, lambda m: m.relax_variance("k:j", by="type")),
     "var(Residual) by role": (FORMULA, lambda m: m.relax_residuals(by="role")),
     "both": (FORMULA, lambda m: m.relax_variance("k:j", by="type").relax_residuals(by="role")),
+    "AR(1)": (FORMULA, lambda m: m.relax_residuals(structure="ar1", t="time")),
     "var(k:j) by type + AR(1)": (FORMULA, lambda m: m.relax_variance("k:j", by="type")
                                  .relax_residuals(structure="ar1", t="time")),
     "exchangeable within j": ("y ~ x + (1|k)", lambda m: m.relax_residuals(structure="exchangeable", within="j")),

@@ -183,10 +183,14 @@ class _Units:
     def add_intercept(self, variance: np.ndarray, which: np.ndarray, which_params: np.ndarray) -> _Units:
         """``B -> B + s 1 1'`` for every unit; ``which`` is the variance parameter of each unit,
         ``which_params`` the distinct ones among them."""
-        units = self._with_active(np.union1d(self.active, which_params))
+        present = set(self.active.tolist())  # a handful of parameters: sets, not numpy's set routines
+        units = self._with_active(np.array(sorted(present.union(which_params.tolist())), dtype=np.intp))
         h = units.h + variance
         d_h = units.d_h.copy()
-        d_h[np.arange(len(h)), np.searchsorted(units.active, which)] += 1.0
+        if len(which_params) == 1:  # one variance for every unit: a column, not a scatter
+            d_h[:, int(np.searchsorted(units.active, which_params[0]))] += 1.0
+        else:
+            d_h[np.arange(len(h)), np.searchsorted(units.active, which)] += 1.0
         return _Units(
             logdet=units.logdet + np.log(h) - np.log(units.h),
             h=h,

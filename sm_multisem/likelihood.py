@@ -775,25 +775,28 @@ class NestedNormal(MomentNormal):
         self.n_obs = n_rows
         self.cluster_weights = (np.ones(sizes[0]) if cluster_weights is None
                                 else np.asarray(cluster_weights, dtype=float))
-        self.weighted_obs = float(self.cluster_weights @ self.cluster_size)
+        self.weighted_obs = float(np.einsum("k,k->", self.cluster_weights, self.cluster_size))
 
         # cells: the rows of one lowest unit with one residual variance
         unit_of_row = np.repeat(np.arange(len(counts)), counts)
-        if len(self.residual_variances) == 1:  # one residual variance: the cells are the units
-            order, cell_starts = np.arange(n_rows), np.asarray(row_starts)
+        if len(self.residual_variances) == 1:  # one residual variance: the cells are the units (no copies)
+            cell_starts, cell_unit, cell_cluster = np.asarray(row_starts), np.arange(len(counts)), cluster[-1]
+            cell_variance, cell_counts = row_variance[cell_starts], counts
+            self._cell_clusters = self._clusters[-1]
+            by_column = np.ascontiguousarray(columns.T)
+            cells = _Segments(cell_starts, unit_of_row)
         else:
             order = np.lexsort((row_variance, unit_of_row))
             key = unit_of_row[order] * self.n_var + row_variance[order]
             cell_starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
-        cell_counts = np.diff(np.append(cell_starts, n_rows))
+            cell_counts = np.diff(np.append(cell_starts, n_rows))
+            cell_variance = row_variance[order[cell_starts]]
+            cell_unit = unit_of_row[order[cell_starts]]
+            cell_cluster = cluster[-1][cell_unit]
+            self._cell_clusters = _Segments(np.searchsorted(cell_cluster, np.arange(sizes[0])), cell_cluster)
+            by_column = np.ascontiguousarray(columns[order].T)
+            cells = _Segments(cell_starts, np.repeat(np.arange(len(cell_starts)), cell_counts))
         self._cell_size = cell_counts.astype(float)
-        cell_variance = row_variance[order[cell_starts]]
-        cell_unit = unit_of_row[order[cell_starts]]
-        cell_cluster = cluster[-1][cell_unit]
-        self._cell_clusters = _Segments(np.searchsorted(cell_cluster, np.arange(sizes[0])), cell_cluster)
-        by_column = np.ascontiguousarray(columns[order].T if len(cell_starts) > len(counts) else columns.T)
-        cell_of_row = np.repeat(np.arange(len(cell_counts)), cell_counts)
-        cells = _Segments(cell_starts, cell_of_row)
         cell_mean = np.stack([cells.sum(column) for column in by_column]) / self._cell_size
         centred = np.empty_like(by_column)
         for column in range(m):  # a column at a time: a million-row temporary, not m of them
@@ -803,17 +806,19 @@ class NestedNormal(MomentNormal):
         # variance: summed row by row into those groups, never cell by cell
         n_residual = len(self.residual_variances)
         cell_slot = np.searchsorted(self.residual_variances, cell_variance)
-        group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
         if n_residual == 1:  # a group is a cluster, a run of rows: summed by reduceat where runs are long
-            group_sum = _Segments(np.searchsorted(group, np.arange(sizes[0])), group).sum
+            cluster_of_row = np.repeat(cell_cluster, cell_counts)
+            group_sum = _Segments(np.asarray(row_starts)[self._cluster_starts[-1]], cluster_of_row).sum
         else:
+            group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
+
             def group_sum(values: np.ndarray) -> np.ndarray:
                 return np.bincount(group, weights=values, minlength=sizes[0] * n_residual)
-        self._cluster_within = np.empty((n_residual, sizes[0], m, m))
+        within = np.empty((m, m, n_residual, sizes[0]))  # filled in contiguous blocks, transposed once
         for a in range(m):
             for b in range(a, m):
-                sums = group_sum(centred[a] * centred[b]).reshape(-1, n_residual).T
-                self._cluster_within[:, :, a, b] = self._cluster_within[:, :, b, a] = sums
+                within[a, b] = within[b, a] = group_sum(centred[a] * centred[b]).reshape(-1, n_residual).T
+        self._cluster_within = np.ascontiguousarray(within.transpose(2, 3, 0, 1))
         self.covariances = np.zeros(0, dtype=np.intp)
         self._to_internal = None
         if residual_covariance:

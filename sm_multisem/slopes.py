@@ -50,38 +50,91 @@ from .likelihood import NestedNormal, _segment_outer_sums, _Segments
 __all__ = ["NestedSlopesNormal"]
 
 
+def _units_last(stack: np.ndarray) -> np.ndarray:
+    """A stack of per-unit matrices (units, n, k) rearranged as (n, k, units), every entry a contiguous row."""
+    return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
+
+
+def _transpose(matrix: np.ndarray) -> np.ndarray:
+    """Every unit's matrix transposed, as a view: (n, k, units) -> (k, n, units)."""
+    return matrix.transpose(1, 0, 2)
+
+
+def _matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left_u @ right_u`` for every unit ``u``: (n, 2, units) and (2, k, units) -> (n, k, units).
+
+    ``einsum`` with the units last runs one contiguous loop over the units per entry: several
+    times faster than a stacked ``matmul`` of tiny matrices, and free of temporaries.
+    """
+    return np.einsum("iju,jku->iku", left, right)
+
+
+def _times_transpose(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left_u @ right_u'`` for every unit ``u``: (2, k, units) twice -> (2, 2, units)."""
+    return np.einsum("iku,jku->iju", left, right)
+
+
+def _trace_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``tr(left_u' right_u)``, the sum of the entrywise products, for every unit ``u``: (n, k, units) -> (units,)."""
+    return np.einsum("iju,iju->u", left, right)
+
+
+def _times_constant(matrix: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """``matrix_u @ constant`` for every unit ``u`` and one k x k' ``constant``: (n, k, units) -> (n, k', units)."""
+    return np.matmul(constant.T, matrix)
+
+
+def _constant_times(constant: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``constant @ matrix_u`` for every unit ``u`` and one n x 2 ``constant``: (2, k, units) -> (n, k, units)."""
+    return (constant @ matrix.reshape(2, -1)).reshape((len(constant),) + matrix.shape[1:])
+
+
 def _inverse_2x2(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverses and determinants of a stack of 2 x 2 matrices, in closed form (no LAPACK call per unit)."""
-    a, b, c, d = matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1]
-    det = a * d - b * c
+    """Inverses and determinants of every unit's 2 x 2 matrix, (2, 2, units), in closed form."""
+    det = matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]
     inverse = np.empty_like(matrix)
-    inverse[:, 0, 0], inverse[:, 0, 1], inverse[:, 1, 0], inverse[:, 1, 1] = d, -b, -c, a
-    return inverse / det[:, None, None], det
+    inverse[0, 0], inverse[1, 1] = matrix[1, 1], matrix[0, 0]
+    np.negative(matrix[0, 1], out=inverse[0, 1])
+    np.negative(matrix[1, 0], out=inverse[1, 0])
+    inverse /= det
+    return inverse, det
 
 
-def _times_constant(g: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``g @ b_u`` for one 2 x 2 ``g`` and a stack ``b`` (u, 2, m): two axpys, faster than a stacked matmul."""
-    return np.stack([g[0, 0] * b[:, 0] + g[0, 1] * b[:, 1], g[1, 0] * b[:, 0] + g[1, 1] * b[:, 1]], 1)
+def _sum_units(segments: _Segments, values: np.ndarray) -> np.ndarray:
+    """Sums over every run of ``segments`` along the last axis: :meth:`_Segments.sum` with the units last.
 
-
-def _times_weight(b: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``b_u @ weight`` for a stack ``b`` (u, 2, m) and one m x m ``weight``, as one 2-D product."""
-    return (b.reshape(-1, b.shape[-1]) @ weight).reshape(b.shape)
+    The same choice of ``reduceat`` for long runs and ``bincount`` (a row at a time) for short ones.
+    """
+    if segments._one_row_each:
+        return values
+    if not segments._short:
+        return np.add.reduceat(values, segments.starts, axis=-1)
+    rows = values.reshape(-1, values.shape[-1])
+    sums = [np.bincount(segments.ids, weights=row, minlength=len(segments)) for row in rows]
+    return np.reshape(sums, values.shape[:-1] + (len(segments),))
 
 
 class _Step:
-    """One level's effects added to its units: the forward quantities the backward pass reuses."""
+    """One level's effects added to its units: the forward quantities the backward pass reuses.
+
+    Every per-unit matrix has the units on its last axis (``a``, ``n_inv``, ``a_new``:
+    (2, 2, units); ``b``, ``b_new``: (2, m, units); ``removed``: (m, m, units)), so each
+    entry is a contiguous row; ``g`` (2 x 2) is shared by the units.
+    """
 
     __slots__ = ("a", "a_new", "b", "b_new", "g", "log_det", "n_inv", "removed")
 
     def __init__(self, a: np.ndarray, b: np.ndarray, g: np.ndarray):
         self.a, self.b, self.g = a, b, g
-        self.n_inv, det = _inverse_2x2(np.eye(2) + a @ g)
-        self.a_new = self.n_inv @ a
-        self.b_new = self.n_inv @ b
+        n = _times_constant(a, g)  # N = I + A G
+        n[0, 0] += 1.0
+        n[1, 1] += 1.0
+        self.n_inv, det = _inverse_2x2(n)
+        self.a_new = _matmul(self.n_inv, a)
+        self.b_new = _matmul(self.n_inv, b)
         self.log_det = np.log(det)
-        # b' G N^{-1} b, what the effects remove from C (matmul: stacked small products, no einsum loops)
-        self.removed = np.swapaxes(b, 1, 2) @ _times_constant(g, self.b_new)
+        # b' G N^{-1} b, what the effects remove from C
+        self.removed = _matmul(_transpose(b), _constant_times(g, self.b_new))
 
 
 class _SlopeMoments:
@@ -103,13 +156,14 @@ class _SlopeMoments:
         for level in range(lik.n_levels - 1, -1, -1):
             step = _Step(a, b, self._g[level])
             steps.insert(0, step)
-            logdet = logdet + lik._clusters[level].sum(step.log_det)
-            cross = cross - lik._clusters[level].sum(step.removed)
+            logdet = logdet + _sum_units(lik._clusters[level], step.log_det)
+            cross = cross - _sum_units(lik._clusters[level], step.removed)
             if level > 0:
-                a, b = lik._children[level - 1].sum(step.a_new), lik._children[level - 1].sum(step.b_new)
+                a, b = _sum_units(lik._children[level - 1], step.a_new), _sum_units(lik._children[level - 1], step.b_new)
         self._steps = steps
         self.logdet = logdet
-        self.cross = 0.5 * (cross + np.swapaxes(cross, 1, 2))
+        # (m, m, clusters) back to the (clusters, m, m) of ClusterMoments
+        self.cross = np.ascontiguousarray(np.moveaxis(0.5 * (cross + _transpose(cross)), -1, 0))
 
     @cached_property
     def d_logdet(self) -> np.ndarray:
@@ -133,56 +187,61 @@ class _SlopeMoments:
 
         .. math::
 
-            \\bar b_t = \\bar b' + G b \\bar R, \\quad
+            t = b \\bar R, \\quad
+            \\bar b_t = \\bar b' + G t, \\quad
             \\bar N = s N^{-T} - N^{-T}(\\bar A' A'^T + \\bar b_t b'^T), \\quad
-            \\bar G = A \\bar N + b \\bar R b'^T,
+            \\bar G = A \\bar N + t b'^T,
 
             \\bar A = \\bar N G + N^{-T} \\bar A', \\qquad
-            \\bar b = N^{-T} \\bar b_t + G b' \\bar R.
+            \\bar b = N^{-T} \\bar b_t + G b' \\bar R = N^{-T} (\\bar b_t + G t),
+
+        the last because ``G N^{-1} = (I + G A)^{-1} G = N^{-T} G``.
         """
         lik = self._lik
         out = np.zeros((len(self.logdet), lik.n_var))
         removed_bar = None if weight is None else -weight
         a_bar = b_bar = None  # the adjoints of the level above, per unit of that level
         for level, step in enumerate(self._steps):
-            n_inv_t = np.swapaxes(step.n_inv, 1, 2)
+            n_inv_t = _transpose(step.n_inv)
             if a_bar is None:
                 a_new_bar = np.zeros_like(step.a)
                 b_new_bar = None if weight is None else np.zeros_like(step.b)
             else:
                 parent = lik._parents[level - 1]
-                a_new_bar = a_bar[parent]
-                b_new_bar = None if weight is None else b_bar[parent]
-            n_bar = seed_logdet * n_inv_t - n_inv_t @ (a_new_bar @ step.a_new)  # A' symmetric
-            g_bar = None
+                a_new_bar = a_bar.take(parent, axis=-1)
+                b_new_bar = None if weight is None else b_bar.take(parent, axis=-1)
+            products = _matmul(a_new_bar, step.a_new)  # Abar' A'^T, A' symmetric
             if weight is not None:
-                b_new_t = np.swapaxes(step.b_new, 1, 2)
-                b_total = b_new_bar + _times_constant(step.g, _times_weight(step.b, removed_bar))
-                n_bar -= n_inv_t @ (b_total @ b_new_t)
-                g_bar = _times_weight(step.b, removed_bar) @ b_new_t
-                b_bar = n_inv_t @ b_total + _times_constant(step.g, _times_weight(step.b_new, removed_bar))
-            g_bar = step.a @ n_bar if g_bar is None else g_bar + step.a @ n_bar
-            a_bar = n_bar @ step.g + n_inv_t @ a_new_bar
+                t = _times_constant(step.b, removed_bar)
+                g_t = _constant_times(step.g, t)
+                b_total = b_new_bar + g_t
+                products += _times_transpose(b_total, step.b_new)
+                b_bar = _matmul(n_inv_t, b_total + g_t)
+            n_bar = seed_logdet * n_inv_t - _matmul(n_inv_t, products)
+            g_bar = _matmul(step.a, n_bar)
+            if weight is not None:
+                g_bar += _times_transpose(t, step.b_new)
+            a_bar = _times_constant(n_bar, step.g) + _matmul(n_inv_t, a_new_bar)
             self._add_effect_gradient(out, level, g_bar)
         resid = self._resid
-        per_unit = np.einsum("uij,uij->u", a_bar, step.a)  # d(Z'Z/r)/dr = -(Z'Z/r)/r
+        per_unit = _trace_product(a_bar, step.a)  # d(Z'Z/r)/dr = -(Z'Z/r)/r
         if weight is not None:
-            per_unit = per_unit + np.einsum("uim,uim->u", b_bar, step.b)
-        d_resid = -lik._clusters[-1].sum(per_unit) / resid + seed_logdet * lik.cluster_size / resid
+            per_unit += _trace_product(b_bar, step.b)
+        d_resid = -_sum_units(lik._clusters[-1], per_unit) / resid + seed_logdet * lik.cluster_size / resid
         if weight is not None:
-            d_resid -= np.einsum("kij,ij->k", lik._ww, weight) / resid**2
+            d_resid -= weight.ravel() @ lik._ww.reshape(weight.size, -1) / resid**2
         out[:, lik.residual_variances[0]] += d_resid
         return out
 
     def _add_effect_gradient(self, out: np.ndarray, level: int, g_bar: np.ndarray) -> None:
         """Sum the units' ``dG`` adjoints by cluster into the level's variance (and covariance) columns."""
         lik = self._lik
-        clusters = lik._clusters[level]
-        out[:, lik.intercept_entries[level]] += clusters.sum(g_bar[:, 0, 0])
+        sums = _sum_units(lik._clusters[level], g_bar.reshape(4, -1))  # G_00, G_01, G_10, G_11
+        out[:, lik.intercept_entries[level]] += sums[0]
         if lik.slope_entries[level] is not None:
             covariance, slope = lik.slope_entries[level]
-            out[:, covariance] += clusters.sum(g_bar[:, 0, 1] + g_bar[:, 1, 0])
-            out[:, slope] += clusters.sum(g_bar[:, 1, 1])
+            out[:, covariance] += sums[1] + sums[2]
+            out[:, slope] += sums[3]
 
 
 class NestedSlopesNormal(NestedNormal):
@@ -233,16 +292,18 @@ class NestedSlopesNormal(NestedNormal):
         self.level_variances = np.unique(np.r_[self.intercept_entries, self.cholesky_blocks[:, 2]]).astype(np.intp)
         self.n_var = int(max(residual_entry, *self.intercept_entries, *self.cholesky_blocks.ravel())) + 1
 
-        # Z = [1, x] of every lowest unit: Z'Z, Z'W, and W'W summed per cluster, in one pass over the rows
+        # Z = [1, x] of every lowest unit: Z'Z, Z'W, and W'W summed per cluster, in one pass over the rows,
+        # units last as the recursion keeps them
         x = np.asarray(slope_values, dtype=float)
         units = _Segments(row_starts, np.repeat(np.arange(len(row_starts)), np.diff(np.append(row_starts, n_rows))))
         counts = np.diff(np.append(row_starts, n_rows)).astype(float)
         sum_x = units.sum(x)
-        self._zz = np.stack([np.stack([counts, sum_x], -1), np.stack([sum_x, units.sum(x * x)], -1)], 1)
-        self._zw = _segment_outer_sums(np.column_stack([np.ones(n_rows), x]), columns, units)
+        self._zz = np.array([[counts, sum_x], [sum_x, units.sum(x * x)]])
+        self._zw = _units_last(_segment_outer_sums(np.column_stack([np.ones(n_rows), x]), columns, units))
         cluster_rows = np.asarray(row_starts)[self._cluster_starts[-1]]
         row_cluster = np.repeat(np.arange(len(cluster_rows)), np.diff(np.append(cluster_rows, n_rows)))
-        self._ww = _segment_outer_sums(columns, columns, _Segments(cluster_rows, row_cluster), symmetric=True)
+        self._ww = _units_last(_segment_outer_sums(columns, columns, _Segments(cluster_rows, row_cluster),
+                                                   symmetric=True))
 
     def effect_covariances(self, variances: np.ndarray) -> list[np.ndarray]:
         """``G_l`` of every level (top first), 2 x 2 over (intercept, slope)."""

@@ -71,6 +71,14 @@ def _combine(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndar
     return _dense_codes(key) or _codes(key, "combined id")
 
 
+def _parent_units(fine: np.ndarray, n_fine: int, coarse: np.ndarray) -> np.ndarray | None:
+    """The coarse unit of every fine unit, from the codes of both on every row; None when some
+    fine unit lies in several coarse units (the factors are crossed). O(rows), no sort."""
+    parent = np.empty(n_fine, dtype=np.int64)
+    parent[fine] = coarse
+    return parent if np.array_equal(parent[fine], coarse) else None
+
+
 def nesting_chain(
     groupings: tuple[tuple[str, ...], ...], id_codes: dict[str, tuple[np.ndarray, int]], terms: str
 ) -> tuple[tuple[str, ...], ...]:
@@ -101,10 +109,7 @@ def nesting_chain(
     unit_codes = {g: _grouping_codes(g, id_codes) for g in groupings}
     chain = sorted(groupings, key=lambda g: (unit_codes[g][1], len(g)))
     for coarse, fine in zip(chain, chain[1:]):
-        fine_codes, n_fine = unit_codes[fine]
-        coarse_codes, _ = unit_codes[coarse]
-        _, n_pairs = _combine(fine_codes, unit_codes[coarse][1], coarse_codes)
-        if n_pairs != n_fine:
+        if _parent_units(*unit_codes[fine], unit_codes[coarse][0]) is None:
             # neither factor is nested in the other; name them in the order written
             outer, inner = sorted((coarse, fine), key=groupings.index)
             hint = ""
@@ -345,11 +350,19 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
     id_codes = {col: _codes(ids[col], col) for col in ids.columns}
     levels = nesting_chain(groupings, id_codes, terms)
     unit_codes = []
-    codes, n = _grouping_codes(levels[0], id_codes)
+    codes, _ = _grouping_codes(levels[0], id_codes)
     unit_codes.append(codes)
     for grouping in levels[1:]:
+        # number the units by (parent, own code), so that the units of a parent are consecutive: a
+        # sort of the units, not of the rows (nesting_chain has checked every unit has one parent)
         own, n_own = _grouping_codes(grouping, id_codes)
-        codes, n = _combine(codes, n_own, own)
+        parent = _parent_units(own, n_own, codes)
+        if np.all(parent[1:] >= parent[:-1]):  # own codes already run parent by parent
+            codes = own
+        else:
+            rank = np.empty(n_own, dtype=np.int64)
+            rank[np.argsort(parent, kind="stable")] = np.arange(n_own)
+            codes = rank[own]
         unit_codes.append(codes)
 
     n_rows = len(unit_codes[-1])

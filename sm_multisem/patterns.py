@@ -99,31 +99,34 @@ def position_codes(layout: WideLayout, unit_variance, row_variance: np.ndarray, 
         Length of the likelihood's vector of variances.
     """
     n_levels = len(layout.levels)
-    units = [layout.unit_of_rows(level) for level in range(n_levels)]
-    # the unit of every level, in every position: (slot, variance) pairs from the top down
-    code = np.asarray(unit_variance[0])[units[0]]
-    prefixes = [code]
+    # the unit of every level as (slot, variance) pairs from the top down, coded unit by unit (a unit's
+    # code is its parent's with its own pair added): only the last two pairs are coded row by row
+    code = np.asarray(unit_variance[0])
+    prefixes, parents = [code], []
     for level in range(1, n_levels):
         starts = layout.child_starts[level - 1]
         n_units = len(unit_variance[level])
         parent = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_units)))
         slot = np.arange(n_units) - starts[parent]
-        code = _combine(code, int(slot.max()) + 1, slot[units[level]])[0]
-        code = _combine(code, n_var, np.asarray(unit_variance[level])[units[level]])[0]
+        code = _combine(code[parent], int(slot.max()) + 1, slot)[0]
+        code = _combine(code, n_var, np.asarray(unit_variance[level]))[0]
         prefixes.append(code)
-    row_slot = np.arange(layout.n_rows) - layout.row_starts[units[-1]]
-    code = _combine(code, int(row_slot.max()) + 1, row_slot)[0]
+        parents.append(parent)
+    sizes = np.diff(np.append(layout.row_starts, layout.n_rows))
+    row_unit = np.repeat(np.arange(len(sizes)), sizes)
+    row_slot = np.arange(layout.n_rows) - np.repeat(layout.row_starts, sizes)
+    code = _combine(code[row_unit], int(row_slot.max()) + 1, row_slot)[0]
     of_row, n_positions = _combine(code, n_var, np.asarray(row_variance))
 
-    def of_position(per_row: np.ndarray) -> np.ndarray:
-        """The value of every position, from the rows (a position determines its units)."""
-        out = np.empty(n_positions, dtype=per_row.dtype)
-        out[of_row] = per_row
-        return out
-
-    return Positions(of_row, tuple(of_position(prefix) for prefix in prefixes),
-                     tuple(of_position(np.asarray(u)[rows]) for u, rows in zip(unit_variance, units)),
-                     of_position(np.asarray(row_variance)))
+    # a row standing for every position, and its unit at every level (bottom up): what the position shares
+    row_of_position = np.empty(n_positions, dtype=np.intp)
+    row_of_position[of_row] = np.arange(layout.n_rows)
+    unit = [row_unit[row_of_position]]
+    for parent in reversed(parents):
+        unit.insert(0, parent[unit[0]])
+    return Positions(of_row, tuple(prefix[u] for prefix, u in zip(prefixes, unit)),
+                     tuple(np.asarray(variance)[u] for variance, u in zip(unit_variance, unit)),
+                     np.asarray(row_variance)[row_of_position])
 
 
 @dataclass(frozen=True)
@@ -304,13 +307,15 @@ def pattern_likelihood(model, *, reml: bool) -> PatternNormal | None:
         None where the rule says the recursion (``model.likelihood``).
     """
     nested, layout, plan = model.likelihood, model.layout, model.plan
-    if (reml or model.cluster_weights is not None or type(nested) is not NestedNormal or len(plan.ar1_entries)
-            or len(nested.covariances) or layout.unit_sizes(0).max() > MAX_POSITIONS):
+    if reml or model.cluster_weights is not None or type(nested) is not NestedNormal or len(plan.ar1_entries):
+        return None
+    cluster_sizes = layout.unit_sizes(0)
+    if len(nested.covariances) or cluster_sizes.max() > MAX_POSITIONS:
         return None
     positions = position_codes(layout, plan.unit_variance, plan.row_variance, nested.n_var)
     if positions.n_positions > MAX_POSITIONS:
         return None
-    patterns = missingness_patterns(positions.of_row, layout.unit_sizes(0))
+    patterns = missingness_patterns(positions.of_row, cluster_sizes)
     if len(patterns) * MIN_CLUSTERS_PER_PATTERN > layout.n_clusters:
         return None
     return PatternNormal(model._likelihood_columns(), positions, patterns, nested)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -80,10 +81,10 @@ class Plan:
         intercepts = np.setdiff1d(np.concatenate(self.unit_variance), self.covariance_entries)
         return np.unique(np.concatenate([intercepts, np.array(slopes, dtype=np.intp)]))
 
-    @property
+    @cached_property
     def residual_variances(self) -> np.ndarray:
-        """Entries of the variance vector that are residual variances."""
-        return np.flatnonzero(np.bincount(self.row_variance))  # O(rows): np.unique sorts or hashes every row
+        """Entries of the variance vector that are residual variances (computed once: O(rows))."""
+        return np.flatnonzero(np.bincount(self.row_variance))  # np.unique would sort or hash every row
 
     @property
     def variance_mask(self) -> np.ndarray:

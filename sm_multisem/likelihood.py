@@ -57,7 +57,7 @@ class _Segments:
         self.starts = np.asarray(starts, dtype=np.intp)
         self.ids = np.asarray(ids, dtype=np.intp)  # the run of every row
         empty = np.any(np.diff(np.append(self.starts, len(self.ids))) == 0)
-        self._short = len(self.ids) < 4 * len(self.starts) or bool(empty)
+        self._short = len(self.ids) < 6 * len(self.starts) or bool(empty)  # measured crossover: about 6 rows
         self._one_row_each = len(self.ids) == len(self.starts)
 
     def __len__(self) -> int:
@@ -789,7 +789,11 @@ class NestedNormal(MomentNormal):
         cluster = [np.arange(sizes[0])]
         for parent in self._parents:
             cluster.append(cluster[-1][parent])
-        self._cluster_starts = tuple(np.searchsorted(c, np.arange(sizes[0])) for c in cluster)
+        # the first unit of a cluster at a level is the first child of its first unit at the level above
+        cluster_starts = [np.arange(sizes[0])]
+        for starts in self.child_starts:
+            cluster_starts.append(starts[cluster_starts[-1]])
+        self._cluster_starts = tuple(cluster_starts)
         # runs to sum over: the children of every unit (levels below the top), the units of every cluster
         self._children = tuple(_Segments(s, parent) for s, parent in zip(self.child_starts, self._parents))
         self._clusters = tuple(_Segments(s, c) for s, c in zip(self._cluster_starts, cluster))

@@ -825,8 +825,13 @@ class NestedNormal(MomentNormal):
         self._cell_size = cell_counts.astype(float)
         cell_mean = np.stack([cells.sum(column) for column in by_column]) / self._cell_size
         centred = np.empty_like(by_column)
-        for column in range(m):  # a column at a time: a million-row temporary, not m of them
-            np.subtract(by_column[column], np.repeat(cell_mean[column], cell_counts), out=centred[column])
+        # one row-length buffer for every temporary below: a million-row array is fresh memory from the
+        # system the first time (page faults cost more than the arithmetic), a reused one is not
+        row_buffer = np.empty(n_rows)
+        cell_of_row = cells.ids
+        for column in range(m):
+            np.subtract(by_column[column], np.take(cell_mean[column], cell_of_row, out=row_buffer),
+                        out=centred[column])
         self._cell_mean = np.ascontiguousarray(cell_mean.T)
         # the within-cell scatter enters every evaluation only as its sum per cluster and residual
         # variance: summed row by row into those groups, never cell by cell
@@ -843,7 +848,8 @@ class NestedNormal(MomentNormal):
         within = np.empty((m, m, n_residual, sizes[0]))  # filled in contiguous blocks, transposed once
         for a in range(m):
             for b in range(a, m):
-                within[a, b] = within[b, a] = group_sum(centred[a] * centred[b]).reshape(-1, n_residual).T
+                product = np.multiply(centred[a], centred[b], out=row_buffer)
+                within[a, b] = within[b, a] = group_sum(product).reshape(-1, n_residual).T
         self._cluster_within = np.ascontiguousarray(within.transpose(2, 3, 0, 1))
         self.covariances = np.zeros(0, dtype=np.intp)
         self._to_internal = None

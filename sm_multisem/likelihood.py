@@ -75,6 +75,16 @@ class _Segments:
             out[:, column] = np.bincount(self.ids, weights=flat[:, column], minlength=len(self.starts))
         return out.reshape((len(self.starts),) + values.shape[1:])
 
+    def sum_last(self, values: np.ndarray) -> np.ndarray:
+        """Sums over every run along the last axis (arrays that keep their rows last), as :meth:`sum` does."""
+        if self._one_row_each:
+            return values
+        if not self._short:
+            return np.add.reduceat(values, self.starts, axis=-1)
+        rows = values.reshape(-1, values.shape[-1])
+        sums = [np.bincount(self.ids, weights=row, minlength=len(self.starts)) for row in rows]
+        return np.reshape(sums, values.shape[:-1] + (len(self.starts),))
+
 
 @dataclass(frozen=True)
 class _Pooling:

@@ -100,20 +100,6 @@ def _inverse_2x2(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse, det
 
 
-def _sum_units(segments: _Segments, values: np.ndarray) -> np.ndarray:
-    """Sums over every run of ``segments`` along the last axis: :meth:`_Segments.sum` with the units last.
-
-    The same choice of ``reduceat`` for long runs and ``bincount`` (a row at a time) for short ones.
-    """
-    if segments._one_row_each:
-        return values
-    if not segments._short:
-        return np.add.reduceat(values, segments.starts, axis=-1)
-    rows = values.reshape(-1, values.shape[-1])
-    sums = [np.bincount(segments.ids, weights=row, minlength=len(segments)) for row in rows]
-    return np.reshape(sums, values.shape[:-1] + (len(segments),))
-
-
 class _Step:
     """One level's effects added to its units: the forward quantities the backward pass reuses.
 
@@ -156,10 +142,10 @@ class _SlopeMoments:
         for level in range(lik.n_levels - 1, -1, -1):
             step = _Step(a, b, self._g[level])
             steps.insert(0, step)
-            logdet = logdet + _sum_units(lik._clusters[level], step.log_det)
-            cross = cross - _sum_units(lik._clusters[level], step.removed)
+            logdet = logdet + lik._clusters[level].sum_last(step.log_det)
+            cross = cross - lik._clusters[level].sum_last(step.removed)
             if level > 0:
-                a, b = _sum_units(lik._children[level - 1], step.a_new), _sum_units(lik._children[level - 1], step.b_new)
+                a, b = lik._children[level - 1].sum_last(step.a_new), lik._children[level - 1].sum_last(step.b_new)
         self._steps = steps
         self.logdet = logdet
         # (m, m, clusters) back to the (clusters, m, m) of ClusterMoments
@@ -227,7 +213,7 @@ class _SlopeMoments:
         per_unit = _trace_product(a_bar, step.a)  # d(Z'Z/r)/dr = -(Z'Z/r)/r
         if weight is not None:
             per_unit += _trace_product(b_bar, step.b)
-        d_resid = -_sum_units(lik._clusters[-1], per_unit) / resid + seed_logdet * lik.cluster_size / resid
+        d_resid = -lik._clusters[-1].sum_last(per_unit) / resid + seed_logdet * lik.cluster_size / resid
         if weight is not None:
             d_resid -= weight.ravel() @ lik._ww.reshape(weight.size, -1) / resid**2
         out[:, lik.residual_variances[0]] += d_resid
@@ -236,7 +222,7 @@ class _SlopeMoments:
     def _add_effect_gradient(self, out: np.ndarray, level: int, g_bar: np.ndarray) -> None:
         """Sum the units' ``dG`` adjoints by cluster into the level's variance (and covariance) columns."""
         lik = self._lik
-        sums = _sum_units(lik._clusters[level], g_bar.reshape(4, -1))  # G_00, G_01, G_10, G_11
+        sums = lik._clusters[level].sum_last(g_bar.reshape(4, -1))  # G_00, G_01, G_10, G_11
         out[:, lik.intercept_entries[level]] += sums[0]
         if lik.slope_entries[level] is not None:
             covariance, slope = lik.slope_entries[level]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from statsmodels.formula._manager import FormulaManager
+from statsmodels.formula._manager import FormulaManager, NAAction
 
 from .formula import ParsedFormula
 
@@ -120,6 +120,20 @@ def check_columns(data: pd.DataFrame, names, what: str, where: str = "the data")
             raise ValueError(f"{what} {name!r} is not a column of {where}{_near_miss(name, data.columns)}")
 
 
+class _DropMissing(NAAction):
+    """statsmodels' "drop" action for patsy, but the arrays pass as they are when no value is missing.
+
+    The drop copies every array through a boolean mask even when it keeps every row (11 ms of a
+    500,000-row design); data without missing values are the common case.
+    """
+
+    def _handle_NA_drop(self, values, is_nas, origins):
+        if any(np.any(is_na) for is_na in is_nas):
+            return super()._handle_NA_drop(values, is_nas, origins)
+        self.missing_mask = np.zeros(is_nas[0].shape[0], dtype=bool)
+        return values
+
+
 def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, fixed: str, where: str, **options):
     """The formula engine's matrices, rows with a missing value dropped; its errors as ValueErrors.
 
@@ -127,7 +141,8 @@ def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, fixed: str, 
     named, with a near miss among the columns of ``data``.
     """
     try:
-        return manager.get_matrices(formula, data, pandas=True, na_action=manager.get_na_action("drop"), **options)
+        drop = _DropMissing(on_NA="drop", NA_types=["None", "NaN"]) if manager.engine == "patsy" else "drop"
+        return manager.get_matrices(formula, data, pandas=True, na_action=drop, **options)
     except Exception as err:  # the formula engine's own errors name the problem; keep its text
         unknown = re.search(r"name '([^']+)' is not defined", str(err))
         if unknown:

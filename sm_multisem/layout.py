@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -147,8 +148,8 @@ class WideLayout:
     slots : tuple of ndarray
         For each level below the top, the slot of every unit inside its parent
         (0-based); the last entry is the slot of every sorted row inside its unit.
-    unit_ids : tuple of pandas.DataFrame
-        Id values of every unit of each level.
+    ids : pandas.DataFrame
+        The id columns of the rows used, in their input order (:attr:`unit_ids` reads them).
     slot_keys : tuple
         For each entry of ``slots``, None, or the label of every unit (row) when the slots
         of that level are keyed by a labelling column: slot ``pub2`` is the second unit
@@ -162,7 +163,7 @@ class WideLayout:
     row_starts: np.ndarray
     child_starts: tuple[np.ndarray, ...]
     slots: tuple[np.ndarray, ...]
-    unit_ids: tuple[pd.DataFrame, ...]
+    ids: pd.DataFrame
     slot_keys: tuple = ()
     rows_in_order: bool = False
 
@@ -177,7 +178,17 @@ class WideLayout:
     @property
     def n_units(self) -> tuple[int, ...]:
         """Number of units at each level, top first."""
-        return tuple(len(ids) for ids in self.unit_ids)
+        return (*(len(starts) for starts in self.child_starts), len(self.row_starts))
+
+    @cached_property
+    def unit_ids(self) -> tuple[pd.DataFrame, ...]:
+        """Id values of every unit of each level, top first (built when first asked for: most fits
+        never name a unit)."""
+        first_rows = [self.row_starts]  # the first sorted row of every unit, from the lowest level up
+        for starts in reversed(self.child_starts):
+            first_rows.insert(0, first_rows[0][starts])
+        return tuple(self.ids[list(grouping)].iloc[self.order[rows]].reset_index(drop=True)
+                     for grouping, rows in zip(self.levels, first_rows))
 
     @property
     def n_clusters(self) -> int:
@@ -386,17 +397,12 @@ def build_layout(ids: pd.DataFrame, groupings: tuple[tuple[str, ...], ...], term
     row_unit_start = np.repeat(row_starts, np.diff(np.append(row_starts, n_rows)))
     slots.append(np.arange(n_rows) - row_unit_start)
 
-    sorted_ids = ids if rows_in_order else ids.iloc[order].reset_index(drop=True)
-    unit_ids = tuple(
-        sorted_ids[list(grouping)].iloc[first_rows[level]].reset_index(drop=True)
-        for level, grouping in enumerate(levels)
-    )
     return WideLayout(
         levels=levels,
         order=order,
         row_starts=row_starts,
         child_starts=child_starts,
         slots=tuple(slots),
-        unit_ids=unit_ids,
+        ids=ids,
         rows_in_order=rows_in_order,
     )

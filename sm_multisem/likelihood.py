@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -763,6 +764,10 @@ class NestedNormal(MomentNormal):
     the number of rows.
     """
 
+    #: Whether the moments are evaluated from the within-cell scatter per cluster (see
+    #: :attr:`_cluster_within`); a subclass with sums of its own says no.
+    _sums_within_cells = True
+
     #: ``(variance, covariance, variance)`` entries of every 2 x 2 block of effects optimised by its
     #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.slopes.NestedSlopesNormal`)
     cholesky_blocks = np.empty((0, 3), dtype=np.intp)
@@ -843,24 +848,16 @@ class NestedNormal(MomentNormal):
             np.subtract(by_column[column], np.take(cell_mean[column], cell_of_row, out=row_buffer),
                         out=centred[column])
         self._cell_mean = np.ascontiguousarray(cell_mean.T)
-        # the within-cell scatter enters every evaluation only as its sum per cluster and residual
-        # variance: summed row by row into those groups, never cell by cell
+        self._pooled_within = centred @ centred.T  # the within-cell scatter of all rows: one product
         n_residual = len(self.residual_variances)
         cell_slot = np.searchsorted(self.residual_variances, cell_variance)
+        # the group of every row: its cluster and, with several residual variances, its variance's slot;
+        # kept with the centred rows for _cluster_within, at the first evaluation
+        group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
         if n_residual == 1:  # a group is a cluster, a run of rows: summed by reduceat where runs are long
-            cluster_of_row = np.repeat(cell_cluster, cell_counts)
-            group_sum = _Segments(np.asarray(row_starts)[self._cluster_starts[-1]], cluster_of_row).sum
-        else:
-            group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
-
-            def group_sum(values: np.ndarray) -> np.ndarray:
-                return np.bincount(group, weights=values, minlength=sizes[0] * n_residual)
-        within = np.empty((m, m, n_residual, sizes[0]))  # filled in contiguous blocks, transposed once
-        for a in range(m):
-            for b in range(a, m):
-                product = np.multiply(centred[a], centred[b], out=row_buffer)
-                within[a, b] = within[b, a] = group_sum(product).reshape(-1, n_residual).T
-        self._cluster_within = np.ascontiguousarray(within.transpose(2, 3, 0, 1))
+            group = _Segments(np.asarray(row_starts)[self._cluster_starts[-1]], group)
+        if ar1_time is None and self._sums_within_cells:  # AR(1) units have sums of their own
+            self._within_rows = (centred, group, n_residual)
         self.covariances = np.zeros(0, dtype=np.intp)
         self._to_internal = None
         if residual_covariance:
@@ -879,6 +876,30 @@ class NestedNormal(MomentNormal):
         if ar1_time is not None:
             self._ar1 = self._ar1_groups(columns, np.asarray(ar1_time), np.asarray(row_starts), counts, row_variance,
                                          row_rho)
+
+    @cached_property
+    def _cluster_within(self) -> np.ndarray:
+        """The within-cell scatter summed per residual variance and cluster, (variances, clusters, m, m).
+
+        It enters every evaluation only as these sums: summed row by row into the groups, never cell
+        by cell. Computed at the first evaluation from the centred rows kept until then: fits on the
+        pattern path and AR(1) residuals never need it.
+        """
+        centred, group, n_residual = self._within_rows
+        del self._within_rows
+        m, n_clusters = len(centred), len(self._clusters[0])
+        if isinstance(group, _Segments):
+            group_sum = group.sum
+        else:
+            def group_sum(values: np.ndarray) -> np.ndarray:
+                return np.bincount(group, weights=values, minlength=n_clusters * n_residual)
+        within = np.empty((m, m, n_residual, n_clusters))  # filled in contiguous blocks, transposed once
+        product = np.empty(centred.shape[1])  # one row-length buffer (see __init__)
+        for a in range(m):
+            for b in range(a, m):
+                np.multiply(centred[a], centred[b], out=product)
+                within[a, b] = within[b, a] = group_sum(product).reshape(-1, n_residual).T
+        return np.ascontiguousarray(within.transpose(2, 3, 0, 1))
 
     def _ar1_groups(self, columns, time, row_starts, counts, row_variance, row_rho) -> tuple[_AR1Group, ...]:
         """The lowest units grouped by their (residual variance, rho), with each group's sums."""
@@ -951,7 +972,7 @@ class NestedNormal(MomentNormal):
         outcome lies in the span of the covariates and the unit intercepts: the residual
         variance can shrink to 0 and the likelihood has no maximum.
         """
-        scatter = self._cluster_within.sum((0, 1))
+        scatter = self._pooled_within
         if self._grid is not None:  # cells split units: add the between-cell scatter
             ones = np.ones(len(self.residual_variances))
             scatter = scatter + self._grid.pool(ones, self.residual_variances)[1].sum(0)

@@ -259,6 +259,8 @@ class NestedSlopesNormal(NestedNormal):
     relative Cholesky factor, lme4's ``theta``.
     """
 
+    _sums_within_cells = False  # the moments come from Z'Z, Z'W and W'W (see __init__)
+
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, slope_values: np.ndarray,
                  intercept_entries, slope_entries, residual_entry: int, cluster_weights=None, centring=None):
         columns = np.asarray(columns, dtype=float)

@@ -50,16 +50,18 @@ class _Segments:
 
     ``np.add.reduceat`` pays a fixed cost per run, which dominates when runs hold one or
     two rows (many small clusters); there a ``bincount`` on the run of every row is several
-    times faster, and longer runs keep ``reduceat``. Empty runs (clusters without units of
-    one AR(1) label) also take ``bincount``: ``reduceat`` gives an empty run the next row.
+    times faster, and longer runs keep ``reduceat`` (the measured crossover: about 6 rows).
+    Runs may be empty (clusters without units of one AR(1) label): ``reduceat`` gives an empty
+    run the next row, so it reduces only the runs with rows, and the others stay 0.
     """
 
     def __init__(self, starts: np.ndarray, ids: np.ndarray):
         self.starts = np.asarray(starts, dtype=np.intp)
         self.ids = np.asarray(ids, dtype=np.intp)  # the run of every row
-        empty = np.any(np.diff(np.append(self.starts, len(self.ids))) == 0)
-        self._short = len(self.ids) < 6 * len(self.starts) or bool(empty)  # measured crossover: about 6 rows
-        self._one_row_each = len(self.ids) == len(self.starts)
+        lengths = np.diff(np.append(self.starts, len(self.ids)))
+        self._nonempty = None if lengths.all() else lengths > 0
+        self._short = len(self.ids) < 6 * max(np.count_nonzero(lengths), 1)
+        self._one_row_each = bool(np.all(lengths == 1))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -69,8 +71,8 @@ class _Segments:
         if self._one_row_each:
             return values
         if not self._short:
-            return np.add.reduceat(values, self.starts, axis=0)
-        flat = values.reshape(len(values), -1)
+            return self._reduce(values, axis=0)
+        flat = values.reshape(len(values), int(np.prod(values.shape[1:])))  # explicit: no rows is no error
         out = np.empty((len(self.starts), flat.shape[1]))
         for column in range(flat.shape[1]):
             out[:, column] = np.bincount(self.ids, weights=flat[:, column], minlength=len(self.starts))
@@ -81,10 +83,22 @@ class _Segments:
         if self._one_row_each:
             return values
         if not self._short:
-            return np.add.reduceat(values, self.starts, axis=-1)
-        rows = values.reshape(-1, values.shape[-1])
+            return self._reduce(values, axis=values.ndim - 1)
+        rows = values.reshape(int(np.prod(values.shape[:-1])), values.shape[-1])
         sums = [np.bincount(self.ids, weights=row, minlength=len(self.starts)) for row in rows]
-        return np.reshape(sums, values.shape[:-1] + (len(self.starts),))
+        return np.reshape(np.array(sums, dtype=float), values.shape[:-1] + (len(self.starts),))
+
+    def _reduce(self, values: np.ndarray, axis: int) -> np.ndarray:
+        """``reduceat`` along ``axis`` over the runs with rows; the empty runs sum to 0."""
+        if self._nonempty is None:
+            return np.add.reduceat(values, self.starts, axis=axis)
+        shape = list(values.shape)
+        shape[axis] = len(self.starts)
+        out = np.zeros(shape)
+        at = [slice(None)] * values.ndim
+        at[axis] = self._nonempty
+        out[tuple(at)] = np.add.reduceat(values, self.starts[self._nonempty], axis=axis)
+        return out
 
 
 @dataclass(frozen=True)
@@ -292,20 +306,15 @@ def _distinct_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sums_by_key(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sums of the columns of ``values`` (k, n) over the elements of every group ``0..n_groups-1`` of ``key``: (k, n_groups).
+    """Sums of the columns of ``values`` (k, n) over every group ``0..n_groups-1`` of ``key``: (k, n_groups).
 
-    ``key`` is almost always sorted (rows in unit order): then every group is one contiguous run,
-    summed by ``reduceat`` along contiguous rows, several times faster than a ``bincount`` per row.
+    ``key`` is almost always sorted (rows in unit order), and then every group is one run of
+    :class:`_Segments`; otherwise the columns are sorted by it first.
     """
     if np.any(key[1:] < key[:-1]):
         order = np.argsort(key, kind="stable")
         key, values = key[order], values[:, order]
-    starts = np.searchsorted(key, np.arange(n_groups))
-    present = np.diff(np.append(starts, len(key))) > 0  # reduceat gives an empty run the next element
-    out = np.zeros((len(values), n_groups))
-    if present.any():
-        out[:, present] = np.add.reduceat(values, starts[present], axis=1)
-    return out
+    return _Segments(np.searchsorted(key, np.arange(n_groups)), key).sum_last(values)
 
 
 class _AR1Sums:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dense_reference import dense_loglike
+from dense_reference import dense_covariances, dense_loglike
+from scipy import stats
 from sem_reference import wide_sem_loglike
 
 import sm_multisem as sms
@@ -149,3 +150,19 @@ def test_refusals(data, standard, model):
         model.fit(cov_type="eim")
     with pytest.raises(NotImplementedError, match="nonlinear constraint that Stata sem cannot express"):
         model.to_stata()
+
+
+@pytest.mark.parametrize("params", POINTS)
+def test_a_label_in_as_many_units_as_clusters_but_not_one_in_each(data, params):
+    """80 districts and 80 schools of type a, two in each even district and none in the odd ones:
+    the sums of a label's units by district have empty districts although the counts match, and
+    every district keeps its own log-likelihood."""
+    uneven = data.assign(type=np.where((data["k"] % 2 == 0) & (data["j"] < 3), "a", "b"))
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", uneven).relax_residuals(structure="ar1", t="time",
+                                                                                      by="type")
+    params = np.array(params)
+    beta, _ = model.plan.split(params)
+    y, X = model.model_data.endog[model.layout.order], model.model_data.exog[model.layout.order]
+    dense = [stats.multivariate_normal(X[rows] @ beta, sigma).logpdf(y[rows])
+             for rows, sigma in dense_covariances(model, params)]
+    np.testing.assert_allclose(model.loglikeobs(params), dense, rtol=1e-10)

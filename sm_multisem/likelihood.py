@@ -38,6 +38,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .layout import _dense_codes
 from .layout import time_order as sorted_by_time
 
 __all__ = ["Centring", "ClusterMoments", "MomentNormal", "NestedNormal"]
@@ -292,17 +293,20 @@ def _segment_outer_sums(
 
 
 def _distinct_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct values of non-negative integers (as floats) and the index of every value among them.
+    """The distinct values of non-negative integers (sorted, as floats) and the index of every value among them.
 
-    A table over ``0..max`` when the values are small (AR(1) gaps between occasions), a sort otherwise.
+    The layout's marking of the values present (:func:`~sm_multisem.layout._dense_codes`) when they
+    are small (AR(1) gaps between occasions), a sort otherwise.
     """
     values = np.asarray(values, dtype=np.int64)
-    if not len(values) or values.max() > 4 * len(values) + 1000:
+    dense = _dense_codes(values) if len(values) else None
+    if dense is None:
         distinct, code = np.unique(values, return_inverse=True)
         return distinct.astype(float), code.ravel()
-    present = np.zeros(values.max() + 1, dtype=bool)
-    present[values] = True
-    return np.flatnonzero(present).astype(float), (np.cumsum(present) - 1)[values]
+    code, n_distinct = dense
+    distinct = np.empty(n_distinct)
+    distinct[code] = values
+    return distinct, code
 
 
 def _sums_by_key(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
@@ -860,12 +864,12 @@ class NestedNormal(MomentNormal):
         self._pooled_within = centred @ centred.T  # the within-cell scatter of all rows: one product
         n_residual = len(self.residual_variances)
         cell_slot = np.searchsorted(self.residual_variances, cell_variance)
-        # the group of every row: its cluster and, with several residual variances, its variance's slot;
-        # kept with the centred rows for _cluster_within, at the first evaluation
-        group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
-        if n_residual == 1:  # a group is a cluster, a run of rows: summed by reduceat where runs are long
-            group = _Segments(np.asarray(row_starts)[self._cluster_starts[-1]], group)
         if ar1_time is None and self._sums_within_cells:  # AR(1) units have sums of their own
+            # the group of every row (its cluster and, with several residual variances, its variance's
+            # slot), kept with the centred rows for _cluster_within, at the first evaluation
+            group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
+            if n_residual == 1:  # a group is a cluster, a run of rows: summed by reduceat where runs are long
+                group = _Segments(np.asarray(row_starts)[self._cluster_starts[-1]], group)
             self._within_rows = (centred, group, n_residual)
         self.covariances = np.zeros(0, dtype=np.intp)
         self._to_internal = None

@@ -24,7 +24,7 @@ def mixedlm_equivalent(model) -> MixedLM:
     Rows are passed in the layout's sorted order (each group contiguous). Slopes relaxed by
     a label carry over, and so do intercepts (they are columns of the design); relaxed variances do not.
     """
-    if model.plan.slope_entries:
+    if model.plan.level_effects:
         raise NotImplementedError("the MixedLM equivalent of random slopes is not built here; the fits are checked "
                                   "against lme4 (tests/reference/slopes_lme4.R)")
     unmatched = [r for r in model.relaxations if r.kind not in ("slope", "intercept")]

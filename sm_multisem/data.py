@@ -16,7 +16,8 @@ from statsmodels.formula._manager import FormulaManager, NAAction
 
 from .formula import ParsedFormula
 
-__all__ = ["RowAccounting", "ModelData", "data_from_formula", "data_from_arrays", "design_of_new_rows", "check_columns"]
+__all__ = ["RowAccounting", "ModelData", "EffectColumns", "data_from_formula", "data_from_arrays",
+           "design_of_new_rows", "effect_values_of_new_rows", "check_columns"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,36 @@ class RowAccounting:
 
 
 @dataclass(frozen=True)
+class EffectColumns:
+    """The columns random effects load on, built by the formula engine from every random term.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n_used, u)
+        The columns of every distinct name, the intercept's ones first.
+    names : tuple of str
+        Their names as the formula engine gives them (``Intercept``, ``x``, ``type[pub]``).
+    of_term : tuple of tuple of str
+        For every random term, in the order written, the names of its effect columns.
+    designs : dict
+        The one-sided formula of every term -> the formula engine's description of its columns
+        (for the columns of new rows); empty after unpickling, as :attr:`ModelData.design`.
+    """
+
+    values: np.ndarray
+    names: tuple[str, ...]
+    of_term: tuple[tuple[str, ...], ...]
+    designs: dict = field(default_factory=dict)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "designs": {}}
+
+    def of_names(self, names) -> np.ndarray:
+        """The columns ``names``, (n_used, len(names))."""
+        return self.values[:, [self.names.index(name) for name in names]]
+
+
+@dataclass(frozen=True)
 class ModelData:
     """Outcome, fixed-effect design and ids of the rows used, in input order.
 
@@ -72,6 +103,9 @@ class ModelData:
         The formula engine's description of the fixed part, which builds the design of new
         rows as it built this one (categorical levels, the state of transforms such as
         ``center(x)``); None for data given as arrays.
+    effects : EffectColumns, optional
+        The columns of random effects other than intercepts (random slopes, ``0 + type``);
+        None when every random effect is an intercept.
     """
 
     endog: np.ndarray
@@ -83,6 +117,7 @@ class ModelData:
     accounting: RowAccounting
     endog_name: str
     design: object | None = None
+    effects: EffectColumns | None = None
 
     def __getstate__(self) -> dict:
         # patsy cannot pickle its description of a design; the model rebuilds it from its data
@@ -134,11 +169,12 @@ class _DropMissing(NAAction):
         return values
 
 
-def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, fixed: str, where: str, **options):
+def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, text: str, where: str,
+              what: str = "the fixed part", **options):
     """The formula engine's matrices, rows with a missing value dropped; its errors as ValueErrors.
 
-    ``fixed`` is the fixed part as the messages show it; a name the engine could not find is
-    named, with a near miss among the columns of ``data``.
+    ``text`` is the formula as the messages show it, ``what`` what they call it; a name the
+    engine could not find is named, with a near miss among the columns of ``data``.
     """
     try:
         drop = _DropMissing(on_NA="drop", NA_types=["None", "NaN"]) if manager.engine == "patsy" else "drop"
@@ -147,9 +183,9 @@ def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, fixed: str, 
         unknown = re.search(r"name '([^']+)' is not defined", str(err))
         if unknown:
             name = unknown.group(1)
-            raise ValueError(f"{name!r} in {fixed!r} is neither a column of {where} nor a defined name"
+            raise ValueError(f"{name!r} in {text!r} is neither a column of {where} nor a defined name"
                              f"{_near_miss(name, data.columns)}") from None
-        raise ValueError(f"cannot build the fixed part {fixed!r} from {where}: {err}") from None
+        raise ValueError(f"cannot build {what} {text!r} from {where}: {err}") from None
 
 
 def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int = 0) -> ModelData:
@@ -189,6 +225,9 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     rows = np.zeros(len(data), dtype=bool)
     rows[endog.index.to_numpy()] = True  # the formula engine kept these (positions: the index was reset)
     rows &= ~_missing_ids(ids_all).to_numpy()
+    effect_frames = _effect_frames(parsed, data, eval_env + 2)
+    for frame, _ in effect_frames.values():
+        rows &= np.isin(np.arange(len(data)), frame.index.to_numpy())
     if rows.all():  # nothing dropped: the frames are used as they are, without gathering a copy
         dropped: dict[str, int] = {}
         endog_used, exog_used, used_labels, ids_used = endog.iloc[:, 0], exog, labels, ids_all
@@ -197,11 +236,16 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         used = data.index[rows]
         endog_used, exog_used, used_labels = endog.loc[used].iloc[:, 0], exog.loc[used], labels[rows]
         ids_used = ids_all.loc[used].reset_index(drop=True)
+        effect_frames = {text: (frame.loc[used], info) for text, (frame, info) in effect_frames.items()}
     endog_used, exog_used = endog_used.to_numpy(dtype=float), exog_used.to_numpy(dtype=float)
     names = list(exog.columns)
     _check_finite(endog_used, exog_used, parsed.outcome, names, ids_used, used_labels)
     if len(endog_used) == 0:
         raise ValueError(f"no row of the data has the outcome, covariates and ids all present ({dropped})")
+    effects = _effect_columns(parsed, effect_frames, len(endog_used))
+    if effects is not None:
+        _check_finite(effects.values[:, 0], effects.values[:, 1:], "Intercept", list(effects.names[1:]), ids_used[[]],
+                      used_labels)
     return ModelData(
         endog=endog_used,
         exog=exog_used,
@@ -212,7 +256,40 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         accounting=RowAccounting(len(data), int(rows.sum()), dropped),
         endog_name=parsed.outcome,
         design=manager.spec,
+        effects=effects,
     )
+
+
+def _effect_frames(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int) -> dict[str, tuple]:
+    """The formula engine's columns of every distinct random-effects formula beyond an intercept
+    (``"1 + x"``, ``"0 + type"``), rows with a missing value dropped: formula -> (frame, description)."""
+    frames = {}
+    for term in parsed.terms:
+        if term.design in frames or term.design == "1":
+            continue
+        manager = FormulaManager()
+        frame = _matrices(manager, term.design, data, term.effects, "the data",
+                          what=f"the random effects of {term.text}", eval_env=eval_env)
+        frames[term.design] = (frame, manager.spec)
+    return frames
+
+
+def _effect_columns(parsed: ParsedFormula, frames: dict[str, tuple], n_used: int) -> EffectColumns | None:
+    """The columns of the random effects, by name (the intercept's ones first), or None: intercepts only."""
+    if not parsed.has_slopes:
+        return None
+    columns: dict[str, np.ndarray] = {"Intercept": np.ones(n_used)}
+    of_term = []
+    for term in parsed.terms:
+        if term.design == "1":
+            of_term.append(("Intercept",))
+            continue
+        frame = frames[term.design][0]
+        for name in frame.columns:
+            columns.setdefault(str(name), frame[name].to_numpy(dtype=float))
+        of_term.append(tuple(map(str, frame.columns)))
+    return EffectColumns(np.column_stack(list(columns.values())), tuple(columns), tuple(of_term),
+                         {text: info for text, (_, info) in frames.items()})
 
 
 def design_of_new_rows(model_data: ModelData, frame: pd.DataFrame) -> np.ndarray:
@@ -244,14 +321,39 @@ def design_of_new_rows(model_data: ModelData, frame: pd.DataFrame) -> np.ndarray
     return design.reindex(rows.index).to_numpy(dtype=float)
 
 
+def effect_values_of_new_rows(model_data: ModelData, frame: pd.DataFrame) -> np.ndarray:
+    """The effect columns of new rows (as :attr:`EffectColumns.values`), built as the fit's were.
+
+    Rows with a missing value are NaN.
+    """
+    effects = model_data.effects
+    if not effects.designs:
+        raise ValueError("the random effects' columns of new rows cannot be built once the model was pickled "
+                         "(the formula engine's description of them is not kept); refit it to predict new rows")
+    out = np.full((len(frame), len(effects.names)), np.nan)
+    out[:, 0] = 1.0
+    rows = frame.reset_index(drop=True)
+    for text, design in effects.designs.items():
+        manager = FormulaManager()
+        columns = _matrices(manager, design, rows, text, "exog", what="the random effects", prediction=True)
+        columns = columns.reindex(rows.index)
+        for name in columns.columns:
+            out[:, effects.names.index(str(name))] = columns[name].to_numpy(dtype=float)
+    return out
+
+
 def _dropped_reasons(data: pd.DataFrame, parsed: ParsedFormula, dropped: pd.Series) -> dict[str, int]:
     """Attribute each dropped row to the first column that explains it."""
     remaining = dropped.copy()
     reasons: dict[str, int] = {}
-    fixed_rhs = parsed.fixed.split("~", 1)[1]
-    referenced = [c for c in map(str, data.columns) if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", fixed_rhs)]
+    def referenced(text: str) -> list[str]:
+        return [c for c in map(str, data.columns) if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", text)]
+
+    covariates = [c for c in referenced(parsed.fixed.split("~", 1)[1]) if c != parsed.outcome]
     candidates = [("outcome", parsed.outcome)] if parsed.outcome in data.columns else []
-    candidates += [("covariate", c) for c in referenced if c != parsed.outcome]
+    candidates += [("covariate", c) for c in covariates]
+    effects = " + ".join(term.effects for term in parsed.terms)
+    candidates += [("random-effect column", c) for c in referenced(effects) if c not in covariates]
     candidates += [("id", c) for c in parsed.columns]
     for kind, column in candidates:
         hit = remaining & data[column].isna()

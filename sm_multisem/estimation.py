@@ -88,10 +88,10 @@ class ProfiledObjective:
     Every variance is ``sigma^2 * theta_v^2``, where ``sigma^2`` is the reference residual
     variance (the first one), profiled out with the fixed effects. ``theta`` holds every
     other parameter: random-intercept variances may be 0, residual ratios not, and a
-    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). A 2 x 2 block of effects
-    (:attr:`NestedNormal.cholesky_blocks`: a random intercept and slope) enters as the lower
-    triangle ``(l11, l21, l22)`` of its relative Cholesky factor, ``G / sigma^2 = L L'``,
-    the diagonal bounded below by 0 (lme4's ``theta``). The covariance ``c`` of
+    correlation (AR(1) ``rho``) enters as itself, inside (-1, 1). A q x q block of correlated
+    effects (:attr:`NestedNormal.cholesky_blocks`: a random intercept and slopes) enters as the
+    lower triangle of its relative Cholesky factor, ``G / sigma^2 = L L'``, the diagonal bounded
+    below by 0 (lme4's ``theta``). The covariance ``c`` of
     exchangeable residuals enters as its correlation ``c / v`` with the residual variance ``v``
     of its units, inside ``(-1/(n - 1), 1)`` for the largest unit size ``n``: a box that keeps
     every block positive definite. The last few evaluations
@@ -107,11 +107,11 @@ class ProfiledObjective:
         self.is_level = np.isin(self.free, lik.level_variances)
         self.is_correlation = np.isin(self.free, lik.correlations)
         position = {int(entry): i for i, entry in enumerate(self.free)}
-        # positions in theta of (l11, l21, l22) of every Cholesky block
-        self.blocks = np.array([[position[int(e)] for e in block] for block in lik.cholesky_blocks],
-                               dtype=np.intp).reshape(-1, 3)
+        # positions in theta of the entries of every Cholesky block (the lower triangle is L's)
+        self.blocks = [np.vectorize(position.__getitem__, otypes=[np.intp])(block) for block in lik.cholesky_blocks]
         self.is_off_diagonal = np.zeros(len(self.free), dtype=bool)
-        self.is_off_diagonal[self.blocks[:, 1]] = True
+        for block in self.blocks:
+            self.is_off_diagonal[block[np.tril_indices(len(block), -1)]] = True
         self.is_covariance = np.isin(self.free, lik.covariances)
         pairs = getattr(lik, "_block_pairs", np.zeros((0, 2), dtype=np.intp))
         self._covariance, self._partner = pairs[:, 1], pairs[:, 0]  # c and the variance v it is a share of
@@ -125,9 +125,11 @@ class ProfiledObjective:
     def rel_var(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta, dtype=float)
         values = np.where(self.is_correlation | self.is_off_diagonal, theta, theta * theta)
-        first, off, second = self.blocks.T
-        values[off] = theta[first] * theta[off]  # (L L')_21 and (L L')_22
-        values[second] = theta[off] ** 2 + theta[second] ** 2
+        for block in self.blocks:
+            lower = np.tril_indices(len(block))
+            factor = np.zeros(block.shape)
+            factor[lower] = theta[block[lower]]
+            values[block[lower]] = (factor @ factor.T)[lower]
         rho = np.ones(self.lik.n_var)
         rho[self.free] = values
         rho[self._covariance] = theta[self._covariance_theta] * rho[self._partner]
@@ -136,22 +138,28 @@ class ProfiledObjective:
     def _chain(self, theta: np.ndarray, grad_rho: np.ndarray) -> np.ndarray:
         """Gradient in ``theta`` from the gradient in the relative variances of :meth:`rel_var`
         (``grad_rho`` over the whole vector; the covariance shares of exchangeable residuals
-        are handled by the caller)."""
-        gradient = np.where(self.is_correlation | self.is_off_diagonal, 1.0, 2.0 * theta) * grad_rho[self.free]
-        first, off, second = self.blocks.T
-        gradient[first] += theta[off] * grad_rho[self.free][off]
-        gradient[off] = theta[first] * grad_rho[self.free][off] + 2.0 * theta[off] * grad_rho[self.free][second]
+        are handled by the caller). For a Cholesky block ``G = L L'``, ``dL = 2 Gbar L`` with
+        ``Gbar`` the symmetric gradient in ``G`` (half of a covariance's on each side)."""
+        grad_free = grad_rho[self.free]
+        gradient = np.where(self.is_correlation | self.is_off_diagonal, 1.0, 2.0 * theta) * grad_free
+        for block in self.blocks:
+            lower = np.tril_indices(len(block))
+            factor = np.zeros(block.shape)
+            factor[lower] = theta[block[lower]]
+            g_bar = grad_free[block] * np.where(np.eye(len(block), dtype=bool), 1.0, 0.5)
+            gradient[block[lower]] = (2.0 * g_bar @ factor)[lower]
         return gradient
 
     def theta_of(self, variances: np.ndarray) -> np.ndarray:
         """The ``theta`` of the likelihood's vector of variances (the inverse of :meth:`rel_var`
-        times the reference variance); a negative variance counts as 0."""
+        times the reference variance); a negative variance counts as 0, and a block that is not
+        positive semi-definite is factored as far as it is."""
         variances = np.asarray(variances, dtype=float)
         relative = variances / variances[self.reference]
         theta = np.where(self.is_correlation, variances[self.free], np.sqrt(np.maximum(relative[self.free], 0.0)))
-        for (first, off, second), block in zip(self.blocks, self.lik.cholesky_blocks):
-            theta[off] = relative[block[1]] / theta[first] if theta[first] > 0 else 0.0
-            theta[second] = np.sqrt(max(relative[block[2]] - theta[off] ** 2, 0.0))
+        for block, entries in zip(self.blocks, self.lik.cholesky_blocks):
+            lower = np.tril_indices(len(block))
+            theta[block[lower]] = _semidefinite_cholesky(relative[entries])[lower]
         theta[self._covariance_theta] = variances[self._covariance] / variances[self._partner]
         return theta
 
@@ -189,6 +197,20 @@ class ProfiledObjective:
                             else []):
             bounds[at] = (-_LARGEST_CORRELATION / max(size - 1.0, 1.0), _LARGEST_CORRELATION)
         return bounds
+
+
+def _semidefinite_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower-triangular ``L`` with ``L L' = matrix`` for a positive semi-definite ``matrix``; a
+    pivot that is not positive (a singular or indefinite block) gives a column of zeros."""
+    q = len(matrix)
+    factor = np.zeros((q, q))
+    for j in range(q):
+        pivot = matrix[j, j] - factor[j, :j] @ factor[j, :j]
+        if pivot <= 0.0:
+            continue
+        factor[j, j] = np.sqrt(pivot)
+        factor[j + 1:, j] = (matrix[j + 1:, j] - factor[j + 1:, :j] @ factor[j, :j]) / factor[j, j]
+    return factor
 
 
 def _start(objective: ProfiledObjective) -> np.ndarray:
@@ -317,8 +339,9 @@ def fit_profiled(
     boundary_var = np.zeros(lik.n_var, dtype=bool)
     boundary_var[objective.free] = boundary
     singular = np.zeros(lik.n_var, dtype=bool)
-    second = lik.cholesky_blocks[:, 2]
-    singular[second] = boundary_var[second] & (rho[second] > 0)
+    for block in lik.cholesky_blocks:
+        later = np.diagonal(block)[1:]  # a later effect of a block whose factor's diagonal is 0
+        singular[later] = boundary_var[later] & (rho[later] > 0)
     converged = bool(np.all(np.isfinite(theta)) and np.max(np.abs(gradient), initial=0.0) < gtol)
     return Optimum(
         beta=beta,

@@ -1,10 +1,13 @@
 """Split a mixed-model formula into its fixed part and its nested random terms.
 
 ``"y ~ x + (1|k/j)"`` becomes the fixed formula ``"y ~ x"`` (handed to statsmodels'
-formula engine) and the grouping chain ``("k", "j")``; ``(1 + x|k/j)`` adds a random
-slope of ``x`` at both levels, correlated with the level's intercept. The random terms must be
-removed before the formula engine sees them: patsy would otherwise read ``(1|k/j)``
-as fixed-effect columns without complaint.
+formula engine) and the grouping chain ``("k", "j")``. The left of ``|`` is lme4's: the
+random effects are the columns of the one-sided formula it names, built by the same formula
+engine (``1 + x + w``: an intercept and two slopes; ``0 + type``: the indicators of every
+level of a factor; ``x`` alone is ``1 + x``), unstructured for ``|`` and independent for
+``||``; several terms of one grouping factor (``(1|k) + (0 + x|k)``) are independent blocks.
+The random terms must be removed before the formula engine sees them: patsy would otherwise
+read ``(1|k/j)`` as fixed-effect columns without complaint.
 """
 
 from __future__ import annotations
@@ -23,12 +26,34 @@ class FormulaError(ValueError):
 
 @dataclass(frozen=True)
 class RandomTerm:
-    """One parenthesised random term as written, e.g. ``(1|k/j)``."""
+    """One parenthesised random term as written, e.g. ``(1 + x|k/j)``.
+
+    Attributes
+    ----------
+    text, effects : str
+        The term, and the part before the bar (``"1 + x"``).
+    grouping : tuple of tuple of str
+        The grouping factors, ``(("k",), ("k", "j"))`` for ``k/j``.
+    intercept : bool
+        Whether the effects hold a random intercept.
+    columns : tuple of str
+        The other terms of the effects, as written (``("x",)``; ``("type",)`` for a factor,
+        whose columns the formula engine makes).
+    correlated : bool
+        ``|`` (an unstructured covariance) rather than ``||`` (independent effects).
+    """
 
     text: str
     effects: str
     grouping: tuple[tuple[str, ...], ...]
-    slope: str | None = None  # the column with a random slope, ``x`` in ``(1 + x|k)``
+    intercept: bool = True
+    columns: tuple[str, ...] = ()
+    correlated: bool = True
+
+    @property
+    def design(self) -> str:
+        """The effects as a one-sided formula for the formula engine (``"1 + x"``, ``"0 + type"``)."""
+        return " + ".join(("1" if self.intercept else "0",) + self.columns)
 
 
 @dataclass(frozen=True)
@@ -56,13 +81,24 @@ class ParsedFormula:
 
     @property
     def groupings(self) -> tuple[tuple[str, ...], ...]:
-        """Every grouping factor named by a random term, in order of appearance."""
-        return tuple(g for term in self.terms for g in term.grouping)
+        """Every grouping factor named by a random term, in order of appearance.
+
+        A factor named again by a term of other effects (``(1|k) + (0 + x|k)``, two blocks of one
+        level) counts once; a second random intercept of one factor stays, for the layout to refuse.
+        """
+        out, has_intercept = [], {}
+        for term in self.terms:
+            for grouping in term.grouping:
+                key = frozenset(grouping)
+                if key not in has_intercept or (term.intercept and has_intercept[key]):
+                    out.append(grouping)
+                has_intercept[key] = has_intercept.get(key, False) or term.intercept
+        return tuple(out)
 
     @property
-    def slopes(self) -> dict[tuple[str, ...], str]:
-        """Grouping factor -> the column whose slope varies over its units (random slopes only)."""
-        return {g: term.slope for term in self.terms if term.slope for g in term.grouping}
+    def has_slopes(self) -> bool:
+        """Whether any random effect is more than a random intercept."""
+        return any(term.columns or not term.intercept for term in self.terms)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -131,7 +167,7 @@ def _random_spans(rhs: str, formula: str, offset: int) -> list[tuple[int, int]]:
             stack.append((pos, _is_call(rhs, pos)))
         elif char == ")":
             start, is_call = stack.pop()
-            if is_call or not _has_top_level_bar(rhs[start + 1 : pos]):
+            if is_call or _top_level_bar(rhs[start + 1 : pos]) < 0:
                 continue
             if not stack:
                 spans.append((start, pos + 1))
@@ -147,16 +183,6 @@ def _random_spans(rhs: str, formula: str, offset: int) -> list[tuple[int, int]]:
                 + _pointer(formula, offset + pos)
             )
     return spans
-
-
-def _has_top_level_bar(inner: str) -> bool:
-    depth = 0
-    for _, char in _scan_strings(inner)[0]:
-        depth += char == "("
-        depth -= char == ")"
-        if char == "|" and depth == 0:
-            return True
-    return False
 
 
 def _parse_grouping(term: str, text: str, formula: str, where: int) -> tuple[tuple[str, ...], ...]:
@@ -200,8 +226,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     ------
     FormulaError
         For a missing ``~``, unbalanced parentheses, a malformed random term, random
-        effects other than ``1`` or ``1 + x``, a random term not added with ``+``, or no
-        random term at all.
+        effects that subtract anything but the intercept, a random term not added with
+        ``+``, or no random term at all.
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")
@@ -263,44 +289,74 @@ def parse_formula(formula: str) -> ParsedFormula:
 def _parse_term(text: str, formula: str, where: int) -> RandomTerm:
     here = _pointer(formula, where, where + len(text))
     inner = text[1:-1]
-    if "||" in inner:
-        raise FormulaError(
-            f"'||' (uncorrelated random effects) in {text!r} is not supported; write (1|k):" + here
-        )
-    effects, _, grouping = inner.partition("|")
-    if "|" in grouping:
+    bar = _top_level_bar(inner)
+    correlated = inner[bar + 1 : bar + 2] != "|"
+    effects, grouping = inner[:bar], inner[bar + (1 if correlated else 2):]
+    if _top_level_bar(grouping) >= 0:
         raise FormulaError(f"random term {text!r} has more than one '|':" + here)
     effects = effects.strip()
     if not effects:
         raise FormulaError(
             f"random term {text!r} has nothing before '|' (write (1|k) for a random intercept):" + here
         )
-    slope = _slope_of(effects, text, here)
+    intercept, columns = _effect_terms(effects, text, here)
     if not grouping.strip():
         raise FormulaError(f"random term {text!r} has no grouping factor after '|':" + here)
-    grouping_start = where + 1 + inner.index("|") + 1 + len(grouping) - len(grouping.lstrip())
+    grouping_start = where + 1 + len(inner) - len(grouping.lstrip())
     return RandomTerm(
         text=text, effects=effects, grouping=_parse_grouping(text, grouping.strip(), formula, grouping_start),
-        slope=slope,
+        intercept=intercept, columns=columns, correlated=correlated,
     )
 
 
-def _slope_of(effects: str, text: str, here: str) -> str | None:
-    """The column of a random slope in ``1 + x`` (lme4 reads ``x`` alone as ``1 + x``), None for ``1``."""
-    parts = [part.strip() for part in effects.split("+")]
-    others = [part for part in parts if part != "1"]
-    supported = ("only random intercepts (1|k) and one random slope correlated with the intercept, "
-                 "(1 + x|k), are supported")
-    if not others:
-        if len(parts) > 1:
-            raise FormulaError(f"random term {text!r} repeats the intercept in {effects!r}:" + here)
-        return None
-    if any(part in ("0", "-1") or part.startswith("-") for part in parts) or "-" in effects:
-        raise FormulaError(f"random term {text!r} asks for random effects {effects!r} without the intercept; "
-                           f"{supported}:" + here)
-    if len(others) > 1 or len(parts) > 2:
-        raise FormulaError(f"random term {text!r} asks for random effects {effects!r}; {supported}:" + here)
-    if not _IDENTIFIER.match(others[0]):
-        raise FormulaError(f"random slope {others[0]!r} in random term {text!r} is not a column name; "
-                           f"{supported}:" + here)
-    return others[0]
+def _top_level_bar(inner: str) -> int:
+    """The position of the first ``|`` outside parentheses and strings in ``inner``, or -1."""
+    depth = 0
+    for pos, char in _scan_strings(inner)[0]:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "|" and depth == 0:
+            return pos
+    return -1
+
+
+def _split_sum(text: str) -> list[tuple[str, str]]:
+    """``"1 + x - 1"`` -> ``[("+", "1"), ("+", "x"), ("-", "1")]``: the signed terms of a sum,
+    split at the ``+`` and ``-`` outside parentheses and strings."""
+    parts, sign, start, depth = [], "+", 0, 0
+    for pos, char in _scan_strings(text)[0]:
+        depth += char == "("
+        depth -= char == ")"
+        if char in "+-" and depth == 0:
+            parts.append((sign, text[start:pos].strip()))
+            sign, start = char, pos + 1
+    parts.append((sign, text[start:].strip()))
+    if parts[0] == ("+", ""):  # a leading sign: "-1 + x"
+        parts = parts[1:]
+    return parts
+
+
+def _effect_terms(effects: str, text: str, here: str) -> tuple[bool, tuple[str, ...]]:
+    """Whether ``effects`` holds the intercept, and its other terms (lme4 reads ``x`` as ``1 + x``)."""
+    intercept, columns, ones = True, [], 0
+    for sign, part in _split_sum(effects):
+        if not part:
+            raise FormulaError(f"random term {text!r} has an empty term in {effects!r}:" + here)
+        if part in ("0", "1"):
+            if sign == "-" and part == "0":
+                raise FormulaError(f"random term {text!r} subtracts 0 in {effects!r}:" + here)
+            ones += (sign, part) == ("+", "1")
+            if ones > 1:
+                raise FormulaError(f"random term {text!r} repeats the intercept in {effects!r}:" + here)
+            intercept = (sign, part) == ("+", "1")
+        elif sign == "-":
+            raise FormulaError(f"random term {text!r} subtracts {part!r}; only the intercept can be removed "
+                               f"(0 + x or x - 1):" + here)
+        elif part in columns:
+            raise FormulaError(f"random term {text!r} names {part!r} twice:" + here)
+        else:
+            columns.append(part)
+    if not intercept and not columns:
+        raise FormulaError(f"random term {text!r} asks for no random effect ({effects!r}); write (1|k) for a "
+                           "random intercept:" + here)
+    return intercept, tuple(columns)

@@ -781,9 +781,9 @@ class NestedNormal(MomentNormal):
     #: :attr:`_cluster_within`); a subclass with sums of its own says no.
     _sums_within_cells = True
 
-    #: ``(variance, covariance, variance)`` entries of every 2 x 2 block of effects optimised by its
-    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.slopes.NestedSlopesNormal`)
-    cholesky_blocks = np.empty((0, 3), dtype=np.intp)
+    #: The entries (a q x q matrix each) of every block of correlated effects optimised by its
+    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.effects.EffectsNormal`)
+    cholesky_blocks: tuple[np.ndarray, ...] = ()
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
                  row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None,

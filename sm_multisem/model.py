@@ -27,8 +27,8 @@ from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
 from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
 from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
-from .slopes import NestedSlopesNormal
-from .spec import ParameterTable, specify
+from .effects import EffectsNormal
+from .spec import INTERCEPT, EffectBlock, ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]
 
@@ -88,9 +88,11 @@ class MultilevelSEM(GenericLikelihoodModel):
         ----------
         formula : str
             Fixed part as in ``statsmodels.formula.api.ols`` (categoricals, interactions,
-            transforms) plus random intercepts ``(1|k/j)``, ``(1|k) + (1|k:j)`` or any
-            deeper nesting ``(1|a/b/c)``, or random intercepts and slopes ``(1 + x|k/j)``,
-            ``(1 + x|k) + (1|k:j)`` (the slope's column must be in the fixed part too).
+            transforms) plus random terms as lme4 writes them, nested: random intercepts
+            ``(1|k/j)``, ``(1|k) + (1|k:j)`` or any deeper nesting ``(1|a/b/c)``; random
+            intercepts and slopes with an unstructured covariance, ``(1 + x|k/j)``,
+            ``(1 + x + w|k) + (1|k:j)``; independent effects, ``(1 + x||k)`` or
+            ``(1|k) + (0 + x|k)``; an effect per level of a factor, ``(0 + type|k)``.
         data : DataFrame
         subset : array_like, optional
             Boolean mask or index labels of the rows to use.
@@ -140,16 +142,17 @@ class MultilevelSEM(GenericLikelihoodModel):
         terms = " + ".join(term.text for term in parsed.terms)
         model = cls.__new__(cls)
         model._build(model_data, parsed.groupings, terms=terms, formula=formula, frame=data,
-                     weights=_row_weights(weights, data, model_data), slopes=parsed.slopes, **kwargs)
+                     weights=_row_weights(weights, data, model_data), effects=_effect_blocks(parsed, model_data),
+                     **kwargs)
         return model
 
     def _build(self, source: ModelData, groupings, *, terms: str, formula: str | None, frame=None,
                relaxations: tuple[Relaxation, ...] = (), label_columns=None, weights=None,
-               layout: WideLayout | None = None, slopes=None, **kwargs) -> None:
+               layout: WideLayout | None = None, effects=None, **kwargs) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
-        slope_of = {level_name(grouping): column for grouping, column in (slopes or {}).items()}
-        _check_slopes(slope_of, source, relaxations)
+        effects = dict(effects or {})
+        _check_effects(effects, relaxations)
         label_columns = dict(label_columns or {})
         exog, exog_names = expand_slopes(source.exog, source.exog_names, relaxations, label_columns)
         model_data = dataclasses.replace(source, exog=exog, exog_names=exog_names)
@@ -158,13 +161,13 @@ class MultilevelSEM(GenericLikelihoodModel):
         labels = collect_labels(relaxations, label_columns, base_layout)
         layout, self._wide_form_problem, self._groups = key_slots(base_layout, relaxations, labels)
         self.labels = labels
-        if slope_of:
+        if effects:
             self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
-        table = specify(model_data.endog_name, exog_names, layout, relaxations, labels, slopes=slope_of)
-        plan = compile_plan(table, exog_names, layout, labels)
+        table = specify(model_data.endog_name, exog_names, layout, relaxations, labels, effects=effects)
+        plan = compile_plan(table, exog_names, layout, labels, effect_names=source.effects.names if effects else ())
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
                         "frame": frame, "relaxations": relaxations, "label_columns": label_columns,
-                        "weights": weights, "layout": base_layout, "slopes": slopes}
+                        "weights": weights, "layout": base_layout, "effects": effects}
         self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
         self.relaxations = relaxations
         self._centring = Centring.of(model_data.exog, model_data.endog)
@@ -182,12 +185,10 @@ class MultilevelSEM(GenericLikelihoodModel):
         ar1_time = None
         if plan.row_correlation is not None:
             ar1_time = labels.values[("residual correlation", "Residual")][0]
-        if slope_of:
-            column = source.exog[:, source.exog_names.index(next(iter(slope_of.values())))]
-            self.likelihood = NestedSlopesNormal(
-                columns, layout.row_starts, layout.child_starts, layout.sort_rows(column),
-                [int(u[0]) for u in plan.unit_variance], plan.slope_entries, int(plan.row_variance[0]),
-                cluster_weights=self.cluster_weights, centring=self._centring,
+        if plan.level_effects:
+            self.likelihood = EffectsNormal(
+                columns, layout.row_starts, layout.child_starts, layout.sort_rows(source.effects.values),
+                plan.level_effects, plan.row_variance, cluster_weights=self.cluster_weights, centring=self._centring,
             )
         else:
             self.likelihood = NestedNormal(
@@ -705,6 +706,13 @@ class MultilevelSEM(GenericLikelihoodModel):
         objective = ProfiledObjective(self.likelihood, reml)
         return float(objective(np.asarray(theta, dtype=float))[0])
 
+    def effect_names(self, level: int) -> list[str]:
+        """The effect columns of a level's random effects (``["Intercept", "x"]``; ``["Intercept"]``
+        for a random intercept)."""
+        if not self.plan.level_effects:
+            return [INTERCEPT]
+        return [self.model_data.effects.names[c] for c in self.plan.level_effects[level].columns]
+
     @property
     def variance_names(self) -> list[str]:
         """Names of the variance parameters, in the likelihood's order."""
@@ -718,7 +726,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         share = resid.var() / (self.k_levels + 1)
         start = np.full(len(self.plan.variance_index), share)
         start[self.plan.ar1_entries] = 0.0
-        start[[pair[0] for pair in self.plan.slope_entries if pair is not None]] = 0.0  # covariances
+        start[self.plan.covariance_mask[self.plan.variance_index]] = 0.0  # covariances
         start[self.plan.covariance_entries] = 0.0
         return self.plan.join(beta, start)
 
@@ -855,22 +863,39 @@ _DEFINITION_VARIABLES = (
 )
 
 
-def _check_slopes(slope_of: dict[str, str], source: ModelData, relaxations: tuple[Relaxation, ...]) -> None:
-    """Refuse random slopes the likelihood does not evaluate, naming the term."""
-    if not slope_of:
-        return
-    columns = sorted(set(slope_of.values()))
-    if len(columns) > 1:
-        raise NotImplementedError(f"random slopes of different columns ({', '.join(columns)}) are not implemented; "
-                                  "one column may have a random slope at any levels")
-    column = columns[0]
-    if column not in source.exog_names:
-        raise ValueError(f"the random slope of {column!r} needs {column!r} as a numeric column of the fixed part "
-                         f"too (y ~ {column} + (1 + {column}|...)), whose slope is the mean of the random slopes")
-    relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept")})
-    if relaxed:
+def _effect_blocks(parsed, model_data: ModelData) -> dict[str, tuple[EffectBlock, ...]]:
+    """The random effects of every level with more than a random intercept, one block per random
+    term of the level (its effect columns, and whether they are correlated).
+
+    Raises
+    ------
+    ValueError
+        An effect of one level written in two terms (its variance would be counted twice).
+    """
+    if model_data.effects is None:
+        return {}
+    level_of = {frozenset(grouping): level_name(grouping) for grouping in parsed.groupings}
+    blocks: dict[str, list[EffectBlock]] = {}
+    written: dict[tuple[str, str], str] = {}
+    for term, names in zip(parsed.terms, model_data.effects.of_term):
+        for grouping in term.grouping:
+            level = level_of[frozenset(grouping)]
+            for name in names:
+                if (level, name) in written:
+                    effect = "the random intercept" if name == INTERCEPT else f"the random slope of {name!r}"
+                    raise ValueError(f"{effect} of {level} is written twice, in {written[level, name]} and "
+                                     f"{term.text}; write each effect of a grouping factor once")
+                written[level, name] = term.text
+            blocks.setdefault(level, []).append(EffectBlock(names, term.correlated))
+    return {level: tuple(b) for level, b in blocks.items() if [block.names for block in b] != [(INTERCEPT,)]}
+
+
+def _check_effects(effects: dict, relaxations: tuple[Relaxation, ...]) -> None:
+    """Refuse relaxations the random-effects likelihood does not evaluate, naming them."""
+    relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept", "residual variance")})
+    if effects and relaxed:
         raise NotImplementedError(f"relaxing the {', '.join(relaxed)} of a model with random slopes is not "
-                                  "implemented (relax_slope and relax_intercept are)")
+                                  "implemented (relax_slope, relax_intercept and relax_residuals(by=) are)")
 
 
 def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:

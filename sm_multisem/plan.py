@@ -14,8 +14,9 @@ from functools import cached_property
 
 import numpy as np
 
+from .effects import LevelEffects
 from .layout import WideLayout
-from .spec import ParameterTable
+from .spec import INTERCEPT, ParameterTable
 
 __all__ = ["Plan", "compile_plan"]
 
@@ -37,7 +38,7 @@ class Plan:
         vector.
     unit_variance : tuple of ndarray
         For each grouping level (top first), the entry of the variance vector that is the
-        variance of every unit's random intercept.
+        variance of every unit's random intercept (-1 for a level without one, ``(0 + x|k)``).
     row_variance : ndarray
         The entry of the variance vector that is the residual variance of every row (in
         the layout's sorted order).
@@ -48,10 +49,10 @@ class Plan:
     row_correlation : ndarray or None
         The entry of the vector that is the AR(1) correlation of every row (in the layout's
         sorted order); None without AR(1) residuals.
-    slope_entries : tuple of (int, int) or None
-        For each grouping level (top first) with a random slope, the entries of the vector
-        that are the covariance of the level's random intercept and slope and the slope's
-        variance; None for a level with a random intercept only. Empty without random slopes.
+    level_effects : tuple of LevelEffects
+        For each grouping level (top first), the effect columns of its random effects (among the
+        model's :class:`~sm_multisem.data.EffectColumns`) and the entries of the vector that are
+        their covariance ``G``; empty when every random effect is an intercept.
     covariance_entries : ndarray
         The entries that are covariances of exchangeable residuals: the lowest level's
         ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
@@ -65,7 +66,7 @@ class Plan:
     row_variance: np.ndarray
     ar1_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     row_correlation: np.ndarray | None = None
-    slope_entries: tuple[tuple[int, int] | None, ...] = ()
+    level_effects: tuple[LevelEffects, ...] = ()
     covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
@@ -77,9 +78,10 @@ class Plan:
         """Entries of the variance vector that are parameters of the random effects: the variances
         of random intercepts and, with random slopes, the slopes' variances and covariances (not the
         covariances of exchangeable residuals, which the lowest level's ``unit_variance`` points at)."""
-        slopes = [entry for pair in self.slope_entries if pair is not None for entry in pair]
-        intercepts = np.setdiff1d(np.concatenate(self.unit_variance), self.covariance_entries)
-        return np.unique(np.concatenate([intercepts, np.array(slopes, dtype=np.intp)]))
+        if self.level_effects:
+            entries = np.concatenate([effects.entries.ravel() for effects in self.level_effects])
+            return np.unique(entries[entries >= 0])
+        return np.setdiff1d(np.concatenate(self.unit_variance), self.covariance_entries)
 
     @cached_property
     def residual_variances(self) -> np.ndarray:
@@ -99,7 +101,9 @@ class Plan:
         """True for the parameters that are covariances: of a random intercept and slope, and of
         exchangeable residuals."""
         mask = np.zeros(self.k_params, dtype=bool)
-        mask[self.variance_index[[pair[0] for pair in self.slope_entries if pair is not None]]] = True
+        for effects in self.level_effects:
+            off_diagonal = effects.entries[~np.eye(len(effects.entries), dtype=bool)]
+            mask[self.variance_index[off_diagonal[off_diagonal >= 0]]] = True
         mask[self.variance_index[self.covariance_entries]] = True
         return mask
 
@@ -155,11 +159,13 @@ _SUPPORTED = {
 }
 
 
-def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayout, labels=None) -> Plan:
+def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayout, labels=None,
+                 effect_names: tuple[str, ...] = ()) -> Plan:
     """Build the :class:`Plan` of a parameter table.
 
     ``labels`` (:class:`~sm_multisem.relax.Labels`) gives the label of every unit or row
-    that a relaxed rule refers to.
+    that a relaxed rule refers to; ``effect_names`` names the effect columns of random effects
+    beyond intercepts (:attr:`~sm_multisem.data.EffectColumns.names`).
 
     Raises
     ------
@@ -212,21 +218,18 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         return [rule for rule in variances if rule.level == level]
 
     unit_variance = tuple(
-        assign(level_rules(level), (level_rules(level)[0].kind, level), n_units)
+        assign(level_rules(level), (level_rules(level)[0].kind, level), n_units) if level_rules(level)
+        else np.full(n_units, -1, dtype=np.intp)  # no random intercept
         for level, n_units in zip(layout.level_names, layout.n_units)
     )
     row_variance = assign(level_rules("Residual"), ("residual variance", "Residual"), layout.n_rows)
     # AR(1) by a label: the rows carry it as the residual variance's label
     row_correlation = assign(correlation, ("residual variance", "Residual"), layout.n_rows) if correlation else None
     covariance_labels = dict.fromkeys(rule.label for rule in variances if rule.kind == "residual covariance")
-    slope_entries = ()
+    level_effects = ()
     if slope_rules:
-        def entry(level: str, kind: str) -> int:
-            return position[next(rule.label for rule in slope_rules if (rule.level, rule.kind) == (level, kind))]
-
-        with_slope = {rule.level for rule in slope_rules}
-        slope_entries = tuple((entry(level, "slope covariance"), entry(level, "slope variance"))
-                              if level in with_slope else None for level in layout.level_names)
+        level_effects = tuple(_level_effects(level, unit_variance[at], slope_rules, position, effect_names)
+                              for at, level in enumerate(layout.level_names))
     return Plan(
         param_names=tuple(rule.name for rule in free),
         labels=tuple(index),
@@ -236,6 +239,22 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         row_variance=row_variance,
         ar1_entries=np.array([position[rule.label] for rule in correlation], dtype=np.intp),
         row_correlation=row_correlation,
-        slope_entries=slope_entries,
+        level_effects=level_effects,
         covariance_entries=np.array([position[label] for label in covariance_labels], dtype=np.intp),
     )
+
+
+def _level_effects(level: str, intercept: np.ndarray, rules: list, position: dict, effect_names) -> LevelEffects:
+    """The effects of one level: its intercept (if ``intercept``, the entry of every unit's, is not
+    -1), then its slopes in the order of their variance rules, and the entries of their ``G``."""
+    names = ([INTERCEPT] if intercept[0] >= 0 else []) + [
+        rule.effects[0] for rule in rules if rule.level == level and rule.kind == "slope variance"]
+    entries = np.full((len(names), len(names)), -1, dtype=np.intp)
+    if intercept[0] >= 0:
+        entries[0, 0] = intercept[0]
+    for rule in rules:
+        if rule.level != level:
+            continue
+        at = [names.index(effect) for effect in rule.effects]
+        entries[at[0], at[-1]] = entries[at[-1], at[0]] = position[rule.label]
+    return LevelEffects(np.array([effect_names.index(name) for name in names], dtype=np.intp), entries)

@@ -15,9 +15,10 @@ from statsmodels.base.model import (
     LikelihoodResultsWrapper,
 )
 
-from .data import check_columns
+from .data import check_columns, effect_values_of_new_rows
 from .estimation import Optimum, ProfiledObjective, fit_profiled
 from .graphics import plot_random_effects
+from .spec import INTERCEPT
 
 __all__ = ["MultilevelSEMResults", "LRTest"]
 
@@ -273,8 +274,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     # ---------------------------------------------------------- predictions
     @cached_property
-    def random_effects(self) -> dict[str, pd.Series]:
-        """Empirical Bayes predictions (BLUPs) of every unit's random intercept, by level.
+    def random_effects(self) -> dict[str, pd.Series | pd.DataFrame]:
+        """Empirical Bayes predictions (BLUPs) of every unit's random effects, by level.
 
         ``E[v | y]`` at the estimates, as statsmodels ``MixedLM``'s ``random_effects``, lme4's
         ``ranef()`` and Stata's ``predict, reffects`` give them; their standard errors are
@@ -283,14 +284,16 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         Returns
         -------
         dict
-            Level name -> Series indexed by the unit's ids (a MultiIndex below the top).
+            Level name -> a Series indexed by the unit's ids (a MultiIndex below the top) for a
+            level with a random intercept only; a DataFrame with a column per effect (``Intercept``,
+            ``x``, ``type[pub]``) for a level with random slopes or effects on other columns.
         """
         beta, variances = self.model.plan.split(np.asarray(self.params))
         return self._by_unit(self.model.likelihood.random_effects(beta, variances), "effect")
 
     @cached_property
-    def random_effects_se(self) -> dict[str, pd.Series]:
-        """Conditional standard deviations of the predicted random intercepts, by level.
+    def random_effects_se(self) -> dict[str, pd.Series | pd.DataFrame]:
+        """Conditional standard deviations of the predicted random effects, by level.
 
         ``sqrt(Var(v | y))``, the square root of the diagonal of ``G - G Z' Sigma^{-1} Z G`` at
         the estimates, with the fixed effects held at their estimate: lme4's ``condVar``
@@ -301,21 +304,37 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         Returns
         -------
         dict
-            Level name -> Series of standard deviations, indexed by the unit's ids.
+            Level name -> standard deviations, shaped as :attr:`random_effects`.
         """
         _, variances = self.model.plan.split(np.asarray(self.params))
         conditional = self.model.likelihood.random_effects_variance(variances)
         return self._by_unit([np.sqrt(v) for v in conditional], "se")
 
-    def _by_unit(self, values: list[np.ndarray], name: str) -> dict[str, pd.Series]:
-        """Per-unit arrays of every level (top first) as Series labelled by the units' ids."""
-        layout = self.model.layout
+    def _by_unit(self, values: list[np.ndarray], name: str) -> dict[str, pd.Series | pd.DataFrame]:
+        """Per-unit arrays of every level (top first) labelled by the units' ids: a Series for a level
+        with a random intercept only, else a DataFrame with a column per effect."""
+        model, layout = self.model, self.model.layout
         out = {}
-        for level, level_values in enumerate(values[: len(self.model.effect_levels)]):
+        for level, level_values in enumerate(values[: len(model.effect_levels)]):
             ids = layout.unit_ids[level]
             index = pd.MultiIndex.from_frame(ids) if ids.shape[1] > 1 else pd.Index(ids.iloc[:, 0])
-            out[layout.level_names[level]] = pd.Series(level_values, index=index, name=name)
+            effects = model.effect_names(level)
+            if effects == [INTERCEPT]:
+                out[layout.level_names[level]] = pd.Series(np.reshape(level_values, -1), index=index, name=name)
+            else:
+                out[layout.level_names[level]] = pd.DataFrame(level_values, index=index, columns=effects)
         return out
+
+    def _level_effects_of_rows(self, level: int, unit: np.ndarray, effect_values: np.ndarray | None) -> np.ndarray:
+        """The predicted effects of ``level`` times their columns, for rows in the units ``unit``
+        (-1: a unit not in the fit, whose effects are 0); ``effect_values`` holds the rows' effect
+        columns (None: a random intercept, whose column is 1)."""
+        effects = np.asarray(self.random_effects[self.model.layout.level_names[level]], dtype=float)
+        effects = np.vstack([effects.reshape(len(effects), -1), np.zeros((1, effects.size // max(len(effects), 1)))])
+        per_row = effects[unit]  # the row of zeros at -1
+        if effect_values is None:
+            return per_row[:, 0]
+        return np.einsum("nq,nq->n", per_row, effect_values[:, self.model.plan.level_effects[level].columns])
 
     def predict(self, exog=None, level: str | None = None):
         """Predictions, marginal (``level=None``) or conditional on the predicted effects.
@@ -354,9 +373,11 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         if exog is None:
             fitted = model.model_data.exog @ beta
             layout = model.layout
-            for index, name in enumerate(layout.level_names[:depth]):
+            effects = model.model_data.effects
+            values = None if effects is None else effects.values[layout.order]
+            for index in range(depth):
                 # back from the layout's sorted order to the input order
-                fitted[layout.order] += self.random_effects[name].to_numpy()[layout.unit_of_rows(index)]
+                fitted[layout.order] += self._level_effects_of_rows(index, layout.unit_of_rows(index), values)
             return fitted
         if isinstance(exog, dict):  # column name -> values, as statsmodels' formula models accept
             exog = pd.DataFrame(exog)
@@ -385,10 +406,12 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         layout = self.model.layout
         needed = list(dict.fromkeys(column for grouping in layout.levels[:depth] for column in grouping))
         check_columns(frame, needed, "id column", "exog")
+        values = None if self.model.model_data.effects is None or not depth else effect_values_of_new_rows(
+            self.model.model_data, frame)
         total = np.zeros(len(frame))
-        for name, grouping, ids in zip(layout.level_names[:depth], layout.levels, layout.unit_ids):
+        for level, (grouping, ids) in enumerate(zip(layout.levels[:depth], layout.unit_ids)):
             found = pd.MultiIndex.from_frame(ids).get_indexer(pd.MultiIndex.from_frame(frame[list(grouping)]))
-            total += np.where(found >= 0, self.random_effects[name].to_numpy()[found], 0.0)
+            total += self._level_effects_of_rows(level, found, values)
         return total
 
     def resid_at(self, level: str | None = None) -> np.ndarray:

@@ -315,7 +315,7 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     if information not in ("expected", "observed"):
         raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
     model = results.model
-    if model.plan.slope_entries:
+    if model.plan.level_effects:
         raise NotImplementedError(
             "score tests of the wide model's constraints, position by position, are not implemented for random "
             "slopes (their wide form has loadings that are data); test a model against another with "

@@ -17,7 +17,8 @@ Naming in the wide model
 * a random slope of ``x`` at a level adds the latent ``K_x`` (``J_x1``, ...), loading on
   ``y{p}`` with the position's own ``x{p}`` (a definition variable: the loading is data),
   its variance ``S_<level>_<x>`` and its covariance ``C_<level>_<x>`` with the level's
-  random intercept.
+  random intercept (``C_<level>_<x>_<w>`` with the slope of ``w``), unless the two are
+  independent (``||``, or effects of two terms of one grouping factor).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from .layout import WideLayout, join_parts, level_name, position_name, position_
 from .relax import Relaxation
 from .residuals import exchangeable_rows
 
-__all__ = ["ParameterTable", "specify", "identifier", "constrained_values", "power_constraints", "INTERCEPT"]
+__all__ = ["EffectBlock", "ParameterTable", "specify", "identifier", "constrained_values", "power_constraints",
+           "effect_name", "INTERCEPT"]
 
 INTERCEPT = "Intercept"
-RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where"]
+RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where",
+                "effects"]
 TABLE_COLUMNS = ["lhs", "op", "rhs", "label", "free", "value"]
 _POWER = re.compile(r"(\w+)\*(\w+)\^(\d+)")  # the right side of an AR(1) constraint, S_e*rho^2
 
@@ -55,6 +58,27 @@ def _unique(names: list[str]) -> list[str]:
         seen[name] = count + 1
         out.append(name if count == 0 else f"{name}_{count + 1}")
     return out
+
+
+@dataclass(frozen=True)
+class EffectBlock:
+    """Random effects of one level whose covariance is one block of ``G``: the effects of one
+    random term, unstructured (``correlated``, lme4's ``|``) or independent (``||``).
+
+    Attributes
+    ----------
+    names : tuple of str
+        The effect columns (``Intercept`` for the random intercept, ``x``, ``type[pub]``).
+    correlated : bool
+    """
+
+    names: tuple[str, ...]
+    correlated: bool = True
+
+
+def effect_name(effect: str, level: str) -> str:
+    """How results name an effect of a level: the level itself for its intercept, ``x|k`` for a slope."""
+    return level if effect == INTERCEPT else f"{effect}|{level}"
 
 
 @dataclass(frozen=True)
@@ -227,7 +251,7 @@ def constrained_values(table: pd.DataFrame, values) -> dict[str, float]:
 
 
 def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations=(), labels=None,
-            slopes=None) -> ParameterTable:
+            effects=None) -> ParameterTable:
     """The parameter table: every constraint of the mixed model, less the relaxed ones.
 
     Parameters
@@ -242,8 +266,9 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         Constraints to release (see :mod:`sm_multisem.relax`).
     labels : Labels, optional
         The label values of the relaxations (required when there are relaxations).
-    slopes : dict, optional
-        Level name -> the column with a random slope at that level (``{"k": "x"}``).
+    effects : dict, optional
+        Level name -> the :class:`EffectBlock` of its random effects, for levels with more than a
+        random intercept (``{"k": (EffectBlock(("Intercept", "x")),)}``).
 
     Returns
     -------
@@ -253,7 +278,7 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         constraint becomes one label per value of its labelling column.
     """
     y = identifier(outcome)
-    slopes = dict(slopes or {})
+    effects = dict(effects or {})
     relaxed = {(r.kind, r.target): r for r in relaxations}
     slope_of = {f"{r.target}[{g}]": (r, g) for r in relaxations if r.kind in ("slope", "intercept")
                 for g in labels.of(r)[1]}
@@ -292,14 +317,19 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
             ident = identifiers[name]
             rules.append(("slope", f"{y}{{p}}", "~", f"{ident}{{p}}", f"b{ident}", True, np.nan, name,
                           "every position", "", "", ""))
+    def has_intercept(level: str) -> bool:
+        return level not in effects or any(INTERCEPT in block.names for block in effects[level])
+
     for base, slots, level in zip(latent_bases, slot_text, level_names):
-        rules.append(("loading", f"{base}{slots}", "=~", f"{y}{{p}}", "", False, 1.0, "",
-                      f"positions inside the {level} unit", level, "", ""))
+        if has_intercept(level):
+            rules.append(("loading", f"{base}{slots}", "=~", f"{y}{{p}}", "", False, 1.0, "",
+                          f"positions inside the {level} unit", level, "", ""))
     for base, slots, level, label in zip(latent_bases, slot_text, level_names, variance_labels):
-        rules += _variance_rules("variance", f"{base}{slots}", f"{base}{slots}", label, level, f"every unit of {level}",
-                                 relaxed.get(("variance", level)), labels)
-        if level in slopes:
-            rules += _slope_rules(y, base, slots, level, label, slopes[level])
+        if has_intercept(level):
+            rules += _variance_rules("variance", f"{base}{slots}", f"{base}{slots}", label, level,
+                                     f"every unit of {level}", relaxed.get(("variance", level)), labels)
+        if level in effects:
+            rules += _effect_rules(y, base, slots, level, label, effects[level])
     correlation = relaxed.get(("residual correlation", "Residual"))
     # AR(1) by a label: the residual variance and rho are labelled as a residual variance by it would be
     per_label = Relaxation("residual variance", "Residual", correlation.per) if correlation and correlation.per else None
@@ -319,25 +349,43 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
                       f"positions p, q of one {layout.level_names[-1]} unit: S_e * rho^|{correlation.by}_p - "
                       f"{correlation.by}_q|", "Residual", "", ""))
     rules.append(("covariance", "(effect)", "~~", "(other effect)", "", False, 0.0, "",
-                  "every other pair of effects" if slopes else "every pair of effects", "", "", ""))
-    table = pd.DataFrame(rules, columns=RULE_COLUMNS)
+                  "every other pair of effects" if effects else "every pair of effects", "", "", ""))
+    # only the rules of effects beyond intercepts name their effects
+    table = pd.DataFrame([rule if len(rule) == len(RULE_COLUMNS) else rule + ((),) for rule in rules],
+                         columns=RULE_COLUMNS)
     return ParameterTable(rules=table, outcome=y, covariates=tuple(dict.fromkeys(covariate_ids)),
                           latent_bases=tuple(latent_bases))
 
 
-def _slope_rules(y: str, base: str, slots: str, level: str, label: str, column: str) -> list[tuple]:
-    """The random slope of ``column`` at a level: its latent, loading with the data, variance and
-    covariance with the level's random intercept (lme4's unstructured ``(1 + x|k)``)."""
-    ident = identifier(column)
-    latent = f"{base}_{ident}{slots}"
-    return [
-        ("slope loading", latent, "=~", f"{y}{{p}}", "", False, np.nan, "",
-         f"positions inside the {level} unit, with the loading {ident}{{p}} (the data)", level, "", ""),
-        ("slope variance", latent, "~~", latent, f"{label}_{ident}", True, np.nan, f"var({column}|{level})",
-         f"every unit of {level}", level, "", ""),
-        ("slope covariance", f"{base}{slots}", "~~", latent, f"C{label[1:]}_{ident}", True, np.nan,
-         f"cov({level}, {column}|{level})", f"every unit of {level}", level, "", ""),
-    ]
+def _effect_rules(y: str, base: str, slots: str, level: str, label: str, blocks) -> list[tuple]:
+    """The random effects of a level beyond its intercept: every slope's latent (loading with the
+    data), its variance, and the covariance of every pair of effects of one correlated block
+    (lme4's unstructured ``(1 + x + w|k)``; none for ``||``)."""
+    def latent(effect: str) -> str:
+        return f"{base}{slots}" if effect == INTERCEPT else f"{base}_{identifier(effect)}{slots}"
+
+    rules = []
+    for block in blocks:
+        for effect in block.names:
+            if effect == INTERCEPT:
+                continue
+            ident = identifier(effect)
+            rules += [
+                ("slope loading", latent(effect), "=~", f"{y}{{p}}", "", False, np.nan, "",
+                 f"positions inside the {level} unit, with the loading {ident}{{p}} (the data)", level, "", "",
+                 (effect,)),
+                ("slope variance", latent(effect), "~~", latent(effect), f"{label}_{ident}", True, np.nan,
+                 f"var({effect_name(effect, level)})", f"every unit of {level}", level, "", "", (effect,)),
+            ]
+    for block in blocks:
+        if not block.correlated:
+            continue
+        for first, second in combinations(block.names, 2):
+            suffix = "_".join(identifier(e) for e in (first, second) if e != INTERCEPT)
+            rules.append(("slope covariance", latent(first), "~~", latent(second), f"C{label[1:]}_{suffix}", True,
+                          np.nan, f"cov({effect_name(first, level)}, {effect_name(second, level)})",
+                          f"every unit of {level}", level, "", "", (first, second)))
+    return rules
 
 
 def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels, name=None) -> list[tuple]:

@@ -8,17 +8,17 @@ def dense_covariances(model, params):
     """Dense Sigma_k of every cluster, built from the plan's per-unit and per-row variances.
 
     With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|`` (the variance
-    and rho of the unit's label, with AR(1) residuals by a label); with a random
-    slope of ``x`` at a level, two rows of one unit covary ``z_s' G z_t``, ``z = (1, x)``.
+    and rho of the unit's label, with AR(1) residuals by a label); with random effects on the
+    columns ``z`` of a level (random slopes, ``(0 + type|k)``), two rows of one unit covary
+    ``z_s' G z_t``.
     """
     _, variances = model.plan.split(params)
     layout = model.layout
     units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
     resid = variances[model.plan.row_variance]
-    slope_x = None
-    if model.plan.slope_entries:
-        column = model.model_data.exog_names.index(next(iter(model._recipe["slopes"].values())))
-        slope_x = model.model_data.exog[model.layout.order, column]
+    effect_values = None
+    if model.plan.level_effects:
+        effect_values = model.model_data.effects.values[model.layout.order]
     time = None
     if model.plan.row_correlation is not None:
         time = model.labels.values[("residual correlation", "Residual")][0]
@@ -33,13 +33,12 @@ def dense_covariances(model, params):
         for level, which in enumerate(model.plan.unit_variance):
             u = units[level][rows]
             same = u[:, None] == u[None, :]
-            slope = model.plan.slope_entries[level] if model.plan.slope_entries else None
-            if slope is None:
+            if effect_values is None:
                 sigma += variances[which][u][:, None] * same
             else:
-                g = variances[[[which[0], slope[0]], [slope[0], slope[1]]]]
-                z = np.column_stack([np.ones(len(rows)), slope_x[rows]])
-                sigma += z @ g @ z.T * same
+                effects = model.plan.level_effects[level]
+                z = effect_values[rows][:, effects.columns]
+                sigma += z @ effects.covariance(variances) @ z.T * same
         yield rows, sigma
 
 
@@ -53,27 +52,47 @@ def dense_loglike(model, params):
 
 
 def dense_random_effects(model, params):
-    """``E[b | y] = G Z' Sigma^-1 r`` and ``diag Var(b | y) = diag(G - G Z' Sigma^-1 Z G)``, cluster by cluster.
+    """``E[b | y] = G Z' Sigma^-1 r`` and ``Var(b | y) = G - G Z' Sigma^-1 Z G``, cluster by cluster.
 
-    Returns two lists with one array per level (top first), every unit in the layout's order.
+    Returns two lists with one array per level (top first), every unit in the layout's order: the
+    means (units,) and variances (units,) of random intercepts, or with random effects on other
+    columns the means (units, q) and covariances (units, q, q).
     """
     beta, variances = model.plan.split(params)
     layout = model.layout
     units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
     y = model.model_data.endog[layout.order]
     X = model.model_data.exog[layout.order]
-    means = [np.full(n, np.nan) for n in layout.n_units]
-    conditional = [np.full(n, np.nan) for n in layout.n_units]
+    if model.plan.level_effects:
+        values = model.model_data.effects.values[layout.order]
+        blocks = [(effects.columns, effects.covariance(variances)) for effects in model.plan.level_effects]
+    else:
+        values = np.ones((len(y), 1))
+        blocks = [(np.zeros(1, dtype=int), None) for _ in layout.levels]
+    q = [len(columns) for columns, _ in blocks]
+    means = [np.full((n, size), np.nan) for n, size in zip(layout.n_units, q)]
+    conditional = [np.full((n, size, size), np.nan) for n, size in zip(layout.n_units, q)]
     for rows, sigma in dense_covariances(model, params):
         present = [np.unique(u[rows]) for u in units]
-        Z = np.hstack([u[rows][:, None] == p[None, :] for u, p in zip(units, present)]).astype(float)
-        g = np.concatenate([variances[which][p] for which, p in zip(model.plan.unit_variance, present)])
-        gz = g[:, None] * Z.T
+        z_parts, g_parts, owners = [], [], []
+        for level, ((columns, g), p) in enumerate(zip(blocks, present)):
+            for unit in p:
+                z_parts.append(values[rows][:, columns] * (units[level][rows] == unit)[:, None])
+                g_parts.append(g if g is not None else np.array([[variances[model.plan.unit_variance[level][unit]]]]))
+                owners.append((level, unit))
+        Z = np.hstack(z_parts)
+        G = np.zeros((Z.shape[1],) * 2)
+        ends = np.cumsum([0] + [len(g) for g in g_parts])
+        for g, start, end in zip(g_parts, ends[:-1], ends[1:]):
+            G[start:end, start:end] = g
+        gz = G @ Z.T
         mean = gz @ np.linalg.solve(sigma, y[rows] - X[rows] @ beta)
-        var = g - np.einsum("ij,ji->i", gz, np.linalg.solve(sigma, gz.T))
-        ends = np.cumsum([len(p) for p in present])[:-1]
-        for level, (p, m, v) in enumerate(zip(present, np.split(mean, ends), np.split(var, ends))):
-            means[level][p], conditional[level][p] = m, v
+        cov = G - gz @ np.linalg.solve(sigma, gz.T)
+        for (level, unit), start, end in zip(owners, ends[:-1], ends[1:]):
+            means[level][unit] = mean[start:end]
+            conditional[level][unit] = cov[start:end, start:end]
+    if not model.plan.level_effects:
+        return [m[:, 0] for m in means], [c[:, 0, 0] for c in conditional]
     return means, conditional
 
 

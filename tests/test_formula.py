@@ -165,15 +165,20 @@ def test_random_term_after_a_number_needs_a_plus():
 
 
 @pytest.mark.parametrize(
-    "formula, slopes",
+    "formula, effects",
     [
-        ("y ~ x + (1 + x|k/j)", {("k",): "x", ("k", "j"): "x"}),
-        ("y ~ x + (x|k)", {("k",): "x"}),  # lme4 reads (x|k) as (1 + x|k)
-        ("y ~ x + (x + 1|k) + (1|k:j)", {("k",): "x"}),
-        ("y ~ x + (1|k/j)", {}),
+        ("y ~ x + (1 + x|k/j)", [(True, ("x",), True, (("k",), ("k", "j")))]),
+        ("y ~ x + (x|k)", [(True, ("x",), True, (("k",),))]),  # lme4 reads (x|k) as (1 + x|k)
+        ("y ~ x + (x + 1|k) + (1|k:j)", [(True, ("x",), True, (("k",),)), (True, (), True, (("k", "j"),))]),
+        ("y ~ x + (1|k/j)", [(True, (), True, (("k",), ("k", "j")))]),
+        ("y ~ x + (1 + x + w||k)", [(True, ("x", "w"), False, (("k",),))]),
+        ("y ~ x + (0 + C(type)|k)", [(False, ("C(type)",), True, (("k",),))]),
+        ("y ~ x + (x - 1|k)", [(False, ("x",), True, (("k",),))]),
+        ("y ~ x + (-1 + np.log(w)|k)", [(False, ("np.log(w)",), True, (("k",),))]),
     ],
 )
-def test_random_slopes_by_grouping(formula, slopes):
+def test_random_effects_of_every_term(formula, effects):
     parsed = parse_formula(formula)
-    assert parsed.slopes == slopes
+    assert [(t.intercept, t.columns, t.correlated, t.grouping) for t in parsed.terms] == effects
     assert parsed.fixed == "y ~ x"
+    assert parsed.has_slopes == any(columns or not intercept for intercept, columns, _, _ in effects)

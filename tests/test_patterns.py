@@ -106,7 +106,7 @@ def test_the_rule_chooses_the_path(likelihood_used):
     MultilevelSEM.from_formula("y ~ x + (1|k/j)", simulate_districts(3000, 1)).fit()  # too many positions
     # exchangeable residuals within j
     MultilevelSEM.from_formula("y ~ x + (1|k)", data).relax_residuals(structure="exchangeable", within="j").fit()
-    assert likelihood_used == (["PatternNormal"] + ["NestedNormal"] * 3 + ["NestedSlopesNormal"]
+    assert likelihood_used == (["PatternNormal"] + ["NestedNormal"] * 3 + ["EffectsNormal"]
                                + ["NestedNormal"] * 2)
 
 

@@ -1,0 +1,427 @@
+"""Gaussian log-likelihood of nested random effects on any columns, evaluated from per-unit sums.
+
+Like :mod:`sm_multisem.likelihood`, this module knows normal vectors with a nested block
+covariance and nothing about structural equation models. The rows carry effect columns
+``U`` (the column of ones, covariates, indicators of a factor's levels); every unit ``u`` of
+level ``l`` has effects ``b_u ~ N(0, G_l)`` on the ``q_l`` columns ``Z_l = U S_l`` of its
+rows (``S_l`` selects them: ``(1 + x + w|k)`` takes three, ``(0 + type|k)`` the indicators of
+the types, ``(1|k:j)`` the ones), so a top-level cluster has
+
+.. math:: \\Sigma = R + \\sum_l \\sum_{u \\in l} Z_u G_l Z_u',
+
+with ``R`` diagonal (a residual variance per row, shared by label). ``G_l`` is any
+symmetric ``q_l x q_l`` matrix whose entries are parameters or structural zeros
+(unstructured for lme4's ``|``, diagonal for ``||``, block-diagonal for several terms of one
+grouping factor, ``(1|k) + (0 + x|k)``).
+
+Everything the likelihood needs is ``log|Sigma|`` and ``C = W' Sigma^{-1} W`` (``W = [X, y]``),
+and both follow from a recursion up the levels that never forms ``Sigma``. A unit with
+covariance block ``B`` (its rows' covariance from the levels below and the residuals) is
+summarised in information form,
+
+* ``A = U' B^{-1} U`` (u x u, kept as the information: it is singular for a unit with one row),
+* ``b = U' B^{-1} W`` (u x m),
+* its share of ``log|B|`` and of ``C``.
+
+Adding the unit's effects (``B -> B + U S G S' U'``) with ``P = S'AS``, ``Q = S'A``,
+``T = S'b``, ``M = I + G P`` and ``K = M^{-1} G`` (symmetric) gives, by Woodbury,
+
+.. math::
+
+    \\log|B| \\mathrel{+}= \\log|M|, \\qquad A \\to A - Q'KQ, \\qquad b \\to b - Q'KT, \\qquad
+    C \\mathrel{-}= T'KT,
+
+``M`` being invertible whenever ``G`` is positive semi-definite, singular ``G`` included (lme4's
+relative-factor form is stable at the boundary for the same reason). Pooling sibling units into
+their parent sums ``A`` and ``b``. The lowest units start from their rows,
+``A = sum_r U_r'U_r / sigma_r^2`` over the residual variances ``sigma_r^2``, and ``C`` from
+``W'W / sigma^2``: sums computed once, so an evaluation costs O(units x u^3).
+
+The derivatives are exact, by reverse-mode differentiation of the same recursion: the
+likelihood only ever needs ``d log|Sigma_k| + tr(A dC_k)`` for one symmetric ``A`` (see
+:class:`~sm_multisem.likelihood.ClusterMoments`), so one pass back down the levels, with the
+adjoints of every unit's ``A`` and ``b``, gives it for every parameter at once. A pass down the
+levels also gives the predictions of every unit's effects and their conditional covariance.
+
+Every per-unit matrix keeps the units on its last axis: ``einsum`` then runs one contiguous
+loop over the units per entry, several times faster than a stacked ``matmul`` of tiny matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .likelihood import NestedNormal, _segment_outer_sums, _Segments
+
+__all__ = ["EffectsNormal", "LevelEffects"]
+
+
+@dataclass(frozen=True)
+class LevelEffects:
+    """The random effects of one level.
+
+    Attributes
+    ----------
+    columns : ndarray of int, shape (q,)
+        The effect columns (of ``U``) the level's effects load on.
+    entries : ndarray of int, shape (q, q)
+        The entry of the variance vector that is every entry of ``G_l`` (symmetric), -1 for a
+        structural zero.
+    """
+
+    columns: np.ndarray
+    entries: np.ndarray
+
+    def covariance(self, variances: np.ndarray) -> np.ndarray:
+        """``G_l`` at the variance vector ``variances``."""
+        return np.where(self.entries >= 0, variances[np.maximum(self.entries, 0)], 0.0)
+
+    @property
+    def unstructured_blocks(self) -> list[np.ndarray]:
+        """The entries of every unstructured diagonal block of ``G_l`` with more than one effect
+        (lme4's ``(1 + x|k)``), each a q' x q' matrix of entries: optimised by its Cholesky factor."""
+        q = len(self.columns)
+        linked = self.entries >= 0
+        seen, blocks = np.zeros(q, dtype=bool), []
+        for first in range(q):
+            if seen[first]:
+                continue
+            members = np.flatnonzero(linked[first])
+            seen[members] = True
+            if len(members) > 1:
+                block = self.entries[np.ix_(members, members)]
+                if np.any(block < 0):
+                    raise ValueError("a block of correlated effects must have every covariance free")
+                blocks.append(block)
+        return blocks
+
+
+def _transpose(matrix: np.ndarray) -> np.ndarray:
+    """Every unit's matrix transposed, as a view: (n, k, units) -> (k, n, units)."""
+    return matrix.transpose(1, 0, 2)
+
+
+def _matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left_u @ right_u`` for every unit ``u``: (n, j, units) and (j, k, units) -> (n, k, units)."""
+    return np.einsum("iju,jku->iku", left, right)
+
+
+def _times_transpose(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left_u @ right_u'`` for every unit ``u``: (n, k, units) and (j, k, units) -> (n, j, units)."""
+    return np.einsum("iku,jku->iju", left, right)
+
+
+def _trace_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``tr(left_u' right_u)``, the sum of the entrywise products, for every unit ``u``: -> (units,)."""
+    return np.einsum("iju,iju->u", left, right)
+
+
+def _times_constant(matrix: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """``matrix_u @ constant`` for every unit ``u`` and one k x k' ``constant``: (n, k, units) -> (n, k', units)."""
+    return np.einsum("iju,jk->iku", matrix, constant)
+
+
+def _constant_times(constant: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``constant @ matrix_u`` for every unit ``u`` and one n x j ``constant``: (j, k, units) -> (n, k, units)."""
+    return (constant @ matrix.reshape(len(matrix), -1)).reshape((len(constant),) + matrix.shape[1:])
+
+
+def _inverse_and_logdet(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses and log-determinants of every unit's q x q matrix, (q, q, units), of positive determinant.
+
+    In closed form for q = 1 and 2 (the common random intercept and slope), by LAPACK otherwise.
+    """
+    q = len(matrix)
+    if q == 1:
+        return 1.0 / matrix, np.log(matrix[0, 0])
+    if q == 2:
+        det = matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]
+        inverse = np.empty_like(matrix)
+        inverse[0, 0], inverse[1, 1] = matrix[1, 1], matrix[0, 0]
+        np.negative(matrix[0, 1], out=inverse[0, 1])
+        np.negative(matrix[1, 0], out=inverse[1, 0])
+        inverse /= det
+        return inverse, np.log(det)
+    stacked = np.moveaxis(matrix, -1, 0)
+    _, logdet = np.linalg.slogdet(stacked)
+    return np.ascontiguousarray(np.moveaxis(np.linalg.inv(stacked), 0, -1)), logdet
+
+
+class _Step:
+    """One level's effects added to its units: the forward quantities the backward pass reuses.
+
+    ``a`` (u, u, units) and ``b`` (u, m, units) are the units' information before the step;
+    ``q_rows = S'A``, ``p = S'AS``, ``t = S'b``; ``m_inv = M^{-1}`` and ``k = M^{-1} G``
+    (q, q, units); ``a_new``, ``b_new`` after the step; ``removed = T'KT`` (m, m, units).
+    """
+
+    __slots__ = ("a", "a_new", "b", "b_new", "columns", "g", "k", "log_det", "m_inv", "p", "q_rows", "removed", "t")
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, g: np.ndarray, columns: np.ndarray):
+        self.a, self.b, self.g, self.columns = a, b, g, columns
+        self.q_rows = a[columns]
+        self.p = self.q_rows[:, columns]
+        self.t = b[columns]
+        m = _constant_times(g, self.p)
+        m[np.arange(len(g)), np.arange(len(g))] += 1.0
+        self.m_inv, self.log_det = _inverse_and_logdet(m)
+        self.k = _times_constant(self.m_inv, g)
+        kt = _matmul(self.k, self.t)
+        self.a_new = a - _matmul(_transpose(self.q_rows), _matmul(self.k, self.q_rows))
+        self.b_new = b - _matmul(_transpose(self.q_rows), kt)
+        self.removed = _matmul(_transpose(self.t), kt)
+
+    def backward(self, seed_logdet: float, a_new_bar: np.ndarray, b_new_bar: np.ndarray | None,
+                 removed_bar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The adjoints of ``a``, ``b`` and ``G`` (per unit) from those of ``a_new``, ``b_new``,
+        ``removed`` (one m x m matrix for every unit) and ``log_det`` (``seed_logdet``).
+
+        With ``a_new_bar`` symmetric:
+
+        .. math::
+
+            \\bar K = -Q \\bar A' Q' - Q \\bar b' T' + T \\bar R T', \\qquad
+            \\bar G = M^{-T}(\\bar K M^{-1} + s P), \\qquad
+            \\bar P = s K - K \\bar K K,
+
+            \\bar Q = -K(2 Q \\bar A' + T \\bar b'^T), \\qquad \\bar T = K(2 T \\bar R - Q \\bar b'),
+
+        and ``Abar = Abar' + S Pbar S' + S Qbar`` (symmetrised), ``bbar = bbar' + S Tbar``.
+        """
+        qa = _matmul(self.q_rows, a_new_bar)
+        k_bar = -_times_transpose(qa, self.q_rows)
+        q_inner = 2.0 * qa
+        if removed_bar is not None:
+            qb = _matmul(self.q_rows, b_new_bar)
+            tr = _times_constant(self.t, removed_bar)
+            k_bar += _times_transpose(tr, self.t) - _times_transpose(qb, self.t)
+            q_inner += _times_transpose(self.t, b_new_bar)
+        g_bar = _matmul(_transpose(self.m_inv), _matmul(k_bar, self.m_inv) + seed_logdet * self.p)
+        p_bar = seed_logdet * self.k - _matmul(self.k, _matmul(k_bar, self.k))
+        q_bar = -_matmul(self.k, q_inner)
+        a_bar = a_new_bar.copy()
+        a_bar[self.columns] += q_bar
+        a_bar[self.columns[:, None], self.columns[None, :]] += p_bar
+        a_bar = 0.5 * (a_bar + _transpose(a_bar))
+        b_bar = None
+        if removed_bar is not None:
+            b_bar = b_new_bar.copy()
+            b_bar[self.columns] += _matmul(self.k, 2.0 * tr - qb)
+        return a_bar, b_bar, g_bar
+
+
+class _EffectMoments:
+    """``log|Sigma_k|`` and ``C_k`` per cluster, with their derivatives on demand.
+
+    The same interface as :class:`~sm_multisem.likelihood.ClusterMoments` (``logdet``,
+    ``cross``, ``d_logdet``, ``contract``, ``gradient``), which is all the log-likelihoods need.
+    """
+
+    def __init__(self, lik: EffectsNormal, variances: np.ndarray):
+        self._lik = lik
+        self._resid = variances[lik.residual_variances]
+        inverse = 1.0 / self._resid
+        a = np.einsum("r,rijn->ijn", inverse, lik._zz)
+        b = np.einsum("r,rijn->ijn", inverse, lik._zw)
+        logdet = lik._resid_counts @ np.log(self._resid)
+        cross = np.einsum("r,rijk->ijk", inverse, lik._ww)
+        steps: list[_Step] = []
+        for level in range(lik.n_levels - 1, -1, -1):
+            effects = lik.levels[level]
+            step = _Step(a, b, effects.covariance(variances), effects.columns)
+            steps.insert(0, step)
+            logdet = logdet + lik._clusters[level].sum_last(step.log_det)
+            cross = cross - lik._clusters[level].sum_last(step.removed)
+            if level > 0:
+                a, b = lik._children[level - 1].sum_last(step.a_new), lik._children[level - 1].sum_last(step.b_new)
+        self._steps = steps
+        self.logdet = logdet
+        # (m, m, clusters) back to the (clusters, m, m) of ClusterMoments
+        self.cross = np.ascontiguousarray(np.moveaxis(0.5 * (cross + _transpose(cross)), -1, 0))
+
+    @cached_property
+    def d_logdet(self) -> np.ndarray:
+        """Derivative of ``log|Sigma_k|`` in every parameter, (n_clusters, n_var)."""
+        return self._backward(1.0, None)
+
+    def contract(self, weight: np.ndarray) -> np.ndarray:
+        """``tr(A dC_k / d theta_v)`` for every cluster ``k`` and parameter ``v``."""
+        return self._backward(0.0, np.asarray(weight, dtype=float))
+
+    def gradient(self, weight: np.ndarray) -> np.ndarray:
+        """``d log|Sigma_k| + tr(A dC_k)``, in one pass: the pass is linear in its two seeds."""
+        return self._backward(1.0, np.asarray(weight, dtype=float))
+
+    def _backward(self, seed_logdet: float, weight: np.ndarray | None) -> np.ndarray:
+        """``seed_logdet * d log|Sigma_k| + tr(weight dC_k)`` by one pass down the levels
+        (:meth:`_Step.backward` at every level; ``C`` loses ``removed``, so its adjoint is ``-weight``)."""
+        lik = self._lik
+        out = np.zeros((len(self.logdet), lik.n_var))
+        removed_bar = None if weight is None else -weight
+        a_bar = b_bar = None  # the adjoints of the level above, per unit of that level
+        for level, step in enumerate(self._steps):
+            if a_bar is None:
+                a_new_bar = np.zeros_like(step.a)
+                b_new_bar = None if weight is None else np.zeros_like(step.b)
+            else:
+                parent = lik._parents[level - 1]
+                a_new_bar = a_bar.take(parent, axis=-1)
+                b_new_bar = None if weight is None else b_bar.take(parent, axis=-1)
+            a_bar, b_bar, g_bar = step.backward(seed_logdet, a_new_bar, b_new_bar, removed_bar)
+            self._add_effect_gradient(out, level, g_bar)
+        # the lowest units' A = sum_r ZZ_r / s_r (and b, C likewise): d/ds_r = -(.)_r / s_r^2
+        clusters = lik._clusters[-1]
+        per_unit = np.einsum("iju,riju->ru", a_bar, lik._zz)
+        if weight is not None:
+            per_unit += np.einsum("iju,riju->ru", b_bar, lik._zw)
+        d_resid = -clusters.sum_last(per_unit).T / self._resid**2 + seed_logdet * lik._resid_counts / self._resid
+        if weight is not None:
+            d_resid -= np.einsum("ij,rijk->kr", weight, lik._ww) / self._resid**2
+        out[:, lik.residual_variances] += d_resid
+        return out
+
+    def _add_effect_gradient(self, out: np.ndarray, level: int, g_bar: np.ndarray) -> None:
+        """Sum the units' ``dG`` adjoints by cluster into the entries of the level's ``G``."""
+        entries = self._lik.levels[level].entries
+        q = len(entries)
+        sums = self._lik._clusters[level].sum_last(g_bar.reshape(q * q, -1))
+        for flat, entry in enumerate(entries.ravel()):
+            if entry >= 0:
+                out[:, entry] += sums[flat]
+
+    def effect_predictions(self, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``E[b_u | y]`` and ``Var(b_u | y)`` of every unit, level by level (top first), for the
+        residual direction ``v = [-beta, 1]``: ((units, q), (units, q, q)) per level.
+
+        Given the sum ``a`` of its ancestors' effects (mapped onto the effect columns), a unit's
+        effects depend on its own rows only: ``E[b | y, a] = K (T v - Q a)`` and ``Var(b | y, a) = K``.
+        The laws of total expectation and variance over ``a | y`` give, one level down at a time,
+
+        .. math::
+
+            E[b \\mid y] = K(Tv - Q\\,E[a \\mid y]), \\qquad
+            \\operatorname{Var}(b \\mid y) = K + KQ\\,V_a\\,Q'K,
+
+        and the child's ``a + S b`` has mean ``E[a] + S E[b]`` and covariance
+        ``V_a - S KQV_a - V_a Q'K S' + S Var(b | y) S'``.
+        """
+        lik = self._lik
+        out = []
+        mean = variance = None  # of the ancestors' effects on the columns, per unit of the level
+        for level, step in enumerate(self._steps):
+            u, n_units = step.a.shape[0], step.a.shape[-1]
+            if mean is None:
+                mean, variance = np.zeros((u, n_units)), np.zeros((u, u, n_units))
+            else:
+                parent = lik._parents[level - 1]
+                mean, variance = mean.take(parent, axis=-1), variance.take(parent, axis=-1)
+            kq = _matmul(step.k, step.q_rows)
+            own_mean = np.einsum("qmn,m->qn", _matmul(step.k, step.t), v) - np.einsum("qun,un->qn", kq, mean)
+            kqv = _matmul(kq, variance)
+            own_variance = step.k + _times_transpose(kqv, kq)
+            out.append((own_mean.T, np.moveaxis(own_variance, -1, 0)))
+            columns = step.columns
+            mean = mean.copy()
+            mean[columns] += own_mean
+            variance = variance.copy()
+            variance[columns] -= kqv
+            variance[:, columns] -= _transpose(kqv)
+            variance[columns[:, None], columns[None, :]] += own_variance
+        return out
+
+
+class EffectsNormal(NestedNormal):
+    """Normal model with nested random effects on any columns, and independent residuals.
+
+    Parameters
+    ----------
+    columns : ndarray, shape (n_rows, m)
+        Data columns ``[X, y]``, rows sorted so that every unit at every level is a
+        contiguous run.
+    row_starts, child_starts
+        As for :class:`~sm_multisem.likelihood.NestedNormal`.
+    effect_values : ndarray, shape (n_rows, u)
+        The effect columns ``U`` (the column of ones among them, where a level has a random
+        intercept), in the order of ``columns``.
+    levels : sequence of LevelEffects
+        For each level (top first), its effects: their columns of ``U`` and the parameters of
+        their covariance.
+    row_variance : ndarray of int, shape (n_rows,)
+        The residual variance parameter of every row.
+    cluster_weights : ndarray, optional
+        Sampling weight of every top-level cluster.
+    centring : Centring, optional
+
+    Notes
+    -----
+    ``cholesky_blocks`` lists the entries of every unstructured block of correlated effects
+    (a q x q matrix each): :class:`~sm_multisem.estimation.ProfiledObjective` optimises their
+    relative Cholesky factor, lme4's ``theta``.
+    """
+
+    _sums_within_cells = False  # the moments come from U'U, U'W and W'W (see __init__)
+
+    def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, effect_values: np.ndarray,
+                 levels, row_variance: np.ndarray, cluster_weights=None, centring=None):
+        columns = np.asarray(columns, dtype=float)
+        n_rows = len(columns)
+        self.levels = tuple(LevelEffects(np.asarray(e.columns, dtype=np.intp), np.asarray(e.entries, dtype=np.intp))
+                            for e in levels)
+        if len(self.levels) != len(child_starts) + 1:
+            raise ValueError(f"levels needs one entry per grouping level ({len(child_starts) + 1}), "
+                             f"got {len(self.levels)}")
+        sizes = [len(s) for s in child_starts] + [len(row_starts)]
+        # the base class keeps one variance per unit for its own bookkeeping: the first effect's
+        unit_variance = [np.full(n, e.entries[0, 0], dtype=np.intp) for n, e in zip(sizes, self.levels)]
+        row_variance = np.asarray(row_variance, dtype=np.intp)
+        super().__init__(columns, row_starts, child_starts, unit_variance, row_variance,
+                         cluster_weights=cluster_weights, centring=centring)
+        entries = np.concatenate([e.entries.ravel() for e in self.levels])
+        self.level_variances = np.unique(np.concatenate([np.diagonal(e.entries) for e in self.levels]))
+        self.cholesky_blocks = tuple(block for e in self.levels for block in e.unstructured_blocks)
+        self.n_var = int(max(self.residual_variances.max(), entries.max())) + 1
+
+        # U'U and U'W of every lowest unit and W'W of every cluster, one sum per residual variance,
+        # in one pass over the rows, units last as the recursion keeps them
+        effect_values = np.asarray(effect_values, dtype=float)
+        counts = np.diff(np.append(row_starts, n_rows))
+        units = _Segments(row_starts, np.repeat(np.arange(len(row_starts)), counts))
+        cluster_rows = np.asarray(row_starts)[self._cluster_starts[-1]]
+        clusters = _Segments(cluster_rows, np.repeat(np.arange(len(cluster_rows)), np.diff(np.append(cluster_rows,
+                                                                                                      n_rows))))
+        slot = np.searchsorted(self.residual_variances, row_variance)
+        zz, zw, ww, resid_counts = [], [], [], []
+        for r in range(len(self.residual_variances)):
+            share = (slot == r).astype(float) if len(self.residual_variances) > 1 else None
+            z = effect_values if share is None else effect_values * share[:, None]
+            zz.append(np.moveaxis(_segment_outer_sums(z, effect_values, units, symmetric=True), 0, -1))
+            zw.append(np.moveaxis(_segment_outer_sums(z, columns, units), 0, -1))
+            w = columns if share is None else columns * share[:, None]
+            ww.append(np.moveaxis(_segment_outer_sums(w, columns, clusters, symmetric=True), 0, -1))
+            resid_counts.append(self.cluster_size if share is None else clusters.sum(share))
+        self._zz, self._zw = np.ascontiguousarray(np.stack(zz)), np.ascontiguousarray(np.stack(zw))
+        self._ww = np.ascontiguousarray(np.stack(ww))
+        self._resid_counts = np.column_stack(resid_counts)  # (clusters, residual variances)
+
+    def moments(self, variances: np.ndarray) -> _EffectMoments:
+        """Cluster moments for the variance parameters (see the class docstring)."""
+        return _EffectMoments(self, np.asarray(variances, dtype=float))
+
+    def random_effects(self, beta: np.ndarray, variances: np.ndarray) -> list[np.ndarray]:
+        """Best linear unbiased predictions of every unit's effects, level by level (top first):
+        an array (units, q) per level (see :meth:`_EffectMoments.effect_predictions`)."""
+        v = np.append(-self.centring.internal_beta(beta), 1.0)
+        return [mean for mean, _ in self.moments(variances).effect_predictions(v)]
+
+    def random_effects_covariance(self, variances: np.ndarray) -> list[np.ndarray]:
+        """Conditional covariance ``Var(b_u | y)`` of every unit's effects, level by level (top
+        first), the fixed effects held at their value (lme4's ``condVar``): (units, q, q) per level."""
+        v = np.zeros(self.n_columns)  # the covariances do not depend on the residuals
+        return [cov for _, cov in self.moments(variances).effect_predictions(v)]
+
+    def random_effects_variance(self, variances: np.ndarray) -> list[np.ndarray]:
+        """The diagonals of :meth:`random_effects_covariance`: (units, q) per level."""
+        return [np.diagonal(cov, axis1=1, axis2=2) for cov in self.random_effects_covariance(variances)]

@@ -79,6 +79,12 @@ class LevelEffects:
         """``G_l`` at the variance vector ``variances``."""
         return np.where(self.entries >= 0, variances[np.maximum(self.entries, 0)], 0.0)
 
+    def padded_covariance(self, variances: np.ndarray, n_columns: int) -> np.ndarray:
+        """``S G_l S'``: ``G_l`` on all ``n_columns`` effect columns, zero outside the level's."""
+        padded = np.zeros((n_columns, n_columns))
+        padded[self.columns[:, None], self.columns[None, :]] = self.covariance(variances)
+        return padded
+
     @property
     def unstructured_blocks(self) -> list[np.ndarray]:
         """The entries of every unstructured diagonal block of ``G_l`` with more than one effect
@@ -153,63 +159,57 @@ def _inverse_and_logdet(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Step:
     """One level's effects added to its units: the forward quantities the backward pass reuses.
 
-    ``a`` (u, u, units) and ``b`` (u, m, units) are the units' information before the step;
-    ``q_rows = S'A``, ``p = S'AS``, ``t = S'b``; ``m_inv = M^{-1}`` and ``k = M^{-1} G``
-    (q, q, units); ``a_new``, ``b_new`` after the step; ``removed = T'KT`` (m, m, units).
+    ``a`` (u, u, units) and ``b`` (u, m, units) are the units' information before the step, ``g``
+    the level's ``G`` on all u effect columns (zero outside its own), ``n_inv = N^{-1}`` with
+    ``N = I + A G``; ``a_new = N^{-1} A`` and ``b_new = N^{-1} b`` after the step, and
+    ``removed = b' G N^{-1} b`` (m, m, units), what the effects remove from ``C``. With ``G``
+    zero outside the level's columns these are the Woodbury step of the module docstring
+    (``N^{-1} = I - A S K S'``); carrying all u columns costs u^3 per unit, which for the
+    handful of effect columns a model has is fewer operations than selecting them.
     """
 
-    __slots__ = ("a", "a_new", "b", "b_new", "columns", "g", "k", "log_det", "m_inv", "p", "q_rows", "removed", "t")
+    __slots__ = ("a", "a_new", "b", "b_new", "g", "log_det", "n_inv", "removed")
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, g: np.ndarray, columns: np.ndarray):
-        self.a, self.b, self.g, self.columns = a, b, g, columns
-        self.q_rows = a[columns]
-        self.p = self.q_rows[:, columns]
-        self.t = b[columns]
-        m = _constant_times(g, self.p)
-        m[np.arange(len(g)), np.arange(len(g))] += 1.0
-        self.m_inv, self.log_det = _inverse_and_logdet(m)
-        self.k = _times_constant(self.m_inv, g)
-        kt = _matmul(self.k, self.t)
-        self.a_new = a - _matmul(_transpose(self.q_rows), _matmul(self.k, self.q_rows))
-        self.b_new = b - _matmul(_transpose(self.q_rows), kt)
-        self.removed = _matmul(_transpose(self.t), kt)
+    def __init__(self, a: np.ndarray, b: np.ndarray, g: np.ndarray):
+        self.a, self.b, self.g = a, b, g
+        n = _times_constant(a, g)
+        n[np.arange(len(g)), np.arange(len(g))] += 1.0
+        self.n_inv, self.log_det = _inverse_and_logdet(n)
+        self.a_new = _matmul(self.n_inv, a)
+        self.b_new = _matmul(self.n_inv, b)
+        self.removed = _matmul(_transpose(b), _constant_times(g, self.b_new))
 
     def backward(self, seed_logdet: float, a_new_bar: np.ndarray, b_new_bar: np.ndarray | None,
                  removed_bar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """The adjoints of ``a``, ``b`` and ``G`` (per unit) from those of ``a_new``, ``b_new``,
-        ``removed`` (one m x m matrix for every unit) and ``log_det`` (``seed_logdet``).
-
-        With ``a_new_bar`` symmetric:
+        ``removed`` (one m x m matrix for every unit) and ``log_det`` (``seed_logdet``):
 
         .. math::
 
-            \\bar K = -Q \\bar A' Q' - Q \\bar b' T' + T \\bar R T', \\qquad
-            \\bar G = M^{-T}(\\bar K M^{-1} + s P), \\qquad
-            \\bar P = s K - K \\bar K K,
+            t = b \bar R, \quad
+            \bar b_t = \bar b' + G t, \quad
+            \bar N = s N^{-T} - N^{-T}(\bar A' A'^T + \bar b_t b'^T), \quad
+            \bar G = A \bar N + t b'^T,
 
-            \\bar Q = -K(2 Q \\bar A' + T \\bar b'^T), \\qquad \\bar T = K(2 T \\bar R - Q \\bar b'),
+            \bar A = \bar N G + N^{-T} \bar A', \qquad
+            \bar b = N^{-T} \bar b_t + G b' \bar R = N^{-T} (\bar b_t + G t),
 
-        and ``Abar = Abar' + S Pbar S' + S Qbar`` (symmetrised), ``bbar = bbar' + S Tbar``.
+        the last because ``G N^{-1} = (I + G A)^{-1} G = N^{-T} G``.
         """
-        qa = _matmul(self.q_rows, a_new_bar)
-        k_bar = -_times_transpose(qa, self.q_rows)
-        q_inner = 2.0 * qa
-        if removed_bar is not None:
-            qb = _matmul(self.q_rows, b_new_bar)
-            tr = _times_constant(self.t, removed_bar)
-            k_bar += _times_transpose(tr, self.t) - _times_transpose(qb, self.t)
-            q_inner += _times_transpose(self.t, b_new_bar)
-        g_bar = _matmul(_transpose(self.m_inv), _matmul(k_bar, self.m_inv) + seed_logdet * self.p)
-        p_bar = seed_logdet * self.k - _matmul(self.k, _matmul(k_bar, self.k))
-        q_bar = -_matmul(self.k, q_inner)
-        a_bar = a_new_bar.copy()
-        a_bar[self.columns] += q_bar
-        a_bar[self.columns[:, None], self.columns[None, :]] += p_bar
-        a_bar = 0.5 * (a_bar + _transpose(a_bar))
+        n_inv_t = _transpose(self.n_inv)
+        products = _matmul(a_new_bar, self.a_new)  # Abar' A'^T, A' symmetric
         b_bar = None
         if removed_bar is not None:
-            b_bar = b_new_bar.copy()
-            b_bar[self.columns] += _matmul(self.k, 2.0 * tr - qb)
+            t = _times_constant(self.b, removed_bar)
+            g_t = _constant_times(self.g, t)
+            b_total = b_new_bar + g_t
+            products += _times_transpose(b_total, self.b_new)
+            b_bar = _matmul(n_inv_t, b_total + g_t)
+        n_bar = seed_logdet * n_inv_t - _matmul(n_inv_t, products)
+        g_bar = _matmul(self.a, n_bar)
+        if removed_bar is not None:
+            g_bar += _times_transpose(t, self.b_new)
+        a_bar = _times_constant(n_bar, self.g) + _matmul(n_inv_t, a_new_bar)
         return a_bar, b_bar, g_bar
 
 
@@ -230,8 +230,7 @@ class _EffectMoments:
         cross = np.einsum("r,rijk->ijk", inverse, lik._ww)
         steps: list[_Step] = []
         for level in range(lik.n_levels - 1, -1, -1):
-            effects = lik.levels[level]
-            step = _Step(a, b, effects.covariance(variances), effects.columns)
+            step = _Step(a, b, lik.levels[level].padded_covariance(variances, len(a)))
             steps.insert(0, step)
             logdet = logdet + lik._clusters[level].sum_last(step.log_det)
             cross = cross - lik._clusters[level].sum_last(step.removed)
@@ -285,10 +284,11 @@ class _EffectMoments:
 
     def _add_effect_gradient(self, out: np.ndarray, level: int, g_bar: np.ndarray) -> None:
         """Sum the units' ``dG`` adjoints by cluster into the entries of the level's ``G``."""
-        entries = self._lik.levels[level].entries
-        q = len(entries)
-        sums = self._lik._clusters[level].sum_last(g_bar.reshape(q * q, -1))
-        for flat, entry in enumerate(entries.ravel()):
+        effects = self._lik.levels[level]
+        own = g_bar[effects.columns[:, None], effects.columns[None, :]]
+        q = len(effects.columns)
+        sums = self._lik._clusters[level].sum_last(own.reshape(q * q, -1))
+        for flat, entry in enumerate(effects.entries.ravel()):
             if entry >= 0:
                 out[:, entry] += sums[flat]
 
@@ -296,17 +296,18 @@ class _EffectMoments:
         """``E[b_u | y]`` and ``Var(b_u | y)`` of every unit, level by level (top first), for the
         residual direction ``v = [-beta, 1]``: ((units, q), (units, q, q)) per level.
 
-        Given the sum ``a`` of its ancestors' effects (mapped onto the effect columns), a unit's
-        effects depend on its own rows only: ``E[b | y, a] = K (T v - Q a)`` and ``Var(b | y, a) = K``.
-        The laws of total expectation and variance over ``a | y`` give, one level down at a time,
+        Given the sum ``a`` of its ancestors' effects (on the effect columns), a unit's effects
+        depend on its own rows only: with ``K = G N^{-1}`` (zero outside the level's columns),
+        ``E[b | y, a] = K (b v - A a)`` and ``Var(b | y, a) = K``. The laws of total expectation and
+        variance over ``a | y`` give, one level down at a time,
 
         .. math::
 
-            E[b \\mid y] = K(Tv - Q\\,E[a \\mid y]), \\qquad
-            \\operatorname{Var}(b \\mid y) = K + KQ\\,V_a\\,Q'K,
+            E[b \mid y] = K(bv - A\,E[a \mid y]), \qquad
+            \operatorname{Var}(b \mid y) = K + KA\,V_a\,AK,
 
-        and the child's ``a + S b`` has mean ``E[a] + S E[b]`` and covariance
-        ``V_a - S KQV_a - V_a Q'K S' + S Var(b | y) S'``.
+        and the child's ``a + b`` has mean ``E[a] + E[b]`` and covariance
+        ``V_a - KAV_a - V_a AK + Var(b | y)``.
         """
         lik = self._lik
         out = []
@@ -318,18 +319,15 @@ class _EffectMoments:
             else:
                 parent = lik._parents[level - 1]
                 mean, variance = mean.take(parent, axis=-1), variance.take(parent, axis=-1)
-            kq = _matmul(step.k, step.q_rows)
-            own_mean = np.einsum("qmn,m->qn", _matmul(step.k, step.t), v) - np.einsum("qun,un->qn", kq, mean)
-            kqv = _matmul(kq, variance)
-            own_variance = step.k + _times_transpose(kqv, kq)
-            out.append((own_mean.T, np.moveaxis(own_variance, -1, 0)))
-            columns = step.columns
-            mean = mean.copy()
-            mean[columns] += own_mean
-            variance = variance.copy()
-            variance[columns] -= kqv
-            variance[:, columns] -= _transpose(kqv)
-            variance[columns[:, None], columns[None, :]] += own_variance
+            k = _constant_times(step.g, step.n_inv)
+            ka = _matmul(k, step.a)
+            own_mean = np.einsum("qmn,m->qn", _matmul(k, step.b), v) - np.einsum("qun,un->qn", ka, mean)
+            kav = _matmul(ka, variance)
+            own_variance = k + _times_transpose(kav, ka)
+            columns = lik.levels[level].columns
+            out.append((own_mean[columns].T, np.moveaxis(own_variance[columns[:, None], columns[None, :]], -1, 0)))
+            mean = mean + own_mean
+            variance = variance - kav - _transpose(kav) + own_variance
         return out
 
 

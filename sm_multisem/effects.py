@@ -55,6 +55,7 @@ from functools import cached_property
 import numpy as np
 
 from .likelihood import NestedNormal, _segment_outer_sums, _Segments
+from .siblings import SiblingCovariances, SiblingSteps
 
 __all__ = ["EffectsNormal", "LevelEffects"]
 
@@ -135,6 +136,16 @@ def _constant_times(constant: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (constant @ matrix.reshape(len(matrix), -1)).reshape((len(constant),) + matrix.shape[1:])
 
 
+def _times_covariance(matrix: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``matrix_u @ G`` for one ``G`` shared by the units (k x k) or one per unit (k, k, units)."""
+    return _matmul(matrix, g) if g.ndim == 3 else _times_constant(matrix, g)
+
+
+def _covariance_times(g: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``G @ matrix_u`` for one ``G`` shared by the units or one per unit, as :func:`_times_covariance`."""
+    return _matmul(g, matrix) if g.ndim == 3 else _constant_times(g, matrix)
+
+
 def _inverse_and_logdet(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverses and log-determinants of every unit's q x q matrix, (q, q, units), of positive determinant.
 
@@ -160,7 +171,8 @@ class _Step:
     """One level's effects added to its units: the forward quantities the backward pass reuses.
 
     ``a`` (u, u, units) and ``b`` (u, m, units) are the units' information before the step, ``g``
-    the level's ``G`` on all u effect columns (zero outside its own), ``n_inv = N^{-1}`` with
+    the level's ``G`` on all u effect columns (zero outside its own; one for every unit, (u, u, units),
+    for the blocks of sibling effects of :mod:`sm_multisem.siblings`), ``n_inv = N^{-1}`` with
     ``N = I + A G``; ``a_new = N^{-1} A`` and ``b_new = N^{-1} b`` after the step, and
     ``removed = b' G N^{-1} b`` (m, m, units), what the effects remove from ``C``. With ``G``
     zero outside the level's columns these are the Woodbury step of the module docstring
@@ -172,12 +184,12 @@ class _Step:
 
     def __init__(self, a: np.ndarray, b: np.ndarray, g: np.ndarray):
         self.a, self.b, self.g = a, b, g
-        n = _times_constant(a, g)
+        n = _times_covariance(a, g)
         n[np.arange(len(g)), np.arange(len(g))] += 1.0
         self.n_inv, self.log_det = _inverse_and_logdet(n)
         self.a_new = _matmul(self.n_inv, a)
         self.b_new = _matmul(self.n_inv, b)
-        self.removed = _matmul(_transpose(b), _constant_times(g, self.b_new))
+        self.removed = _matmul(_transpose(b), _covariance_times(g, self.b_new))
 
     def backward(self, seed_logdet: float, a_new_bar: np.ndarray, b_new_bar: np.ndarray | None,
                  removed_bar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -201,7 +213,7 @@ class _Step:
         b_bar = None
         if removed_bar is not None:
             t = _times_constant(self.b, removed_bar)
-            g_t = _constant_times(self.g, t)
+            g_t = _covariance_times(self.g, t)
             b_total = b_new_bar + g_t
             products += _times_transpose(b_total, self.b_new)
             b_bar = _matmul(n_inv_t, b_total + g_t)
@@ -209,7 +221,7 @@ class _Step:
         g_bar = _matmul(self.a, n_bar)
         if removed_bar is not None:
             g_bar += _times_transpose(t, self.b_new)
-        a_bar = _times_constant(n_bar, self.g) + _matmul(n_inv_t, a_new_bar)
+        a_bar = _times_covariance(n_bar, self.g) + _matmul(n_inv_t, a_new_bar)
         return a_bar, b_bar, g_bar
 
 
@@ -228,14 +240,25 @@ class _EffectMoments:
         b = np.einsum("r,rijn->ijn", inverse, lik._zw)
         logdet = lik._resid_counts @ np.log(self._resid)
         cross = np.einsum("r,rijk->ijk", inverse, lik._ww)
-        steps: list[_Step] = []
+        steps: list[_Step | None] = []
+        self._sibling_steps = None
         for level in range(lik.n_levels - 1, -1, -1):
-            step = _Step(a, b, lik.levels[level].padded_covariance(variances, len(a)))
+            step = None  # a level whose only effects are the correlated intercepts of siblings
+            if len(lik.levels[level].columns):
+                step = _Step(a, b, lik.levels[level].padded_covariance(variances, len(a)))
+                logdet = logdet + lik._clusters[level].sum_last(step.log_det)
+                cross = cross - lik._clusters[level].sum_last(step.removed)
+                a, b = step.a_new, step.b_new
             steps.insert(0, step)
-            logdet = logdet + lik._clusters[level].sum_last(step.log_det)
-            cross = cross - lik._clusters[level].sum_last(step.removed)
             if level > 0:
-                a, b = lik._children[level - 1].sum_last(step.a_new), lik._children[level - 1].sum_last(step.b_new)
+                children = lik._children[level - 1]
+                pooled_a, pooled_b = children.sum_last(a), children.sum_last(b)
+                if lik.siblings is not None and lik.siblings.level == level:
+                    pooled_a, pooled_b, log_det, removed, self._sibling_steps = lik._sibling_steps.forward(
+                        _Step, pooled_a, pooled_b, a, b, variances)
+                    logdet = logdet + lik._clusters[level - 1].sum_last(log_det)
+                    cross = cross - lik._clusters[level - 1].sum_last(removed)
+                a, b = pooled_a, pooled_b
         self._steps = steps
         self.logdet = logdet
         # (m, m, clusters) back to the (clusters, m, m) of ClusterMoments
@@ -260,17 +283,26 @@ class _EffectMoments:
         lik = self._lik
         out = np.zeros((len(self.logdet), lik.n_var))
         removed_bar = None if weight is None else -weight
-        a_bar = b_bar = None  # the adjoints of the level above, per unit of that level
+        u, m = lik._zw.shape[1:3]
+        a_bar = np.zeros((u, u, len(self.logdet)))  # the adjoints of the level above, per unit of that level
+        b_bar = None if weight is None else np.zeros((u, m, len(self.logdet)))
         for level, step in enumerate(self._steps):
-            if a_bar is None:
-                a_new_bar = np.zeros_like(step.a)
-                b_new_bar = None if weight is None else np.zeros_like(step.b)
-            else:
+            if level:
                 parent = lik._parents[level - 1]
-                a_new_bar = a_bar.take(parent, axis=-1)
-                b_new_bar = None if weight is None else b_bar.take(parent, axis=-1)
-            a_bar, b_bar, g_bar = step.backward(seed_logdet, a_new_bar, b_new_bar, removed_bar)
-            self._add_effect_gradient(out, level, g_bar)
+                extra = None
+                if lik.siblings is not None and lik.siblings.level == level:
+                    a_bar, b_bar, extra_a, extra_b, g_bars = lik._sibling_steps.backward(
+                        self._sibling_steps, seed_logdet, a_bar, b_bar, removed_bar, len(parent))
+                    lik._sibling_steps.add_gradient(out, g_bars, lik._clusters[level - 1].ids)
+                    extra = (extra_a, extra_b)
+                a_bar = a_bar.take(parent, axis=-1)
+                b_bar = None if weight is None else b_bar.take(parent, axis=-1)
+                if extra is not None:
+                    a_bar = a_bar + 0.5 * (extra[0] + _transpose(extra[0]))
+                    b_bar = None if weight is None else b_bar + extra[1]
+            if step is not None:
+                a_bar, b_bar, g_bar = step.backward(seed_logdet, a_bar, b_bar, removed_bar)
+                self._add_effect_gradient(out, level, g_bar)
         # the lowest units' A = sum_r ZZ_r / s_r (and b, C likewise): d/ds_r = -(.)_r / s_r^2
         clusters = lik._clusters[-1]
         per_unit = np.einsum("iju,riju->ru", a_bar, lik._zz)
@@ -311,23 +343,45 @@ class _EffectMoments:
         """
         lik = self._lik
         out = []
-        mean = variance = None  # of the ancestors' effects on the columns, per unit of the level
+        u, n_clusters = lik._zw.shape[1], len(self.logdet)
+        # the ancestors' effects on the columns, per unit of the level
+        mean, variance = np.zeros((u, n_clusters)), np.zeros((u, u, n_clusters))
         for level, step in enumerate(self._steps):
-            u, n_units = step.a.shape[0], step.a.shape[-1]
-            if mean is None:
-                mean, variance = np.zeros((u, n_units)), np.zeros((u, u, n_units))
-            else:
+            sibling = None
+            if level:
+                if lik.siblings is not None and lik.siblings.level == level:
+                    sibling = lik._sibling_steps.predictions(self._sibling_steps, v, mean, variance)
                 parent = lik._parents[level - 1]
                 mean, variance = mean.take(parent, axis=-1), variance.take(parent, axis=-1)
-            k = _constant_times(step.g, step.n_inv)
-            ka = _matmul(k, step.a)
-            own_mean = np.einsum("qmn,m->qn", _matmul(k, step.b), v) - np.einsum("qun,un->qn", ka, mean)
-            kav = _matmul(ka, variance)
-            own_variance = k + _times_transpose(kav, ka)
-            columns = lik.levels[level].columns
-            out.append((own_mean[columns].T, np.moveaxis(own_variance[columns[:, None], columns[None, :]], -1, 0)))
-            mean = mean + own_mean
-            variance = variance - kav - _transpose(kav) + own_variance
+            if sibling is not None:  # the child's own intercept joins its ancestors (column 0)
+                v_mean, v_var, v_cov = sibling
+                mean, variance = mean.copy(), variance.copy()
+                mean[0] += v_mean
+                variance[0] += v_cov
+                variance[:, 0] += v_cov
+                variance[0, 0] += v_var
+            effects = ([np.zeros((0, mean.shape[1]))], [np.zeros((0, 0, mean.shape[1]))])
+            if step is not None:
+                k = _covariance_times(step.g, step.n_inv)
+                ka = _matmul(k, step.a)
+                own_mean = np.einsum("qmn,m->qn", _matmul(k, step.b), v) - np.einsum("qun,un->qn", ka, mean)
+                kav = _matmul(ka, variance)
+                own_variance = k + _times_transpose(kav, ka)
+                columns = lik.levels[level].columns
+                effects = ([own_mean[columns]], [own_variance[columns[:, None], columns[None, :]]])
+                if sibling is not None:  # Cov(b, v) = -KA Cov(a, v), with Cov(a, v) = Cov(a_parent, v) + e_0 Var(v)
+                    with_v = v_cov.copy()
+                    with_v[0] += v_var
+                    cross = -np.einsum("qun,un->qn", ka, with_v)[columns]
+                    effects = ([v_mean[None], own_mean[columns]],
+                               [np.concatenate([np.concatenate([v_var[None, None], cross[None]], 1),
+                                                np.concatenate([cross[:, None], effects[1][0]], 1)], 0)])
+                mean = mean + own_mean
+                variance = variance - kav - _transpose(kav) + own_variance
+            elif sibling is not None:
+                effects = ([v_mean[None]], [v_var[None, None]])
+            level_mean, level_variance = np.concatenate(effects[0], 0), effects[1][-1]
+            out.append((level_mean.T, np.moveaxis(level_variance, -1, 0)))
         return out
 
 
@@ -363,7 +417,8 @@ class EffectsNormal(NestedNormal):
     _sums_within_cells = False  # the moments come from U'U, U'W and W'W (see __init__)
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, effect_values: np.ndarray,
-                 levels, row_variance: np.ndarray, cluster_weights=None, centring=None):
+                 levels, row_variance: np.ndarray, cluster_weights=None, centring=None,
+                 siblings: SiblingCovariances | None = None):
         columns = np.asarray(columns, dtype=float)
         n_rows = len(columns)
         self.levels = tuple(LevelEffects(np.asarray(e.columns, dtype=np.intp), np.asarray(e.entries, dtype=np.intp))
@@ -372,15 +427,23 @@ class EffectsNormal(NestedNormal):
             raise ValueError(f"levels needs one entry per grouping level ({len(child_starts) + 1}), "
                              f"got {len(self.levels)}")
         sizes = [len(s) for s in child_starts] + [len(row_starts)]
-        # the base class keeps one variance per unit for its own bookkeeping: the first effect's
-        unit_variance = [np.full(n, e.entries[0, 0], dtype=np.intp) for n, e in zip(sizes, self.levels)]
+        # of the variances of every unit the base class reads only how many units every level has
+        unit_variance = [np.zeros(n, dtype=np.intp) for n in sizes]
         row_variance = np.asarray(row_variance, dtype=np.intp)
         super().__init__(columns, row_starts, child_starts, unit_variance, row_variance,
                          cluster_weights=cluster_weights, centring=centring)
-        entries = np.concatenate([e.entries.ravel() for e in self.levels])
-        self.level_variances = np.unique(np.concatenate([np.diagonal(e.entries) for e in self.levels]))
+        entries = [e.entries.ravel() for e in self.levels]
+        variances = [np.diagonal(e.entries) for e in self.levels]
+        self.siblings, self._sibling_steps = siblings, None
+        self.free_covariances = np.zeros(0, dtype=np.intp)  # optimised as themselves, without bounds
+        if siblings is not None:
+            entries += [siblings.variance, siblings.covariance_entries]
+            variances.append(siblings.variance)
+            self.free_covariances = siblings.covariance_entries
+            self._sibling_steps = SiblingSteps(siblings, self.child_starts[siblings.level - 1], sizes[siblings.level])
+        self.level_variances = np.unique(np.concatenate(variances))
         self.cholesky_blocks = tuple(block for e in self.levels for block in e.unstructured_blocks)
-        self.n_var = int(max(self.residual_variances.max(), entries.max())) + 1
+        self.n_var = int(max(self.residual_variances.max(), np.concatenate(entries).max())) + 1
 
         # U'U and U'W of every lowest unit and W'W of every cluster, one sum per residual variance,
         # in one pass over the rows, units last as the recursion keeps them

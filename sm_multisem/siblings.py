@@ -1,0 +1,197 @@
+"""Correlated random intercepts of sibling units: one dense block of ``G`` per parent, in the recursion.
+
+The effects ``v_c`` of the children ``c`` of one parent unit (the schools of a district) are
+correlated by the keyed slots of the children (``pub1``, ``pub2``, ``prv1``: a label and the
+rank of the child among its parent's children of that label):
+
+.. math:: \\operatorname{Cov}(v_c, v_{c'}) = \\Gamma[s(c), s(c')],
+
+with a variance per child (its label's, or the level's) on the diagonal and a parameter (or a
+structural zero) for every pair of slots. The parent then carries the children's effects as a
+vector with a dense covariance ``Gamma_p`` over its own children, and the recursion of
+:mod:`sm_multisem.effects` adds them in one Woodbury step at the parent, on the information
+extended by one column per child: the child's indicator ``z_c`` (1 on its rows),
+
+.. math::
+
+    A_{ext} = \\begin{pmatrix} \\sum_c A_c & [A_c e_0]_c \\\\ [e_0' A_c]_c & \\operatorname{diag}(e_0'A_c e_0)
+    \\end{pmatrix}, \\qquad b_{ext} = \\begin{pmatrix} \\sum_c b_c \\\\ [e_0' b_c]_c \\end{pmatrix},
+    \\qquad G_{ext} = \\begin{pmatrix} 0 & 0 \\\\ 0 & \\Gamma_p \\end{pmatrix},
+
+where ``A_c``, ``b_c`` are the child's information on the effect columns (``e_0`` the intercept's)
+after its own independent effects; what the step leaves on the effect columns goes on up to the
+parent's own effects. Parents are batched by their number of children rounded up to a power of
+two (a padded child has no information and no covariance, so it changes nothing): a handful of
+batched dense steps per evaluation, each O(parents x (u + children)^3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SiblingCovariances"]
+
+
+@dataclass(frozen=True)
+class SiblingCovariances:
+    """The covariance of the random intercepts of the children of every parent.
+
+    Attributes
+    ----------
+    level : int
+        The children's level (1 is the first level below the top).
+    slot : ndarray of int
+        The keyed slot of every unit of the level.
+    variance : ndarray of int
+        The entry of the variance vector that is every unit's variance.
+    pair_entry : ndarray of int, shape (slots, slots)
+        The entry that is the covariance of two slots' effects (symmetric), -1 for none.
+    """
+
+    level: int
+    slot: np.ndarray
+    variance: np.ndarray
+    pair_entry: np.ndarray
+
+    @property
+    def covariance_entries(self) -> np.ndarray:
+        """The entries of the variance vector that are covariances of siblings."""
+        entries = self.pair_entry[self.pair_entry >= 0]
+        return np.unique(entries)
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    """Parents with up to ``size`` children: their children (-1 past the last) and the entries of
+    every parent's ``Gamma_p`` (-1 for none), (size, size, parents)."""
+
+    parents: np.ndarray
+    child: np.ndarray  # (size, parents)
+    entries: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.child >= 0
+
+
+class SiblingSteps:
+    """The sibling blocks of every parent, batched by size; see the module docstring."""
+
+    def __init__(self, block: SiblingCovariances, child_starts: np.ndarray, n_children: int):
+        counts = np.diff(np.append(child_starts, n_children))
+        sizes = 2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(np.intp)
+        self.buckets = []
+        for size in np.unique(sizes):
+            parents = np.flatnonzero(sizes == size)
+            rank = np.arange(size)[:, None]
+            child = np.where(rank < counts[parents], child_starts[parents] + rank, -1)
+            slot = block.slot[np.maximum(child, 0)]
+            entries = block.pair_entry[slot[:, None, :], slot[None, :, :]]
+            diagonal = np.arange(size)
+            entries[diagonal, diagonal] = block.variance[np.maximum(child, 0)]
+            entries[~(child[:, None, :] >= 0) | ~(child[None, :, :] >= 0)] = -1
+            self.buckets.append(_Bucket(parents, child, entries))
+        self.n_parents = len(child_starts)
+
+    def forward(self, step_type, a_parent, b_parent, a_child, b_child, variances):
+        """The parents' information after their children's correlated effects, with the steps.
+
+        Returns ``(a, b, log_det, removed, steps)``: the parents' ``A`` and ``b`` on the effect
+        columns, their share of ``log|Sigma|`` and of ``C`` (per parent), and one step per bucket.
+        """
+        u, m = b_parent.shape[:2]
+        a_out, b_out = a_parent.copy(), b_parent.copy()
+        log_det, removed = np.zeros(self.n_parents), np.zeros((m, m, self.n_parents))
+        steps = []
+        for bucket in self.buckets:
+            size, n = bucket.child.shape
+            child, valid = np.maximum(bucket.child, 0), bucket.valid
+            ext_a = np.zeros((u + size, u + size, n))
+            ext_a[:u, :u] = a_parent[..., bucket.parents]
+            cross = a_child[:, 0][:, child] * valid  # (u, size, parents)
+            ext_a[:u, u:] = cross
+            ext_a[u:, :u] = cross.transpose(1, 0, 2)
+            ext_a[u + np.arange(size), u + np.arange(size)] = a_child[0, 0][child] * valid
+            ext_b = np.zeros((u + size, m, n))
+            ext_b[:u] = b_parent[..., bucket.parents]
+            ext_b[u:] = (b_child[0][:, child] * valid).transpose(1, 0, 2)
+            g = np.zeros((u + size, u + size, n))
+            g[u:, u:] = np.where(bucket.entries >= 0, variances[np.maximum(bucket.entries, 0)], 0.0)
+            step = step_type(ext_a, ext_b, g)
+            a_out[..., bucket.parents] = step.a_new[:u, :u]
+            b_out[..., bucket.parents] = step.b_new[:u]
+            log_det[bucket.parents] = step.log_det
+            removed[..., bucket.parents] = step.removed
+            steps.append(step)
+        return a_out, b_out, log_det, removed, steps
+
+    def backward(self, steps, seed_logdet: float, a_bar: np.ndarray, b_bar: np.ndarray | None,
+                 removed_bar: np.ndarray | None, n_children: int):
+        """The adjoints of the parents' pooled ``A``, ``b`` before the sibling step and the extra
+        adjoints of every child's ``A``, ``b``, from those of the parents' ``A``, ``b`` after it,
+        with the adjoint of every parent's ``Gamma_p`` (one array per bucket)."""
+        u = len(a_bar)
+        a_pool = a_bar.copy()
+        b_pool = None if b_bar is None else b_bar.copy()
+        a_child = np.zeros((u, u, n_children))
+        b_child = None if b_bar is None else np.zeros((u, b_bar.shape[1], n_children))
+        g_bars = []
+        for bucket, step in zip(self.buckets, steps):
+            size, n = bucket.child.shape
+            new_a = np.zeros((u + size, u + size, n))
+            new_a[:u, :u] = a_bar[..., bucket.parents]
+            new_b = None
+            if b_bar is not None:
+                new_b = np.zeros((u + size, b_bar.shape[1], n))
+                new_b[:u] = b_bar[..., bucket.parents]
+            ext_a, ext_b, g_bar = step.backward(seed_logdet, new_a, new_b, removed_bar)
+            a_pool[..., bucket.parents] = ext_a[:u, :u]
+            rank, parent = np.nonzero(bucket.valid)
+            child = bucket.child[rank, parent]
+            a_child[:, 0, child] += ext_a[:u, u + rank, parent]
+            a_child[0, :, child] += ext_a[u + rank, :u, parent]
+            a_child[0, 0, child] += ext_a[u + rank, u + rank, parent]
+            if b_bar is not None:
+                b_pool[..., bucket.parents] = ext_b[:u]
+                b_child[0, :, child] += ext_b[u + rank, :, parent]
+            g_bars.append(g_bar[u:, u:])
+        return a_pool, b_pool, a_child, b_child, g_bars
+
+    def predictions(self, steps, v: np.ndarray, mean: np.ndarray, variance: np.ndarray):
+        """The children's correlated intercepts given the data, as :meth:`EffectMoments.effect_predictions`
+        gives a level's effects: their means and variances, and their covariance with the effects of
+        the parent and its ancestors (on the effect columns), per child.
+
+        ``mean`` and ``variance`` are those of the parent's and its ancestors' effects, per parent;
+        in the extended space the ancestors carry 0 on the children's columns.
+        """
+        u, n_children = len(mean), int(sum(bucket.valid.sum() for bucket in self.buckets))
+        v_mean, v_var, v_cov = np.zeros(n_children), np.zeros(n_children), np.zeros((u, n_children))
+        for bucket, step in zip(self.buckets, steps):
+            size, n = bucket.child.shape
+            ext_mean = np.zeros((u + size, n))
+            ext_mean[:u] = mean[:, bucket.parents]
+            ext_variance = np.zeros((u + size, u + size, n))
+            ext_variance[:u, :u] = variance[..., bucket.parents]
+            k = np.einsum("iju,jku->iku", step.g, step.n_inv)
+            ka = np.einsum("iju,jku->iku", k, step.a)
+            own_mean = (np.einsum("qmn,m->qn", np.einsum("iju,jku->iku", k, step.b), v)
+                        - np.einsum("qun,un->qn", ka, ext_mean))
+            kav = np.einsum("iju,jku->iku", ka, ext_variance)
+            own_variance = k + np.einsum("iku,jku->iju", kav, ka)
+            rank, parent = np.nonzero(bucket.valid)
+            child = bucket.child[rank, parent]
+            v_mean[child] = own_mean[u + rank, parent]
+            v_var[child] = own_variance[u + rank, u + rank, parent]
+            v_cov[:, child] = -kav[u + rank, :u, parent].T  # Cov(v, a) = -KA Var(a)
+        return v_mean, v_var, v_cov
+
+    def add_gradient(self, out: np.ndarray, g_bars, cluster_of_parent: np.ndarray) -> None:
+        """Sum the adjoints of every parent's ``Gamma_p`` by cluster into their entries of ``out``."""
+        n_clusters, n_var = out.shape
+        for bucket, g_bar in zip(self.buckets, g_bars):
+            valid = bucket.entries >= 0
+            key = cluster_of_parent[bucket.parents][None, None, :] * n_var + bucket.entries
+            out += np.bincount(key[valid], weights=g_bar[valid], minlength=n_clusters * n_var).reshape(out.shape)

@@ -30,21 +30,16 @@ The model is not a mixed model any more, so it is fitted by the dense wide engin
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from .layout import join_parts, position_name, position_order
-from .spec import identifier
+from .layout import join_parts, position_name
+from .pairs import RESIDUAL, Siblings, label_groups, sibling_pairs
 
 __all__ = ["RESIDUAL", "Covariances", "relax_covariances"]
-
-#: The ``level`` of residual covariances.
-RESIDUAL = "Residual"
-
 
 @dataclass(frozen=True)
 class Covariances:
@@ -71,16 +66,6 @@ class Covariances:
     by: object
     among: object = None
     equal: bool = False
-
-
-@dataclass(frozen=True)
-class _Siblings:
-    """The children of every parent unit, one row each, with their names in the wide model."""
-
-    level: str  # as the request names it
-    parent_level: str  # the level whose units are the parents (and whose variance the pairs confound)
-    stem: str  # of the covariance labels: ``j`` for the effects of k:j, ``e`` for residuals
-    frame: pd.DataFrame  # per child: name (latent or outcome), slot, parent (unit id), label
 
 
 def relax_covariances(model, *requests: Covariances, start_params=None):
@@ -132,8 +117,8 @@ def relax_covariances(model, *requests: Covariances, start_params=None):
     new_names: dict[str, str] = {}
     for request, column, keys, names in labelled:
         siblings = _siblings(view, request, column, keys)
-        groups = _groups(request, names)
-        pairs = _pairs(siblings, groups, request)
+        groups = label_groups(request.among, names, request.level, request.by)
+        pairs = sibling_pairs(siblings, groups, request.among is not None, request.equal)
         table = _free(table, siblings, pairs, new_names)
     relaxed = wide.with_table(table, names=new_names)
     relaxed.check_identification()
@@ -168,7 +153,7 @@ def _keys(model, request: Covariances) -> tuple[int, np.ndarray, list[str]]:
     return (column, *probe.labels.of(probe.relaxations[-1]))
 
 
-def _siblings(view, request: Covariances, column: int, keys: np.ndarray) -> _Siblings:
+def _siblings(view, request: Covariances, column: int, keys: np.ndarray) -> Siblings:
     """Every child (unit of the level, or observation) with its name in the wide model, keyed slot,
     parent unit and label."""
     layout, table = view.layout, view.table
@@ -186,101 +171,10 @@ def _siblings(view, request: Covariances, column: int, keys: np.ndarray) -> _Sib
         parent = layout.unit_of_rows(level - 1)[first]
         stem = table.latent_bases[level].lower()
     frame = pd.DataFrame({"name": names, "slot": parts[column][first], "parent": parent, "label": keys})
-    return _Siblings(request.level, layout.level_names[level - 1], stem, frame)
+    return Siblings(request.level, layout.level_names[level - 1], stem, frame)
 
 
-def _groups(request: Covariances, names: list[str]) -> list[tuple[str, ...]]:
-    """The groups of labels of ``among``, checked against the labels of the level."""
-    among = request.among
-    if among is None:
-        groups = [(name,) for name in names]
-    elif isinstance(among, str):
-        groups = [(among,)]
-    elif isinstance(among, (Sequence, np.ndarray, pd.Series)):
-        groups = [(item,) if isinstance(item, str) else tuple(str(g) for g in item) for item in among]
-    else:
-        raise ValueError(f"among must be a label, a sequence of labels or of groups of labels, got {among!r}")
-    seen: set[str] = set()
-    for group in groups:
-        unknown = [g for g in group if g not in names]
-        if unknown:
-            raise ValueError(f"among: {unknown} {'is not a label' if len(unknown) == 1 else 'are not labels'} of "
-                             f"{request.level} in {request.by if isinstance(request.by, str) else 'by'!r}; "
-                             f"its labels are {names}")
-        twice = seen.intersection(group)
-        if twice:
-            raise ValueError(f"among: label {min(twice)!r} is in two groups; a label belongs to one group")
-        seen.update(group)
-    return groups
-
-
-def _pairs(siblings: _Siblings, groups: list[tuple[str, ...]], request: Covariances) -> pd.DataFrame:
-    """The pairs of sibling names to correlate, with their label and display name.
-
-    A pair is freed where two siblings of one group share a parent somewhere in the data; a
-    pair of keyed slots that never meets has no covariance to estimate and is left out.
-    """
-    frame = siblings.frame
-    group_of = {label: g for g, group in enumerate(groups) for label in group}
-    frame = frame.assign(group=frame["label"].map(group_of).fillna(-1).astype(int))
-    _refuse_all_pairs(siblings, frame)
-    grouped = frame[frame["group"] >= 0]
-    met = grouped.merge(grouped, on=["parent", "group"], suffixes=("_a", "_b"))
-    met = met[met["name_a"] != met["name_b"]]
-    ordered = [position_order(a) < position_order(b) for a, b in zip(met["slot_a"], met["slot_b"])]
-    met = met[np.asarray(ordered, dtype=bool)].drop_duplicates(["name_a", "name_b"])
-    met = met.iloc[sorted(range(len(met)), key=lambda i: (position_order(met["slot_b"].iloc[i]),
-                                                          position_order(met["slot_a"].iloc[i]),
-                                                          met["name_a"].iloc[i]))]
-    empty = sorted(set(range(len(groups))) - set(met["group"]))
-    if request.among is not None and empty:
-        group = groups[empty[0]]
-        raise ValueError(f"no unit of {siblings.parent_level} holds two {_units(siblings)} labelled "
-                         f"{' or '.join(map(repr, group))}: there is no covariance among them to estimate")
-    if met.empty:
-        raise ValueError(f"no unit of {siblings.parent_level} holds two {_units(siblings)} with labels of one group: "
-                         "there is no covariance to estimate")
-    level = siblings.level
-    if request.equal:
-        words = ["+".join(groups[g]) for g in met["group"]]
-        met = met.assign(label=[f"C_{siblings.stem}_{identifier('_'.join(groups[g]))}" for g in met["group"]],
-                         display=[f"cov({level})[{w}]" for w in words])
-    else:
-        met = met.assign(label=[f"C_{siblings.stem}_{identifier(a)}_{identifier(b)}"
-                                for a, b in zip(met["slot_a"], met["slot_b"])],
-                         display=[f"cov({level})[{a},{b}]" for a, b in zip(met["slot_a"], met["slot_b"])])
-    return met
-
-
-def _units(siblings: _Siblings) -> str:
-    return "observations" if siblings.level == RESIDUAL else f"units of {siblings.level}"
-
-
-def _refuse_all_pairs(siblings: _Siblings, frame: pd.DataFrame) -> None:
-    """Refuse correlating every pair of siblings the data hold.
-
-    In a parent unit, two siblings ``a, b`` have ``Cov(y_a, y_b) = var(parent) + cov(a, b)``
-    and every outcome of the parent shares ``var(parent)``. When every pair of siblings in the
-    data is correlated, adding ``d`` to ``var(parent)`` and taking ``d`` from every covariance
-    and every sibling variance leaves every implied covariance unchanged: the parent's
-    variance is not identified. An uncorrelated pair (two siblings of different groups, or
-    one outside the groups) pins it.
-    """
-    counts = frame.groupby("parent").agg(n=("group", "size"), outside=("group", lambda g: int((g < 0).sum())),
-                                         groups=("group", "nunique"))
-    uncorrelated = (counts["n"] >= 2) & ((counts["outside"] > 0) | (counts["groups"] > 1))
-    if uncorrelated.any():
-        return
-    parent = siblings.parent_level
-    raise ValueError(
-        f"every pair of sibling {_units(siblings)} in the data would be correlated: in a unit of {parent}, two of "
-        f"them have Cov(y_a, y_b) = var({parent}) + cov({siblings.level})[a,b], so var({parent}) cannot be told "
-        f"apart from the covariances and var({siblings.level}); keep some pairs uncorrelated (among= fewer labels, or labels "
-        f"in separate groups)"
-    )
-
-
-def _free(table: pd.DataFrame, siblings: _Siblings, pairs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+def _free(table: pd.DataFrame, siblings: Siblings, pairs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """Free the covariance rows of ``pairs`` (latents' rows are in the table at 0; residuals' are added)."""
     clash = sorted(set(pairs["label"]) & (set(table["label"]) | set(names)))
     if clash:  # a shared label would tie the covariance to another parameter

@@ -198,13 +198,13 @@ class _Step:
 
         .. math::
 
-            t = b \bar R, \quad
-            \bar b_t = \bar b' + G t, \quad
-            \bar N = s N^{-T} - N^{-T}(\bar A' A'^T + \bar b_t b'^T), \quad
-            \bar G = A \bar N + t b'^T,
+            t = b \\bar R, \\quad
+            \\bar b_t = \\bar b' + G t, \\quad
+            \\bar N = s N^{-T} - N^{-T}(\\bar A' A'^T + \\bar b_t b'^T), \\quad
+            \\bar G = A \\bar N + t b'^T,
 
-            \bar A = \bar N G + N^{-T} \bar A', \qquad
-            \bar b = N^{-T} \bar b_t + G b' \bar R = N^{-T} (\bar b_t + G t),
+            \\bar A = \\bar N G + N^{-T} \\bar A', \\qquad
+            \\bar b = N^{-T} \\bar b_t + G b' \\bar R = N^{-T} (\\bar b_t + G t),
 
         the last because ``G N^{-1} = (I + G A)^{-1} G = N^{-T} G``.
         """
@@ -335,8 +335,8 @@ class _EffectMoments:
 
         .. math::
 
-            E[b \mid y] = K(bv - A\,E[a \mid y]), \qquad
-            \operatorname{Var}(b \mid y) = K + KA\,V_a\,AK,
+            E[b \\mid y] = K(bv - A\\,E[a \\mid y]), \\qquad
+            \\operatorname{Var}(b \\mid y) = K + KA\\,V_a\\,AK,
 
         and the child's ``a + b`` has mean ``E[a] + E[b]`` and covariance
         ``V_a - KAV_a - V_a AK + Var(b | y)``.

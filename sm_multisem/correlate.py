@@ -39,7 +39,7 @@ import pandas as pd
 from .layout import join_parts, position_name
 from .pairs import RESIDUAL, Siblings, label_groups, sibling_pairs
 
-__all__ = ["RESIDUAL", "Covariances", "relax_covariances"]
+__all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "relax_covariances"]
 
 @dataclass(frozen=True)
 class Covariances:
@@ -123,6 +123,19 @@ def relax_covariances(model, *requests: Covariances, start_params=None):
     relaxed = wide.with_table(table, names=new_names)
     relaxed.check_identification()
     return relaxed
+
+
+def free_sibling_covariances(model, table: pd.DataFrame) -> pd.DataFrame:
+    """The per-position table of ``model`` with the covariances of its ``relax_covariance`` relaxations freed
+    (the recursion evaluates them; the table shows and exports them)."""
+    names: dict[str, str] = {}
+    for relax in (r for r in model.relaxations if r.kind == "covariance"):
+        keys, labels = model.labels.of(relax)
+        request = Covariances(relax.target, relax.by, relax.among, relax.equal)
+        siblings = _siblings(model, request, model.layout.level_names.index(relax.target) - 1, keys)
+        groups = label_groups(relax.among, labels, relax.target, relax.by)
+        table = _free(table, siblings, sibling_pairs(siblings, groups, relax.among is not None, relax.equal), names)
+    return table
 
 
 def _keys(model, request: Covariances) -> tuple[int, np.ndarray, list[str]]:

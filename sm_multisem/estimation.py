@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from scipy import optimize
 
-from .likelihood import NestedNormal
+from .likelihood import NestedNormal, NotPositiveDefinite
 
 __all__ = ["Optimum", "ProfiledObjective", "fit_profiled", "convergence_problems", "START_MULTIPLIERS"]
 
@@ -39,6 +39,8 @@ _NOISE_STEP = 1e-9
 _SMALLEST_RESIDUAL_RATIO = 1e-4
 #: Largest absolute correlation the optimizer may reach.
 _LARGEST_CORRELATION = 0.999
+#: Steepness of the wall past points whose covariance is not positive definite, relative to the deviance.
+_WALL = 1e4
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class ProfiledObjective:
     below by 0 (lme4's ``theta``). The covariance ``c`` of
     exchangeable residuals enters as its correlation ``c / v`` with the residual variance ``v``
     of its units, inside ``(-1/(n - 1), 1)`` for the largest unit size ``n``: a box that keeps
-    every block positive definite. The last few evaluations
+    every block positive definite; the covariance of correlated siblings as its share
+    ``c / sqrt(v_a v_b)`` of their variances, inside (-1, 1) (``(-1/(n - 1), 1)`` for one covariance
+    shared by ``n`` slots). The last few evaluations
     are remembered: the start grid, the optimizer, the Newton polish and the final report
     often ask for the same point again.
     """
@@ -102,6 +106,7 @@ class ProfiledObjective:
     def __init__(self, lik: NestedNormal, reml: bool):
         self.lik, self.reml, self.count = lik, reml, 0
         self._recent: dict[bytes, tuple[float, np.ndarray]] = {}
+        self._defined: np.ndarray | None = None  # the last point where the deviance was defined
         self.reference = int(lik.residual_variances[0])
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
@@ -113,8 +118,8 @@ class ProfiledObjective:
         for block in self.blocks:
             self.is_off_diagonal[block[np.tril_indices(len(block), -1)]] = True
         self.is_covariance = np.isin(self.free, lik.covariances)
-        pairs = getattr(lik, "_block_pairs", np.zeros((0, 2), dtype=np.intp))
-        self._covariance, self._partner = pairs[:, 1], pairs[:, 0]  # c and the variance v it is a share of
+        # every scaled covariance c and the variances v_a, v_b it is a share of
+        self._covariance, self._scale_a, self._scale_b = lik.scaled_covariances.T
         self._covariance_theta = np.searchsorted(self.free, self._covariance)
 
     @property
@@ -132,7 +137,7 @@ class ProfiledObjective:
             values[block[lower]] = (factor @ factor.T)[lower]
         rho = np.ones(self.lik.n_var)
         rho[self.free] = values
-        rho[self._covariance] = theta[self._covariance_theta] * rho[self._partner]
+        rho[self._covariance] = theta[self._covariance_theta] * np.sqrt(rho[self._scale_a] * rho[self._scale_b])
         return rho
 
     def _chain(self, theta: np.ndarray, grad_rho: np.ndarray) -> np.ndarray:
@@ -160,20 +165,61 @@ class ProfiledObjective:
         for block, entries in zip(self.blocks, self.lik.cholesky_blocks):
             lower = np.tril_indices(len(block))
             theta[block[lower]] = _semidefinite_cholesky(relative[entries])[lower]
-        theta[self._covariance_theta] = variances[self._covariance] / variances[self._partner]
+        scale = np.sqrt(variances[self._scale_a] * variances[self._scale_b])
+        theta[self._covariance_theta] = np.divide(variances[self._covariance], scale, out=np.zeros(len(scale)),
+                                                  where=scale > 0)
         return theta
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The deviance and its gradient; past a point where some cluster's covariance is not positive
+        definite (reachable only by free covariances of siblings), a quadratic wall.
+
+        The optimizer cannot take an infinite or undefined deviance (L-BFGS-B stops at the first), so
+        such a point is pulled back along the segment from the last point that was defined, to the
+        last defined point on it, ``theta_d``, and gets ``f(theta_d) + mu |theta - theta_d|^2`` with its
+        gradient: continuous, rising away from the region of definite covariances, equal to the deviance
+        inside it.
+        """
         theta = np.asarray(theta, dtype=float)
+        try:
+            value = self._evaluate(theta)
+        except NotPositiveDefinite:
+            if self._defined is None:
+                raise
+            inside = self._last_defined(theta)
+            deviance, gradient = self._evaluate(inside)
+            mu = _WALL * (1.0 + abs(deviance))
+            return deviance + mu * float((theta - inside) @ (theta - inside)), gradient + 2.0 * mu * (theta - inside)
+        self._defined = theta
+        return value
+
+    def _last_defined(self, theta: np.ndarray) -> np.ndarray:
+        """The last point of the segment from the last defined point to ``theta`` where the deviance is
+        defined (to 1/2^20 of the segment)."""
+        inside, outside = 0.0, 1.0
+        for _ in range(20):
+            middle = 0.5 * (inside + outside)
+            try:
+                self.lik.definite_moments(self.rel_var(self._defined + middle * (theta - self._defined)))
+                inside = middle
+            except NotPositiveDefinite:
+                outside = middle
+        return self._defined + inside * (theta - self._defined)
+
+    def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         key = theta.tobytes()
         if key not in self._recent:
             self.count += 1
             rel_var = self.rel_var(theta)
             deviance, grad_rho = self.lik.profiled_deviance(rel_var, self.reml)
-            share = theta[self._covariance_theta]
-            grad_rho[self._partner] += share * grad_rho[self._covariance]  # c = share * v moves with v
+            # c = share * sqrt(v_a v_b) moves with v_a and v_b: dc/dv_a = share * sqrt(v_a v_b) / (2 v_a)
+            share, by_covariance = theta[self._covariance_theta], grad_rho[self._covariance]
+            scale = np.sqrt(rel_var[self._scale_a] * rel_var[self._scale_b])
+            for variance in (self._scale_a, self._scale_b):
+                half = np.divide(0.5 * scale, rel_var[variance], out=np.zeros(len(scale)), where=rel_var[variance] > 0)
+                np.add.at(grad_rho, variance, share * by_covariance * half)
             gradient = self._chain(theta, grad_rho)
-            gradient[self._covariance_theta] = grad_rho[self._covariance] * rel_var[self._partner]
+            gradient[self._covariance_theta] = by_covariance * scale
             if len(self._recent) >= _REMEMBERED:
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[key] = (deviance, gradient)
@@ -193,9 +239,8 @@ class ProfiledObjective:
         bounds = [(-_LARGEST_CORRELATION, _LARGEST_CORRELATION) if corr
                   else (None, None) if off else (0.0, None) if level else (_SMALLEST_RESIDUAL_RATIO, None)
                   for level, corr, off in zip(self.is_level, self.is_correlation, self.is_off_diagonal)]
-        for at, size in zip(self._covariance_theta, self.lik.block_size[self._covariance] if len(self._covariance)
-                            else []):
-            bounds[at] = (-_LARGEST_CORRELATION / max(size - 1.0, 1.0), _LARGEST_CORRELATION)
+        for at, lower in zip(self._covariance_theta, self.lik.covariance_lower):
+            bounds[at] = (_LARGEST_CORRELATION * lower, _LARGEST_CORRELATION)
         return bounds
 
 
@@ -370,7 +415,10 @@ def _kuhn_tucker(objective: ProfiledObjective, theta: np.ndarray) -> tuple[np.nd
     small = objective.is_level & (theta < _BOUNDARY_THETA)
     if not small.any():
         return small, small
-    return small, objective.gradient_in_rho(np.where(small, 0.0, theta)) >= 0.0
+    try:
+        return small, objective.gradient_in_rho(np.where(small, 0.0, theta)) >= 0.0
+    except NotPositiveDefinite:  # at 0 the covariances of siblings leave a covariance indefinite: keep them off it
+        return small, np.zeros_like(small)
 
 
 def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from scipy import stats
 
 from .gof import fit_saturated, wide_data_of
 from .results import LRTest
+from .spec import INTERCEPT
 from .wide_model import WideSEM
 
 __all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
@@ -26,8 +27,6 @@ __all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
 #: Parameters a relaxation may add, and the value the constrained model holds them at.
 HELD_VALUES = {"rho(Residual)": 0.0}
-#: Parameters of a random slope, ``var(x|k)`` and ``cov(k, x|k)``: a model without it holds them at 0.
-_RANDOM_SLOPE = re.compile(r"var\([^()|]+\|[^()]+\)|cov\([^()|,]+, [^()|]+\|[^()]+\)")
 
 
 class InformationNotPositiveDefinite(ValueError):
@@ -75,14 +74,15 @@ def constraint_map(constrained_names: list[str], relaxed_names: list[str],
     constrained_names, relaxed_names : list of str
     held_values : dict, optional
         Parameters of the relaxed model the constrained one holds at a value, besides
-        :data:`HELD_VALUES` (the covariances a wide model frees, held at 0).
+        :data:`HELD_VALUES` (the covariances a wide model frees, and the parameters of random
+        slopes and of correlated siblings, held at 0).
 
     Raises
     ------
     ValueError
         When a relaxed parameter is neither a parameter of the constrained model, nor one
-        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES`,
-        ``held_values``, and 0 for the variance and covariance of a random slope it does not have).
+        split from it by a label, nor one it holds at a known value (:data:`HELD_VALUES` and
+        ``held_values``).
     """
     held_values = {**HELD_VALUES, **(held_values or {})}
     index = {name: i for i, name in enumerate(constrained_names)}
@@ -94,8 +94,6 @@ def constraint_map(constrained_names: list[str], relaxed_names: list[str],
             mapping[row, index[base]] = 1.0
         elif name in held_values:
             held[row] = held_values[name]
-        elif _RANDOM_SLOPE.fullmatch(name):
-            held[row] = 0.0
         else:
             raise ValueError(f"parameter {name!r} of the relaxed model is not a relaxation of the model's parameters")
     if np.any(mapping.sum(0) == 0):
@@ -161,12 +159,18 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
 
 
 def _covariances_held_at_zero(model) -> dict[str, float]:
-    """The free covariances of a wide model (``a ~~ b``, ``a != b``), by parameter name, at 0.
-
-    The nested model has none: its effects and residuals are uncorrelated.
-    """
+    """The parameters a model without them holds at 0, by name: the free covariances of a wide model
+    (``a ~~ b``, ``a != b``); of a nested one, the variances and covariances of random effects other than
+    intercepts, and the covariances of correlated siblings."""
     if not isinstance(model, WideSEM):
-        return {}
+        plan = model.plan
+        columns = model.model_data.effects.names if model.model_data.effects is not None else (INTERCEPT,)
+        held = set() if plan.siblings is None else set(plan.siblings.covariance_entries.tolist())
+        for effects in plan.level_effects:
+            for (i, j), entry in np.ndenumerate(effects.entries):
+                if entry >= 0 and not (i == j and columns[effects.columns[i]] == INTERCEPT):
+                    held.add(int(entry))
+        return {plan.param_names[plan.variance_index[entry]]: 0.0 for entry in held}
     table = model.table
     covariances = table[(table["op"] == "~~") & (table["lhs"] != table["rhs"]) & table["free"]]
     # a free row without a label is a parameter of its own, named after the row (see ram.compile_ram)
@@ -185,14 +189,15 @@ def lr_test(restricted, unrestricted) -> LRTest:
     if restricted.reml or unrestricted.reml:
         raise ValueError("LR tests need ML fits (reml=False)")
     names0, names1 = restricted.model.param_names, unrestricted.model.param_names
-    constraint_map(names0, names1)  # refuses fits that are not nested
+    held = _covariances_held_at_zero(unrestricted.model)
+    constraint_map(names0, names1, held)  # refuses fits that are not nested
     df = len(names1) - len(names0)
     if df <= 0:
         raise ValueError("the second fit must be a relaxation of the first (more parameters)")
     statistic = max(2.0 * (unrestricted.llf - restricted.llf), 0.0)
     note = ""
-    on_boundary = list(restricted.boundary) + [n for n in names1 if n.startswith("var(") and _RANDOM_SLOPE.fullmatch(n)
-                                               and n not in names0]  # a random slope's variance, 0 under the null
+    # a random slope's variance, 0 under the null
+    on_boundary = list(restricted.boundary) + [n for n in names1 if n.startswith("var(") and n in held]
     if on_boundary:
         note = (f"{', '.join(on_boundary)} on the boundary under the null: the chi2 reference is "
                 "conservative.")

@@ -13,14 +13,21 @@ order of appearance in the data.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["WideLayout", "build_layout", "nesting_chain", "level_name", "position_name", "position_order", "join_parts",
-           "time_order"]
+__all__ = ["WideLayout", "build_layout", "nesting_chain", "identifier", "level_name", "position_name", "position_order",
+           "join_parts", "time_order"]
+
+
+def identifier(name: str) -> str:
+    """A name usable as a variable or label in Stata and lavaan (``C(t)[T.b]`` -> ``C_t_T_b``)."""
+    text = re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "v"
+    return text if not text[0].isdigit() else f"v{text}"
 
 
 def level_name(grouping: tuple[str, ...]) -> str:

@@ -41,9 +41,13 @@ import numpy as np
 from .layout import _dense_codes
 from .layout import time_order as sorted_by_time
 
-__all__ = ["Centring", "ClusterMoments", "MomentNormal", "NestedNormal"]
+__all__ = ["Centring", "ClusterMoments", "MomentNormal", "NestedNormal", "NotPositiveDefinite"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+
+
+class NotPositiveDefinite(ValueError):
+    """The covariance of some cluster is not positive definite at the parameters given."""
 
 
 class _Segments:
@@ -616,6 +620,19 @@ class MomentNormal:
 
     centring: Centring = NO_CENTRING
 
+    def definite_moments(self, variances: np.ndarray):
+        """:meth:`moments`, refused where a cluster's covariance is not positive definite (covariances of
+        sibling effects free of any bound can leave it indefinite; every other structure is bounded).
+
+        Raises
+        ------
+        NotPositiveDefinite
+        """
+        mom = self.moments(variances)
+        if not getattr(mom, "positive", True):
+            raise NotPositiveDefinite("the covariance of some cluster is not positive definite at these parameters")
+        return mom
+
     def total(self, per_cluster: np.ndarray) -> np.ndarray:
         """Weighted sum over clusters (the first axis)."""
         # einsum, not tensordot: a BLAS call per evaluation on these small products costs far
@@ -628,7 +645,7 @@ class MomentNormal:
 
         .. math:: l_k = -\\tfrac12 [n_k \\log 2\\pi + \\log|\\Sigma_k| + r_k'\\Sigma_k^{-1} r_k]
         """
-        mom = self.moments(variances)
+        mom = self.definite_moments(variances)
         v = np.append(-self.centring.internal_beta(beta), 1.0)
         quad = np.einsum("i,kij,j->k", v, mom.cross, v)
         return -0.5 * (self.cluster_size * _LOG_2PI + mom.logdet + quad)
@@ -642,7 +659,7 @@ class MomentNormal:
             \\partial l_k/\\partial\\theta = -\\tfrac12[\\partial\\log|\\Sigma_k|
             + r_k'\\,\\partial(\\Sigma_k^{-1})\\, r_k]
         """
-        mom = self.moments(variances)
+        mom = self.definite_moments(variances)
         v = np.append(-self.centring.internal_beta(beta), 1.0)
         p = len(v) - 1
         score_beta = self.centring.user_gradient(mom.cross[:, :p, :] @ v)
@@ -708,7 +725,7 @@ class MomentNormal:
     def _pooled_gls(self, variances: np.ndarray):
         """The moments, and from their sum over clusters the GLS fit: the Cholesky factor of
         ``X'Sigma^{-1}X``, ``v = [-beta, 1]`` (internal fixed effects) and ``r'Sigma^{-1}r``."""
-        mom = self.moments(variances)
+        mom = self.definite_moments(variances)
         total = self.total(mom.cross)
         beta, chol = _gls(total)
         v = np.append(-beta, 1.0)
@@ -717,7 +734,7 @@ class MomentNormal:
     def fixed_information(self, variances: np.ndarray) -> np.ndarray:
         """``X'Sigma^{-1}X``: the information of the fixed effects (minus the Hessian of the loglike)."""
         p = self.n_columns - 1
-        return self.centring.user_matrix(self.total(self.moments(variances).cross)[:p, :p])
+        return self.centring.user_matrix(self.total(self.definite_moments(variances).cross)[:p, :p])
 
     def logdet_gradient(self, variances: np.ndarray, restricted: bool = False) -> np.ndarray:
         """Derivative of ``log|Sigma|`` (plus ``log|X'Sigma^{-1}X|`` if restricted) in every variance.
@@ -726,7 +743,7 @@ class MomentNormal:
         gradient is the expected information of the variances (ML, or REML if restricted):
         :math:`\\tfrac12 \\operatorname{tr}(P \\Sigma_i P \\Sigma_j)`.
         """
-        mom = self.moments(variances)
+        mom = self.definite_moments(variances)
         if not restricted:
             return self.total(mom.d_logdet)
         _, chol = _gls(self.total(mom.cross))
@@ -784,6 +801,11 @@ class NestedNormal(MomentNormal):
     #: The entries (a q x q matrix each) of every block of correlated effects optimised by its
     #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.effects.EffectsNormal`)
     cholesky_blocks: tuple[np.ndarray, ...] = ()
+    #: ``(covariance, variance a, variance b)`` entries of every covariance that is optimised as its share
+    #: ``c / sqrt(v_a v_b)``, and the lower bound of that share (:attr:`covariance_lower`): the covariances
+    #: of exchangeable residuals (``a = b``, their units' residual variance) and of correlated siblings
+    scaled_covariances = np.zeros((0, 3), dtype=np.intp)
+    covariance_lower = np.zeros(0)
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
                  row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None,
@@ -959,6 +981,8 @@ class NestedNormal(MomentNormal):
         largest = np.zeros(self.n_var)
         np.maximum.at(largest, self.unit_variance[-1], counts)
         self.block_size = largest
+        self.scaled_covariances = np.column_stack([pairs[:, 1], pairs[:, 0], pairs[:, 0]])
+        self.covariance_lower = -1.0 / np.maximum(largest[pairs[:, 1]] - 1.0, 1.0)
 
     def internal(self, variances: np.ndarray) -> np.ndarray:
         """The variances the recursion uses: with exchangeable residuals ``v - c`` in place of ``v``."""

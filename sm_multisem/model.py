@@ -186,9 +186,11 @@ class MultilevelSEM(GenericLikelihoodModel):
         if plan.row_correlation is not None:
             ar1_time = labels.values[("residual correlation", "Residual")][0]
         if plan.level_effects:
+            effect_values = np.ones((layout.n_rows, 1)) if source.effects is None else source.effects.values
             self.likelihood = EffectsNormal(
-                columns, layout.row_starts, layout.child_starts, layout.sort_rows(source.effects.values),
+                columns, layout.row_starts, layout.child_starts, layout.sort_rows(effect_values),
                 plan.level_effects, plan.row_variance, cluster_weights=self.cluster_weights, centring=self._centring,
+                siblings=plan.siblings,
             )
         else:
             self.likelihood = NestedNormal(
@@ -228,7 +230,10 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         if self._wide_form_problem:
             raise NotImplementedError(self._wide_form_problem)
-        return self.table.expand(self.layout, self.labels, groups=None if self._groups is None else self._groups[1])
+        from .correlate import free_sibling_covariances
+
+        table = self.table.expand(self.layout, self.labels, groups=None if self._groups is None else self._groups[1])
+        return free_sibling_covariances(self, table)
 
     def single_group_table(self, what: str) -> pd.DataFrame:
         """:attr:`parameter_table`, for a use (``what``) that needs a single-group wide form.
@@ -475,14 +480,16 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("intercept", "Intercept", self._label_name(by)), by)
 
-    def relax_covariance(self, level: str, by, *, among=None, equal: bool = False, start_params=None):
-        """Correlate the effects of sibling units of a level (units with one parent), by a label.
+    def relax_covariance(self, level: str, by, *, among=None, equal: bool = False) -> "MultilevelSEM":
+        """Correlate the random intercepts of sibling units of a level (units with one parent), by a label.
 
         The article's correlated effects of the northern counties: in the wide form the latents
         of the level's units are keyed by ``by`` (``J_north1``, ``J_north2``, ``J_south1``) and
         the covariance of two siblings whose labels are in one group of ``among`` is freed,
         ``cov(k:j)[north1,north2]`` for every pair of keyed slots, or one ``cov(k:j)[north]``
-        per group with ``equal=True``. See :func:`sm_multisem.correlate.relax_covariances`.
+        per group with ``equal=True``. Every parent then carries its children's effects as one
+        vector with a dense covariance, evaluated in the recursion (:mod:`sm_multisem.siblings`),
+        so the model fits at the scale of the nested one.
 
         Parameters
         ----------
@@ -491,22 +498,43 @@ class MultilevelSEM(GenericLikelihoodModel):
             level above.
         by : str or array_like
             The labelling column (or one label per input row), constant within the level's units.
+            A variance of the level relaxed by a label keys the slots by that label, so the
+            covariances take the same one.
         among : str, sequence, or None
             Groups of labels whose siblings are correlated (``["north"]``; ``[["north", "south"]]``
             to correlate across labels too); by default every label is its own group.
         equal : bool
             One covariance per group instead of one per pair of keyed slots.
-        start_params : array_like, optional
-            Start values of this model's parameters; by default its ML estimates.
 
         Returns
         -------
-        WideSEM
-            Fitted by the dense wide engine.
-        """
-        from .correlate import Covariances, relax_covariances
+        MultilevelSEM
+            With ``cov(k:j)[a,b]`` (or ``cov(k:j)[group]``) after the level's variances.
 
-        return relax_covariances(self, Covariances(level, by, among, equal), start_params=start_params)
+        Raises
+        ------
+        ValueError
+            Before fitting, for a request the data cannot identify: the top level; a labelling
+            column that varies inside the units; a label of ``among`` that is not a label of
+            the level; no two siblings of one group in any parent; every pair of siblings in
+            the data correlated (then their covariance is confounded with the parent's variance).
+        """
+        from .pairs import normalized_among
+
+        names = self.layout.level_names
+        if level == names[0]:
+            raise ValueError(
+                f"{level} is the top level: each of its units is one row of the wide model, so its effects have "
+                "no siblings to be correlated with (covariances across rows are not a wide SEM)")
+        if level not in names:
+            raise ValueError(f"level must be one of {list(names[1:])} (the levels below the top) or 'Residual', "
+                             f"got {level!r}")
+        name = self._label_name(by)
+        done = next((r for r in self.relaxations if (r.kind, r.target) == ("variance", level)), None)
+        if done is not None and done.by != name:
+            raise ValueError(f"the variance of {level} is relaxed by {done.by!r}: its slots are keyed by that label, "
+                             f"so its covariances are freed by {done.by!r} too, not by {name!r}")
+        return self._relaxed(Relaxation("covariance", level, name, among=normalized_among(among), equal=equal), by)
 
     def relax_residual_covariance(self, by, *, among=None, equal: bool = False, start_params=None):
         """Correlate the residuals of observations of one lowest unit, by a row-level label.
@@ -711,7 +739,10 @@ class MultilevelSEM(GenericLikelihoodModel):
         for a random intercept)."""
         if not self.plan.level_effects:
             return [INTERCEPT]
-        return [self.model_data.effects.names[c] for c in self.plan.level_effects[level].columns]
+        names = self.model_data.effects.names if self.model_data.effects is not None else (INTERCEPT,)
+        own = [names[c] for c in self.plan.level_effects[level].columns]
+        siblings = self.plan.siblings
+        return [INTERCEPT] + own if siblings is not None and siblings.level == level else own
 
     @property
     def variance_names(self) -> list[str]:
@@ -891,11 +922,18 @@ def _effect_blocks(parsed, model_data: ModelData) -> dict[str, tuple[EffectBlock
 
 
 def _check_effects(effects: dict, relaxations: tuple[Relaxation, ...]) -> None:
-    """Refuse relaxations the random-effects likelihood does not evaluate, naming them."""
-    relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept", "residual variance")})
-    if effects and relaxed:
-        raise NotImplementedError(f"relaxing the {', '.join(relaxed)} of a model with random slopes is not "
-                                  "implemented (relax_slope, relax_intercept and relax_residuals(by=) are)")
+    """Refuse relaxations the random-effects likelihood does not evaluate, naming them: with random slopes
+    or correlated sibling effects, slopes, intercepts, residual variances by label and variances of the
+    correlated siblings only."""
+    correlated = {r.target for r in relaxations if r.kind == "covariance"}
+    relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept", "residual variance",
+                                                                    "covariance")
+                      and not (r.kind == "variance" and r.target in correlated and not effects)})
+    if (effects or correlated) and relaxed:
+        what = "random slopes" if effects else "correlated sibling effects"
+        raise NotImplementedError(f"relaxing the {', '.join(relaxed)} of a model with {what} is not implemented "
+                                  "(relax_slope, relax_intercept, relax_residuals(by=) and, of the correlated "
+                                  "level, relax_variance are)")
 
 
 def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:

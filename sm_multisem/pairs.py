@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .layout import position_order
-from .spec import identifier
+from .layout import identifier
 
 __all__ = ["RESIDUAL", "Siblings", "label_groups", "normalized_among", "sibling_pairs"]
 

@@ -14,9 +14,12 @@ from functools import cached_property
 
 import numpy as np
 
+import pandas as pd
+
 from .effects import LevelEffects
 from .layout import WideLayout
-from .spec import INTERCEPT, ParameterTable
+from .siblings import SiblingCovariances
+from .spec import INTERCEPT, ParameterTable, unit_slots
 
 __all__ = ["Plan", "compile_plan"]
 
@@ -53,6 +56,9 @@ class Plan:
         For each grouping level (top first), the effect columns of its random effects (among the
         model's :class:`~sm_multisem.data.EffectColumns`) and the entries of the vector that are
         their covariance ``G``; empty when every random effect is an intercept.
+    siblings : SiblingCovariances or None
+        The covariances of the random intercepts of sibling units of one level, by keyed slot
+        (the level's ``level_effects`` then leave its intercept to them).
     covariance_entries : ndarray
         The entries that are covariances of exchangeable residuals: the lowest level's
         ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
@@ -67,6 +73,7 @@ class Plan:
     ar1_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     row_correlation: np.ndarray | None = None
     level_effects: tuple[LevelEffects, ...] = ()
+    siblings: SiblingCovariances | None = None
     covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
@@ -79,7 +86,10 @@ class Plan:
         of random intercepts and, with random slopes, the slopes' variances and covariances (not the
         covariances of exchangeable residuals, which the lowest level's ``unit_variance`` points at)."""
         if self.level_effects:
-            entries = np.concatenate([effects.entries.ravel() for effects in self.level_effects])
+            entries = [effects.entries.ravel() for effects in self.level_effects]
+            if self.siblings is not None:
+                entries += [self.siblings.variance, self.siblings.covariance_entries]
+            entries = np.concatenate(entries)
             return np.unique(entries[entries >= 0])
         return np.setdiff1d(np.concatenate(self.unit_variance), self.covariance_entries)
 
@@ -104,6 +114,8 @@ class Plan:
         for effects in self.level_effects:
             off_diagonal = effects.entries[~np.eye(len(effects.entries), dtype=bool)]
             mask[self.variance_index[off_diagonal[off_diagonal >= 0]]] = True
+        if self.siblings is not None:
+            mask[self.variance_index[self.siblings.covariance_entries]] = True
         mask[self.variance_index[self.covariance_entries]] = True
         return mask
 
@@ -156,6 +168,7 @@ _SUPPORTED = {
     "slope variance": (True, None),
     "slope covariance": (True, None),
     "residual covariance": (True, None),
+    "sibling covariance": (True, None),
 }
 
 
@@ -201,7 +214,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     variances = of_kind("variance", "residual variance", "residual covariance")
     correlation = of_kind("residual correlation")
     slope_rules = of_kind("slope covariance", "slope variance")
-    variance_labels = list(dict.fromkeys(rule.label for rule in [*variances, *slope_rules, *correlation]))
+    sibling_rules = of_kind("sibling covariance")
+    variance_labels = list(dict.fromkeys(rule.label for rule in [*variances, *slope_rules, *sibling_rules,
+                                                                 *correlation]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
@@ -226,10 +241,14 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     # AR(1) by a label: the rows carry it as the residual variance's label
     row_correlation = assign(correlation, ("residual variance", "Residual"), layout.n_rows) if correlation else None
     covariance_labels = dict.fromkeys(rule.label for rule in variances if rule.kind == "residual covariance")
+    siblings = _siblings(sibling_rules, layout, unit_variance, position) if sibling_rules else None
     level_effects = ()
-    if slope_rules:
-        level_effects = tuple(_level_effects(level, unit_variance[at], slope_rules, position, effect_names)
-                              for at, level in enumerate(layout.level_names))
+    if slope_rules or siblings is not None:
+        no_intercept = np.full(1, -1, dtype=np.intp)  # the intercepts of correlated siblings are their block's
+        level_effects = tuple(
+            _level_effects(level, no_intercept if siblings is not None and siblings.level == at else unit_variance[at],
+                           slope_rules, position, effect_names or (INTERCEPT,))
+            for at, level in enumerate(layout.level_names))
     return Plan(
         param_names=tuple(rule.name for rule in free),
         labels=tuple(index),
@@ -240,6 +259,7 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         ar1_entries=np.array([position[rule.label] for rule in correlation], dtype=np.intp),
         row_correlation=row_correlation,
         level_effects=level_effects,
+        siblings=siblings,
         covariance_entries=np.array([position[label] for label in covariance_labels], dtype=np.intp),
     )
 
@@ -258,3 +278,21 @@ def _level_effects(level: str, intercept: np.ndarray, rules: list, position: dic
         at = [names.index(effect) for effect in rule.effects]
         entries[at[0], at[-1]] = entries[at[-1], at[0]] = position[rule.label]
     return LevelEffects(np.array([effect_names.index(name) for name in names], dtype=np.intp), entries)
+
+
+def _siblings(rules: list, layout: WideLayout, unit_variance, position: dict) -> SiblingCovariances:
+    """The covariances of sibling effects of the rules' level: every unit's keyed slot and variance, and the
+    entry of every pair of slots the rules join."""
+    levels = {rule.level for rule in rules}
+    if len(levels) > 1:
+        raise NotImplementedError(f"covariances of sibling effects are freed at one level at a time; got "
+                                  f"{sorted(levels)}")
+    level = layout.level_names.index(levels.pop())
+    slots, _ = unit_slots(layout, level)
+    codes, distinct = pd.factorize(slots)
+    index = {slot: i for i, slot in enumerate(distinct)}
+    pair_entry = np.full((len(distinct), len(distinct)), -1, dtype=np.intp)
+    for rule in rules:
+        for a, b in rule.effects:
+            pair_entry[index[a], index[b]] = pair_entry[index[b], index[a]] = position[rule.label]
+    return SiblingCovariances(level, codes.astype(np.intp), unit_variance[level], pair_entry)

@@ -20,7 +20,11 @@ values label the units (or observations) it is released across:
 * ``Relaxation("residual covariance", "k:j", "type")``: residuals of one unit of the
   residual grouping ``k:j`` share a covariance (exchangeable; nlme ``corCompSymm``), one
   variance and one covariance per label constant within those units (``by=""``: one of
-  each). See :mod:`sm_multisem.residuals`.
+  each). See :mod:`sm_multisem.residuals`;
+* ``Relaxation("covariance", "k:j", "region", among=(("north",),), equal=False)``: the effects of
+  sibling units of ``k:j`` (units of one ``k``) whose labels are in one group of ``among`` are
+  correlated, a covariance per pair of keyed slots (one per group with ``equal``). See
+  :mod:`sm_multisem.pairs` and :mod:`sm_multisem.siblings`.
 
 Everything downstream sees a relaxation only as different labels in the parameter
 table: :func:`sm_multisem.spec.specify` writes them, :func:`sm_multisem.plan.compile_plan`
@@ -39,7 +43,8 @@ from .layout import WideLayout, time_order
 
 __all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots"]
 
-KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance")
+KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance",
+         "covariance")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
 MIN_PER_LABEL = 2
 
@@ -60,12 +65,19 @@ class Relaxation:
     per : str
         For a residual correlation, the labelling column whose labels each get their own
         residual variance and rho (``""``: one of each for every unit).
+    among : tuple of tuple of str, or None
+        For a covariance, the groups of labels whose siblings are correlated (None: every label
+        its own group; see :func:`sm_multisem.pairs.normalized_among`).
+    equal : bool
+        For a covariance, one per group of labels instead of one per pair of keyed slots.
     """
 
     kind: str
     target: str
     by: str
     per: str = ""
+    among: tuple[tuple[str, ...], ...] | None = None
+    equal: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -210,6 +222,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
 #: Relaxations whose label must be constant within units, and why.
 _PER_UNIT = {
     "variance": "a variance of {level} effects can only differ between units",
+    "covariance": "the covariance of two {level} effects is keyed by the labels of the two units",
     "residual covariance": ("an exchangeable block has one variance and one covariance, so its label must be the "
                             "unit's (a variance per occasion is structure='unstructured' with t=)"),
     "residual correlation": ("AR(1) residuals of a unit have one variance and one rho, so its label must be the "
@@ -293,7 +306,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
         else:
             key = (relax.kind, relax.target)
             codes = labels.codes[key]
-            if relax.kind in ("variance", "residual covariance"):
+            if relax.kind in ("variance", "residual covariance", "covariance"):
                 level = layout.level_names.index(relax.target)
                 column = level - 1
             elif relax.kind == "residual variance":

@@ -32,7 +32,7 @@ import pandas as pd
 from .hypothesis import InformationNotPositiveDefinite, score_test
 from .layout import join_parts
 from .relax import MIN_PER_LABEL
-from .spec import identifier
+from .layout import identifier
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
 

@@ -61,6 +61,17 @@ class SiblingCovariances:
         entries = self.pair_entry[self.pair_entry >= 0]
         return np.unique(entries)
 
+    def scales(self) -> np.ndarray:
+        """``(covariance, variance a, variance b)`` of every covariance: the optimizer takes it as its
+        share ``c / sqrt(v_a v_b)`` of the variances of the first pair of slots it joins."""
+        variance_of_slot = np.zeros(len(self.pair_entry), dtype=np.intp)
+        variance_of_slot[self.slot] = self.variance
+        rows = []
+        for entry in self.covariance_entries:
+            a, b = np.argwhere(self.pair_entry == entry)[0]
+            rows.append((entry, variance_of_slot[a], variance_of_slot[b]))
+        return np.array(rows, dtype=np.intp).reshape(-1, 3)
+
 
 @dataclass(frozen=True)
 class _Bucket:
@@ -94,6 +105,28 @@ class SiblingSteps:
             entries[~(child[:, None, :] >= 0) | ~(child[None, :, :] >= 0)] = -1
             self.buckets.append(_Bucket(parents, child, entries))
         self.n_parents = len(child_starts)
+
+    def definite(self, a_child: np.ndarray, variances: np.ndarray) -> bool:
+        """Whether every parent's covariance stays positive definite once its children's effects are added.
+
+        Before, it is ``B`` (the children's rows with their own effects and residuals: positive definite);
+        after, ``B + Z Gamma_p Z'``, whose negative eigenvalues are those of ``I + D^{1/2} Gamma_p D^{1/2}``
+        with ``D = Z'B^{-1}Z`` diagonal (the children's ``1'B_c^{-1}1``). Effects added further up have
+        positive semi-definite covariances and cannot remove a negative eigenvalue (Haynsworth's inertia
+        additivity), so this is whether every top-level cluster's covariance is positive definite.
+        ``Gamma_p`` is free of a bound of its own: a covariance of siblings past the correlation of their
+        variances is admissible while the data's covariance is (lavaan's wide model takes it so too).
+        """
+        for bucket in self.buckets:
+            root = np.sqrt(np.where(bucket.valid, a_child[0, 0][np.maximum(bucket.child, 0)], 0.0))  # (size, parents)
+            gamma = np.where(bucket.entries >= 0, variances[np.maximum(bucket.entries, 0)], 0.0)
+            scaled = root[:, None, :] * gamma * root[None, :, :]
+            scaled[np.arange(len(root)), np.arange(len(root))] += 1.0
+            try:  # a Cholesky factor exists exactly for the positive definite ones
+                np.linalg.cholesky(np.moveaxis(scaled, -1, 0))
+            except np.linalg.LinAlgError:
+                return False
+        return True
 
     def forward(self, step_type, a_parent, b_parent, a_child, b_child, variances):
         """The parents' information after their children's correlated effects, with the steps.

@@ -30,24 +30,19 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .layout import WideLayout, join_parts, level_name, position_name, position_order
+from .layout import WideLayout, identifier, join_parts, level_name, position_name, position_order
+from .pairs import Siblings, label_groups, sibling_pairs
 from .relax import Relaxation
 from .residuals import exchangeable_rows
 
-__all__ = ["EffectBlock", "ParameterTable", "specify", "identifier", "constrained_values", "power_constraints",
-           "effect_name", "INTERCEPT"]
+__all__ = ["EffectBlock", "ParameterTable", "specify", "constrained_values", "power_constraints", "effect_name",
+           "unit_slots", "INTERCEPT"]
 
 INTERCEPT = "Intercept"
 RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where",
                 "effects"]
 TABLE_COLUMNS = ["lhs", "op", "rhs", "label", "free", "value"]
 _POWER = re.compile(r"(\w+)\*(\w+)\^(\d+)")  # the right side of an AR(1) constraint, S_e*rho^2
-
-
-def identifier(name: str) -> str:
-    """A name usable as a variable or label in Stata and lavaan (``C(t)[T.b]`` -> ``C_t_T_b``)."""
-    text = re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "v"
-    return text if not text[0].isdigit() else f"v{text}"
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -330,6 +325,9 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
                                      f"every unit of {level}", relaxed.get(("variance", level)), labels)
         if level in effects:
             rules += _effect_rules(y, base, slots, level, label, effects[level])
+    for relax in relaxations:
+        if relax.kind == "covariance":
+            rules += _sibling_rules(relax, layout, labels, latent_bases[level_names.index(relax.target)])
     correlation = relaxed.get(("residual correlation", "Residual"))
     # AR(1) by a label: the residual variance and rho are labelled as a residual variance by it would be
     per_label = Relaxation("residual variance", "Residual", correlation.per) if correlation and correlation.per else None
@@ -385,6 +383,35 @@ def _effect_rules(y: str, base: str, slots: str, level: str, label: str, blocks)
             rules.append(("slope covariance", latent(first), "~~", latent(second), f"C{label[1:]}_{suffix}", True,
                           np.nan, f"cov({effect_name(first, level)}, {effect_name(second, level)})",
                           f"every unit of {level}", level, "", "", (first, second)))
+    return rules
+
+
+def unit_slots(layout: WideLayout, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keyed slot of every unit of ``level`` (below the top) and its parent unit."""
+    first = np.flatnonzero(np.r_[True, np.diff(layout.unit_of_rows(level)) != 0])
+    return layout.position_parts()[level - 1][first], layout.unit_of_rows(level - 1)[first]
+
+
+def sibling_frame(layout: WideLayout, level: int, labels: np.ndarray) -> pd.DataFrame:
+    """Every unit of ``level`` with its keyed slot (also its name), parent unit and label."""
+    slots, parents = unit_slots(layout, level)
+    return pd.DataFrame({"name": slots, "slot": slots, "parent": parents, "label": labels})
+
+
+def _sibling_rules(relax: Relaxation, layout: WideLayout, labels, base: str) -> list[tuple]:
+    """One rule per covariance of sibling effects freed by ``relax``, naming the pairs of keyed slots it joins."""
+    level = layout.level_names.index(relax.target)
+    values, names = labels.of(relax)
+    siblings = Siblings(relax.target, layout.level_names[level - 1], base.lower(),
+                        sibling_frame(layout, level, values))
+    groups = label_groups(relax.among, names, relax.target, relax.by)
+    pairs = sibling_pairs(siblings, groups, relax.among is not None, relax.equal)
+    rules = []
+    for label, joined in pairs.groupby("label", sort=False):
+        slots = tuple(zip(joined["slot_a"], joined["slot_b"]))
+        rules.append(("sibling covariance", f"{base}{{u}}", "~~", f"{base}{{v}}", label, True, np.nan,
+                      joined["display"].iloc[0], f"units {', '.join(f'{a} and {b}' for a, b in slots)} of one "
+                      f"{layout.level_names[level - 1]} unit", relax.target, relax.by, "", slots))
     return rules
 
 

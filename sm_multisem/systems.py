@@ -27,7 +27,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .data import RowAccounting
 from .ram import conditioned_covariates
-from .spec import identifier
+from .layout import identifier
 from .wide_model import ExtraTest, WideSEM
 
 __all__ = ["estimates_by_label", "instrumental_model", "joint_model", "split_endogenous"]

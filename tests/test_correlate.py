@@ -89,16 +89,65 @@ def test_score_test_of_the_covariances_matches_lavaan(relaxed, name):
         assert test.table.loc[names[label], "epc"] == pytest.approx(epc, rel=1e-4)
 
 
+ON_THE_RECURSION = {
+    "effects_free": lambda m: m.relax_covariance("k:j", by="region", among=["north"]),
+    "effects_equal": lambda m: m.relax_covariance("k:j", by="region", among=["north"], equal=True),
+    "effects_hetero": lambda m: m.relax_variance("k:j", by="region").relax_covariance("k:j", by="region"),
+}
+
+
+@pytest.fixture(scope="module")
+def recursion(long):
+    nested = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"])
+    return {name: relax(nested) for name, relax in ON_THE_RECURSION.items()}
+
+
+@pytest.mark.parametrize("name", list(ON_THE_RECURSION))
+def test_the_recursion_fits_what_lavaan_fits(recursion, fits, name):
+    """relax_covariance evaluates the siblings' block in the recursion: lavaan's estimates, log-likelihood
+    and observed-information standard errors, and the dense wide engine's to its optimizer's precision."""
+    model, reference, wide = recursion[name], lavaan(name), fits[name]
+    res = model.fit()
+    assert res.converged and type(model) is MultilevelSEM
+    assert res.llf == pytest.approx(value(reference, "logl"), abs=1e-6)
+    assert sorted(res.params.index) == sorted(wide.params.index)
+    np.testing.assert_allclose(res.params, wide.params[res.params.index], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.bse, wide.bse[res.params.index], rtol=1e-4)
+    assert model.to_lavaan() + "\n" == (REFERENCE / f"correlate_{name}.lav").read_text()
+
+
+@pytest.mark.parametrize("name", list(ON_THE_RECURSION))
+def test_the_recursion_loglike_and_score_equal_the_wide_engine(recursion, relaxed, fits, name):
+    model, wide = recursion[name], relaxed[name]
+    rng = np.random.default_rng(11)
+    at = fits[name].params * (1 + 0.05 * rng.uniform(-1, 1, len(fits[name].params)))
+    params = at[model.param_names].to_numpy()
+    assert model.loglike(params) == pytest.approx(wide.loglike(at.to_numpy()), rel=1e-12)
+    np.testing.assert_allclose(model.loglikeobs(params), wide.loglikeobs(at.to_numpy()), rtol=1e-10)
+    by_name = pd.Series(wide.score(at.to_numpy()), index=wide.param_names)
+    np.testing.assert_allclose(model.score(params), by_name[model.param_names], rtol=1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(ON_THE_RECURSION))
+def test_score_test_of_the_recursion_model_matches_lavaan(long, recursion, name):
+    reference = lavaan(f"{name}_null")
+    nested = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"])
+    constrained = (nested.relax_variance("k:j", by="region") if name == "effects_hetero" else nested).fit()
+    test = constrained.score_test(recursion[name])
+    assert test.df == value(reference, "score_df")
+    assert test.statistic == pytest.approx(value(reference, "score_X2"), rel=1e-5)
+
+
 @pytest.mark.parametrize("level", ["k:j", "Residual"])
 def test_without_the_covariance_in_the_data(level):
     """On data simulated without it the relaxed fit is at least the constrained one, and with the
-    covariances fixed at 0 the wide model is the mixed model again."""
+    covariances fixed at 0 the relaxed model is the mixed model again."""
     if level == "Residual":
         model = MultilevelSEM.from_formula("y ~ x + (1|k)", residuals_data(60, seed=5, cov=0.0))
         relaxed = model.relax_residual_covariance(by="type", among=["pub"])
     else:
         model = MultilevelSEM.from_formula("y ~ x + (1|k/j)", effects_data(100, seed=7, cov=0.0))
-        relaxed = model.relax_covariance("k:j", by="region")
+        relaxed = model.relax_covariance("k:j", by="region").as_wide()
     constrained, free = model.fit(), relaxed.fit()
     assert free.converged and free.llf >= constrained.llf - 1e-9
     table = relaxed.parameter_table
@@ -130,8 +179,9 @@ def test_pairs_are_siblings_of_one_parent_keyed_by_the_label(long):
     assert (units[0] == units[1]).all() and set(units[0]) == {"1", "2"}
     assert freed.groupby("label").size().min() == 2  # the same pair of slots in both units
     deep = long["effects"].assign(s=lambda d: d["j"] % 2)
-    four = MultilevelSEM.from_formula("y ~ x + (1|k/s/j)", deep).relax_covariance("k:s:j", by="region")
-    table = four.parameter_table
+    four = MultilevelSEM.from_formula("y ~ x + (1|k/s/j)", deep)
+    table = relax_covariances(four, Covariances("k:s:j", "region")).parameter_table
+    assert four.relax_covariance("k:s:j", by="region").parameter_table.equals(table)
     freed = table[table["label"].str.startswith("C_j_")]
     assert (freed["lhs"].str[:3] == freed["rhs"].str[:3]).all()  # J1_... with J1_..., J2_ with J2_
 

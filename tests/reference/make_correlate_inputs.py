@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 import sm_multisem as sms
+from sm_multisem.correlate import Covariances, relax_covariances
 
 HERE = Path(__file__).parent
 
@@ -80,9 +81,9 @@ def models(effects: pd.DataFrame, residuals: pd.DataFrame) -> dict:
     nested = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", effects)
     schools = sms.MultilevelSEM.from_formula("y ~ x + (1|k)", residuals)
     return {
-        "effects_free": nested.relax_covariance("k:j", by="region", among=["north"]),
-        "effects_equal": nested.relax_covariance("k:j", by="region", among=["north"], equal=True),
-        "effects_hetero": nested.relax_variance("k:j", by="region").relax_covariance("k:j", by="region"),
+        "effects_free": relax_covariances(nested, Covariances("k:j", "region", among=["north"])),
+        "effects_equal": relax_covariances(nested, Covariances("k:j", "region", among=["north"], equal=True)),
+        "effects_hetero": relax_covariances(nested.relax_variance("k:j", by="region"), Covariances("k:j", "region")),
         "residuals_free": schools.relax_residual_covariance(by="type", among=["pub"]),
         "residuals_equal": schools.relax_residual_covariance(by="type", among=["pub"], equal=True),
     }

@@ -39,6 +39,8 @@ _NOISE_STEP = 1e-9
 _SMALLEST_RESIDUAL_RATIO = 1e-4
 #: Largest absolute correlation the optimizer may reach.
 _LARGEST_CORRELATION = 0.999
+#: A derivative of the deviance above this, at a Cholesky diagonal held at 0, says it falls on one side of 0.
+_FIRST_ORDER_RISE = 1e-6
 #: Steepness of the wall past points whose covariance is not positive definite, relative to the deviance.
 _WALL = 1e4
 
@@ -115,8 +117,11 @@ class ProfiledObjective:
         # positions in theta of the entries of every Cholesky block (the lower triangle is L's)
         self.blocks = [np.vectorize(position.__getitem__, otypes=[np.intp])(block) for block in lik.cholesky_blocks]
         self.is_off_diagonal = np.zeros(len(self.free), dtype=bool)
+        #: diagonal entries of a Cholesky factor that later covariances of their block depend on
+        self.first_order_diagonal = np.zeros(len(self.free), dtype=bool)
         for block in self.blocks:
             self.is_off_diagonal[block[np.tril_indices(len(block), -1)]] = True
+            self.first_order_diagonal[np.diagonal(block)[:-1]] = True
         self.is_covariance = np.isin(self.free, lik.covariances)
         # every scaled covariance c and the variances v_a, v_b it is a share of
         self._covariance, self._scale_a, self._scale_b = lik.scaled_covariances.T
@@ -369,6 +374,9 @@ def fit_profiled(
         stranded = small & ~rises & ~held
         if not stranded.any():
             break
+        for block in objective.blocks:  # the side of a Cholesky diagonal's column where the deviance falls
+            for i in np.flatnonzero(stranded[np.diagonal(block)[:-1]]):
+                theta[block[i + 1:, i]] *= -1.0
         theta = np.where(stranded, _RESTART_THETA, theta)
     small, rises = _kuhn_tucker(objective, theta)
     boundary = held | (small & rises)
@@ -415,10 +423,19 @@ def _kuhn_tucker(objective: ProfiledObjective, theta: np.ndarray) -> tuple[np.nd
     small = objective.is_level & (theta < _BOUNDARY_THETA)
     if not small.any():
         return small, small
+    at_zero = np.where(small, 0.0, theta)
     try:
-        return small, objective.gradient_in_rho(np.where(small, 0.0, theta)) >= 0.0
+        rises = objective.gradient_in_rho(at_zero) >= 0.0
     except NotPositiveDefinite:  # at 0 the covariances of siblings leave a covariance indefinite: keep them off it
         return small, np.zeros_like(small)
+    # a diagonal entry of a Cholesky factor moves later covariances of its block too (G_ji = ... + L_ji L_ii),
+    # so its derivative need not vanish at 0; but at L_ii = 0 the deviance does not change with the sign of
+    # the column below it, which flips that derivative: a non-zero one means a descent from 0 on the other
+    # side (see fit_profiled), and only a zero one leaves the test in the variance
+    first_order = objective.first_order_diagonal & small
+    if first_order.any():
+        rises[first_order & (np.abs(objective(at_zero)[1]) > _FIRST_ORDER_RISE)] = False
+    return small, rises
 
 
 def convergence_problems(optimum: Optimum, variance_names: list[str]) -> list[str]:

@@ -120,9 +120,16 @@ def nesting_chain(
         if _parent_units(*unit_codes[fine], unit_codes[coarse][0]) is None:
             # neither factor is nested in the other; name them in the order written
             outer, inner = sorted((coarse, fine), key=groupings.index)
-            hint = ""
-            if len(outer) == 1 and len(inner) == 1:
+            codes, n_cells = _grouping_codes(tuple(dict.fromkeys(outer + inner)), id_codes)
+            if n_cells == len(codes):  # a row per combination: a crossed design, which nesting would not fit
+                hint = (f"; every combination of them holds a single row, a crossed design (lme4 fits it as "
+                        f"(1|{level_name(outer)}) + (1|{level_name(inner)})), which is not a nested model: nesting "
+                        f"them would make var({level_name(outer)}:{level_name(inner)}) and var(Residual) one "
+                        "variance that the data cannot split")
+            elif len(outer) == 1 and len(inner) == 1:
                 hint = f"; if {inner[0]!r} ids are reused inside each {outer[0]!r}, write (1|{outer[0]}/{inner[0]})"
+            else:
+                hint = "; crossed random effects are not a nested model"
             raise ValueError(
                 f"random terms {terms} are crossed, not nested: some units of "
                 f"{level_name(inner)!r} belong to more than one unit of {level_name(outer)!r}{hint}"

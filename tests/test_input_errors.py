@@ -172,6 +172,20 @@ def test_crossed_terms_refused_with_nested_suggestion(data):
         MultilevelSEM.from_formula("y ~ x + (1|k) + (1|j)", data)
 
 
+def test_crossed_design_refused_without_suggesting_a_nesting():
+    """lme4's Penicillin layout: every sample on every plate, one row each; nesting would confound
+    var(plate:sample) with the residual variance, so the message does not propose it."""
+    rng = np.random.default_rng(3)
+    plates, samples = np.meshgrid(np.arange(24), np.arange(6), indexing="ij")
+    frame = pd.DataFrame({"plate": plates.ravel(), "sample": samples.ravel()})
+    frame["diameter"] = 22 + rng.normal(size=24)[frame["plate"]] + rng.normal(size=6)[frame["sample"]] + rng.normal(
+        size=len(frame))
+    with pytest.raises(ValueError, match=r"every combination of them holds a single row, a crossed design \(lme4 fits "
+                                         r"it as \(1\|plate\) \+ \(1\|sample\)\)") as info:
+        MultilevelSEM.from_formula("diameter ~ 1 + (1|plate) + (1|sample)", frame)
+    assert "/" not in str(info.value)
+
+
 def test_crossed_multi_column_factors_refused(data):
     frame = data.assign(m=np.arange(len(data)) % 5)
     with pytest.raises(ValueError, match=r"are crossed, not nested: some units of 'k:m' belong to more than one unit"):

@@ -132,7 +132,8 @@ def test_formula_errors_surface_through_from_formula(data):
 @pytest.mark.parametrize(
     "formula, message",
     [
-        ("y ~ x + (1 + X|k)", r"'X' in '1 \+ X' is neither a column of the data nor a defined name; did you mean 'x'\?"),
+        ("y ~ x + (1 + X|k)", r"'X' in '1 \+ X' is neither a column of the data nor a defined name; did you mean "
+                              r"'x'\?"),
         ("y ~ x + (1 + x|k) + (1|k)", r"the random intercept of k is written twice, in \(1 \+ x\|k\) and \(1\|k\)"),
         ("y ~ x + (1 + x|k) + (0 + x|k)", r"the random slope of 'x' of k is written twice"),
     ],

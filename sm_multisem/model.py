@@ -285,12 +285,17 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.__dict__.update(state)
         if self.formula is None or self._recipe is None:  # no formula, or its data removed (remove_data)
             return
-        try:  # the formula engine's description of the design was not pickled (see ModelData)
-            design = data_from_formula(parse_formula(self.formula), self._recipe["frame"]).design
+        try:  # the formula engine's descriptions of the designs were not pickled (see ModelData)
+            rebuilt = data_from_formula(parse_formula(self.formula), self._recipe["frame"])
         except ValueError:  # a name the formula used where the model was built is not defined here
             return
-        self._recipe["source"] = dataclasses.replace(self._recipe["source"], design=design)
-        self.model_data = dataclasses.replace(self.model_data, design=design)
+
+        def with_designs(data: ModelData) -> ModelData:
+            effects = data.effects and dataclasses.replace(data.effects, designs=rebuilt.effects.designs)
+            return dataclasses.replace(data, design=rebuilt.design, effects=effects)
+
+        self._recipe["source"] = with_designs(self._recipe["source"])
+        self.model_data = with_designs(self.model_data)
 
     def _new_exog(self, frame: pd.DataFrame) -> np.ndarray:
         """The fixed-effect design of new rows (columns as :attr:`exog_names`), NaN where a value is missing.

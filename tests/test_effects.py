@@ -189,3 +189,12 @@ def test_rows_missing_an_effect_column_are_counted(data):
     dropped = int(holes["w"].isna().sum())
     assert model.row_accounting.dropped == {"missing random-effect column w": dropped}
     assert model.nobs_long == len(data) - dropped
+
+
+def test_pickled_results_predict_new_rows_at_every_level(data):
+    import pickle
+
+    res = sms.MultilevelSEM.from_formula(FORMULAS["by_type"], data).fit()
+    again = pickle.loads(pickle.dumps(res))
+    new = data.iloc[:25]
+    np.testing.assert_allclose(again.predict(new, level="k:j"), res.predict(new, level="k:j"), rtol=1e-12)

@@ -16,12 +16,12 @@ from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export, systems
-from .covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
+from .covariance import CovarianceResult, check_cov_options, covariance, difference_scale, numerical_jacobian
 from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout, level_name, position_name
-from .likelihood import Centring, NestedNormal
+from .likelihood import Centring, NestedNormal, NotPositiveDefinite
 from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
@@ -858,8 +858,15 @@ class MultilevelSEM(GenericLikelihoodModel):
         fixed[self.plan.variance_index[optimum.boundary]] = True
         # the information from the patterns costs microseconds; scores per cluster need the recursion
         by_patterns = patterns is not None and cov_type in ("oim", "eim")
-        cov = covariance(self._evaluated_by(patterns) if by_patterns else self, params, reml=reml,
-                         cov_type=cov_type, fixed=fixed, cov_kwds=cov_kwds)
+        try:
+            cov = covariance(self._evaluated_by(patterns) if by_patterns else self, params, reml=reml,
+                             cov_type=cov_type, fixed=fixed, cov_kwds=cov_kwds)
+        except NotPositiveDefinite:  # the estimates lie at the edge where a cluster's covariance stops being one
+            warnings.warn("the standard errors are not computed: at a step from the estimates the covariance of "
+                          "some cluster is not positive definite (the covariances of siblings are at the edge of "
+                          "what the data admit); fit fewer covariances (equal=True, among= fewer labels)",
+                          ConvergenceWarning, stacklevel=2)
+            cov = CovarianceResult(np.full((self.plan.k_params,) * 2, np.nan), f"{cov_type.upper()} (not computed)")
         if disp:
             print(f"{'REML' if reml else 'ML'} fit: {optimum.message}; deviance {optimum.deviance:.8f} "
                   f"after {optimum.iterations} iterations ({optimum.n_evaluations} evaluations"

@@ -18,6 +18,7 @@ from sm_multisem.estimation import ProfiledObjective
 
 REFERENCE = Path(__file__).parent / "reference"
 FORMULAS = {
+    "nested": "y ~ x + (1 + x|k/j)",
     "three": "y ~ x + w + (1 + x + w|k) + (1|k:j)",
     "diagonal": "y ~ x + (1 + x||k) + (1|k:j)",
     "split": "y ~ x + (1|k) + (0 + x|k) + (1|k:j)",

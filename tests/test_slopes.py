@@ -1,4 +1,5 @@
-"""Random intercepts and slopes, ``(1 + x|k/j)``: lme4's fits, a dense likelihood, the score.
+"""Random intercepts and slopes, ``(1 + x|k/j)``: lme4's fits (the dense likelihood and the score are
+checked with the other random-effect structures, tests/test_effects.py).
 
 The lme4 reference numbers were produced by tests/reference/slopes_lme4.R (lme4 1.1.31, R 4.2.2)
 on tests/reference/slopes_data.csv (tests/reference/make_slopes_data.py).
@@ -9,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dense_reference import dense_covariances, dense_loglike, dense_random_effects
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 import sm_multisem as sms
@@ -38,22 +38,6 @@ def small(data):
     return sms.MultilevelSEM.from_formula(FORMULAS["nested"], data[data["k"] <= 8])
 
 
-def _params(model, rng):
-    """Fixed effects and a positive definite G per level at random, away from any estimate."""
-    values = {}
-    for name in model.param_names:
-        if name.startswith("var("):
-            values[name] = rng.uniform(0.3, 1.5)
-        elif not name.startswith("cov("):
-            values[name] = rng.normal()
-    for name in model.param_names:
-        if name.startswith("cov("):
-            level = name[4:].split(",")[0]
-            bound = np.sqrt(values[f"var({level})"] * values[f"var(x|{level})"])
-            values[name] = rng.uniform(-0.9, 0.9) * bound
-    return np.array([values[name] for name in model.param_names])
-
-
 @pytest.mark.parametrize("reml", [False, True])
 @pytest.mark.parametrize("which", list(FORMULAS))
 def test_fit_matches_lme4(data, lme4, which, reml):
@@ -68,46 +52,6 @@ def test_fit_matches_lme4(data, lme4, which, reml):
 def test_parameter_names(small):
     assert small.param_names == ["Intercept", "x", "var(k)", "var(x|k)", "cov(k, x|k)",
                                  "var(k:j)", "var(x|k:j)", "cov(k:j, x|k:j)", "var(Residual)"]
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_loglike_equals_dense_multivariate_normal(small, seed):
-    params = _params(small, np.random.default_rng(seed))
-    assert small.loglike(params) == pytest.approx(dense_loglike(small, params), rel=1e-12, abs=1e-10)
-
-
-def test_restricted_loglike_equals_dense(small):
-    params = _params(small, np.random.default_rng(4))
-    beta_index = small.plan.beta_index
-    y = small.model_data.endog[small.layout.order]
-    X = small.model_data.exog[small.layout.order]
-    info, xy = 0.0, 0.0
-    for rows, sigma in dense_covariances(small, params):
-        info = info + X[rows].T @ np.linalg.solve(sigma, X[rows])
-        xy = xy + X[rows].T @ np.linalg.solve(sigma, y[rows])
-    gls = params.copy()
-    gls[beta_index] = np.linalg.solve(info, xy)
-    p = len(beta_index)
-    expected = dense_loglike(small, gls) - 0.5 * np.linalg.slogdet(info)[1] + 0.5 * p * np.log(2 * np.pi)
-    assert small.loglike(params, reml=True) == pytest.approx(expected, rel=1e-12, abs=1e-10)
-
-
-@pytest.mark.parametrize("reml", [False, True])
-def test_score_equals_finite_differences(small, reml):
-    params = _params(small, np.random.default_rng(5))
-    score = small.score(params, reml=reml)
-    step = 1e-6
-    numeric = np.array([(small.loglike(params + step * e, reml=reml) - small.loglike(params - step * e, reml=reml))
-                        / (2 * step) for e in np.eye(len(params))])
-    np.testing.assert_allclose(score, numeric, rtol=1e-6, atol=1e-6)
-
-
-def test_score_obs_per_cluster_equals_finite_differences(small):
-    params = _params(small, np.random.default_rng(6))
-    step = 1e-6
-    numeric = np.column_stack([(small.loglikeobs(params + step * e) - small.loglikeobs(params - step * e)) / (2 * step)
-                               for e in np.eye(len(params))])
-    np.testing.assert_allclose(small.score_obs(params), numeric, rtol=1e-6, atol=1e-7)
 
 
 def test_profiled_deviance_gradient_in_cholesky_factor(small):
@@ -156,16 +100,6 @@ def test_export_refused_saying_why(small):
     for export in (small.to_stata, small.to_lavaan):
         with pytest.raises(NotImplementedError, match=r"definition variable.*Stata sem and lavaan"):
             export()
-
-
-def test_random_effects_equal_dense(small):
-    params = _params(small, np.random.default_rng(7))
-    means, covariances = dense_random_effects(small, params)
-    beta, variances = small.plan.split(params)
-    for mean, expected in zip(small.likelihood.random_effects(beta, variances), means):
-        np.testing.assert_allclose(mean, expected, rtol=1e-9, atol=1e-12)
-    for cov, expected in zip(small.likelihood.random_effects_covariance(variances), covariances):
-        np.testing.assert_allclose(cov, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_slope_of_a_column_outside_the_fixed_part(data):

@@ -54,8 +54,9 @@ from functools import cached_property
 
 import numpy as np
 
-from .likelihood import NestedNormal, _segment_outer_sums, _Segments
-from .siblings import SiblingCovariances, SiblingSteps
+from .likelihood import NestedNormal, _Segments
+from .siblings import SiblingCovariances, SiblingSteps, covariance_scales
+from .whitened import BlockResiduals, IndependentResiduals
 
 __all__ = ["EffectsNormal", "LevelEffects"]
 
@@ -321,17 +322,18 @@ class _EffectMoments:
 
     def __init__(self, lik: EffectsNormal, variances: np.ndarray):
         self._lik = lik
-        self._resid = variances[lik.residual_variances]
-        inverse = 1.0 / self._resid
-        a = np.einsum("r,rijn->ijn", inverse, lik._zz)
-        b = np.einsum("r,rijn->ijn", inverse, lik._zw)
-        logdet = lik._resid_counts @ np.log(self._resid)
-        cross = np.einsum("r,rijk->ijk", inverse, lik._ww)
-        steps: list[_Step | _SelectedStep | None] = []
-        #: Whether every cluster's covariance is positive definite: every structure but the covariances of
-        #: siblings keeps it so (see :meth:`~sm_multisem.siblings.SiblingSteps.forward`)
-        self.positive = True
+        self._whitened = lik._residuals.forward(variances)
+        #: Whether every cluster's covariance is positive definite: every structure but a residual block and
+        #: the covariances of siblings keeps it so (see :meth:`~sm_multisem.siblings.SiblingSteps.definite`)
+        self.positive = self._whitened is not None
+        self._steps: list[_Step | _SelectedStep | None] = [None] * lik.n_levels
         self._sibling_steps = None
+        if not self.positive:  # nothing more is defined
+            self.logdet = np.full(len(lik._clusters[0]), np.nan)
+            return
+        a, b = self._whitened.a, self._whitened.b
+        logdet, cross = self._whitened.logdet, self._whitened.cross
+        steps: list[_Step | _SelectedStep | None] = []
         for level in range(lik.n_levels - 1, -1, -1):
             step = None  # a level whose only effects are the correlated intercepts of siblings
             effects = lik.levels[level]
@@ -380,7 +382,7 @@ class _EffectMoments:
         lik = self._lik
         out = np.zeros((len(self.logdet), lik.n_var))
         removed_bar = None if weight is None else -weight
-        u, m = lik._zw.shape[1:3]
+        u, m = self._whitened.b.shape[:2]
         a_bar = np.zeros((u, u, len(self.logdet)))  # the adjoints of the level above, per unit of that level
         b_bar = None if weight is None else np.zeros((u, m, len(self.logdet)))
         for level, step in enumerate(self._steps):
@@ -400,15 +402,7 @@ class _EffectMoments:
             if step is not None:
                 a_bar, b_bar, g_bar = step.backward(seed_logdet, a_bar, b_bar, removed_bar)
                 self._add_effect_gradient(out, level, g_bar)
-        # the lowest units' A = sum_r ZZ_r / s_r (and b, C likewise): d/ds_r = -(.)_r / s_r^2
-        clusters = lik._clusters[-1]
-        per_unit = np.einsum("iju,riju->ru", a_bar, lik._zz)
-        if weight is not None:
-            per_unit += np.einsum("iju,riju->ru", b_bar, lik._zw)
-        d_resid = -clusters.sum_last(per_unit).T / self._resid**2 + seed_logdet * lik._resid_counts / self._resid
-        if weight is not None:
-            d_resid -= np.einsum("ij,rijk->kr", weight, lik._ww) / self._resid**2
-        out[:, lik.residual_variances] += d_resid
+        lik._residuals.backward(self._whitened, seed_logdet, a_bar, b_bar, weight, out)
         return out
 
     def _add_effect_gradient(self, out: np.ndarray, level: int, g_bar: np.ndarray) -> None:
@@ -440,7 +434,7 @@ class _EffectMoments:
         """
         lik = self._lik
         out = []
-        u, n_clusters = lik._zw.shape[1], len(self.logdet)
+        u, n_clusters = self._whitened.b.shape[0], len(self.logdet)
         # the ancestors' effects on the columns, per unit of the level
         mean, variance = np.zeros((u, n_clusters)), np.zeros((u, u, n_clusters))
         for level, step in enumerate(self._steps):
@@ -500,6 +494,10 @@ class EffectsNormal(NestedNormal):
         their covariance.
     row_variance : ndarray of int, shape (n_rows,)
         The residual variance parameter of every row.
+    residual_block : (ndarray, ndarray), optional
+        The occasion of every row and the entries of ``R`` over the occasions: residuals with a
+        dense covariance within every lowest unit (:class:`~sm_multisem.whitened.BlockResiduals`);
+        ``row_variance`` then holds the variance of every row's occasion.
     cluster_weights : ndarray, optional
         Sampling weight of every top-level cluster.
     centring : Centring, optional
@@ -515,7 +513,7 @@ class EffectsNormal(NestedNormal):
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, effect_values: np.ndarray,
                  levels, row_variance: np.ndarray, cluster_weights=None, centring=None,
-                 siblings: SiblingCovariances | None = None):
+                 siblings: SiblingCovariances | None = None, residual_block=None):
         columns = np.asarray(columns, dtype=float)
         n_rows = len(columns)
         self.levels = tuple(LevelEffects(np.asarray(e.columns, dtype=np.intp), np.asarray(e.entries, dtype=np.intp))
@@ -543,27 +541,24 @@ class EffectsNormal(NestedNormal):
         self.cholesky_blocks = tuple(block for e in self.levels for block in e.unstructured_blocks)
         self.n_var = int(max(self.residual_variances.max(), np.concatenate(entries).max())) + 1
 
-        # U'U and U'W of every lowest unit and W'W of every cluster, one sum per residual variance,
-        # in one pass over the rows, units last as the recursion keeps them
+        # the residuals' share of every lowest unit, and of every cluster, computed once
         effect_values = np.asarray(effect_values, dtype=float)
-        counts = np.diff(np.append(row_starts, n_rows))
-        units = _Segments(row_starts, np.repeat(np.arange(len(row_starts)), counts))
         cluster_rows = np.asarray(row_starts)[self._cluster_starts[-1]]
         clusters = _Segments(cluster_rows, np.repeat(np.arange(len(cluster_rows)), np.diff(np.append(cluster_rows,
                                                                                                       n_rows))))
-        slot = np.searchsorted(self.residual_variances, row_variance)
-        zz, zw, ww, resid_counts = [], [], [], []
-        for r in range(len(self.residual_variances)):
-            share = (slot == r).astype(float) if len(self.residual_variances) > 1 else None
-            z = effect_values if share is None else effect_values * share[:, None]
-            zz.append(np.moveaxis(_segment_outer_sums(z, effect_values, units, symmetric=True), 0, -1))
-            zw.append(np.moveaxis(_segment_outer_sums(z, columns, units), 0, -1))
-            w = columns if share is None else columns * share[:, None]
-            ww.append(np.moveaxis(_segment_outer_sums(w, columns, clusters, symmetric=True), 0, -1))
-            resid_counts.append(self.cluster_size if share is None else clusters.sum(share))
-        self._zz, self._zw = np.ascontiguousarray(np.stack(zz)), np.ascontiguousarray(np.stack(zw))
-        self._ww = np.ascontiguousarray(np.stack(ww))
-        self._resid_counts = np.column_stack(resid_counts)  # (clusters, residual variances)
+        if residual_block is None:
+            self._residuals = IndependentResiduals(effect_values, columns, row_starts, row_variance,
+                                                   self.residual_variances, clusters, self._clusters[-1])
+        else:
+            occasion, entries = residual_block
+            self._residuals = BlockResiduals(effect_values, columns, row_starts, np.asarray(occasion, dtype=np.intp),
+                                             entries, self._clusters[-1])
+            self.covariances = np.union1d(self.covariances, self._residuals.covariances)
+            entries = np.asarray(entries)
+            self.scaled_covariances = np.vstack([self.scaled_covariances,
+                                                 covariance_scales(entries, np.diagonal(entries))])
+            self.covariance_lower = np.r_[self.covariance_lower, -np.ones(len(self._residuals.covariances))]
+            self.n_var = max(self.n_var, int(np.asarray(entries).max()) + 1)
 
     def moments(self, variances: np.ndarray) -> _EffectMoments:
         """Cluster moments for the variance parameters (see the class docstring)."""
@@ -584,3 +579,4 @@ class EffectsNormal(NestedNormal):
     def random_effects_variance(self, variances: np.ndarray) -> list[np.ndarray]:
         """The diagonals of :meth:`random_effects_covariance`: (units, q) per level."""
         return [np.diagonal(cov, axis1=1, axis2=2) for cov in self.random_effects_covariance(variances)]
+

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SiblingCovariances"]
+__all__ = ["SiblingCovariances", "covariance_scales"]
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,22 @@ class SiblingCovariances:
         return np.unique(entries)
 
     def scales(self) -> np.ndarray:
-        """``(covariance, variance a, variance b)`` of every covariance: the optimizer takes it as its
-        share ``c / sqrt(v_a v_b)`` of the variances of the first pair of slots it joins."""
+        """:func:`covariance_scales` of the siblings' covariances, by the variance of every slot."""
         variance_of_slot = np.zeros(len(self.pair_entry), dtype=np.intp)
         variance_of_slot[self.slot] = self.variance
-        rows = []
-        for entry in self.covariance_entries:
-            a, b = np.argwhere(self.pair_entry == entry)[0]
-            rows.append((entry, variance_of_slot[a], variance_of_slot[b]))
-        return np.array(rows, dtype=np.intp).reshape(-1, 3)
+        return covariance_scales(self.pair_entry, variance_of_slot)
+
+
+def covariance_scales(entries: np.ndarray, variance_of: np.ndarray) -> np.ndarray:
+    """``(covariance, variance a, variance b)`` of every covariance off the diagonal of ``entries`` (a
+    symmetric matrix of entries, -1 for none), ``a, b`` the variances (``variance_of`` every row) of the
+    first pair it joins: the optimizer takes a covariance as its share ``c / sqrt(v_a v_b)`` of them."""
+    off = entries[~np.eye(len(entries), dtype=bool)]
+    rows = []
+    for entry in np.unique(off[off >= 0]):
+        a, b = np.argwhere(entries == entry)[0]
+        rows.append((entry, variance_of[a], variance_of[b]))
+    return np.array(rows, dtype=np.intp).reshape(-1, 3)
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,10 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.labels = labels
         if effects:
             self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
+        elif any(r.kind == "residual block" for r in relaxations):
+            self._wide_form_problem = ("the wide form of Toeplitz residuals (a residual covariance per lag, one "
+                                       "position per occasion) is not written here; fit the long form in Stata "
+                                       "mixed, residuals(toeplitz, t()), or nlme corARMA")
         table = specify(model_data.endog_name, exog_names, layout, relaxations, labels, effects=effects)
         plan = compile_plan(table, exog_names, layout, labels, effect_names=source.effects.names if effects else ())
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
@@ -190,7 +194,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             self.likelihood = EffectsNormal(
                 columns, layout.row_starts, layout.child_starts, layout.sort_rows(effect_values),
                 plan.level_effects, plan.row_variance, cluster_weights=self.cluster_weights, centring=self._centring,
-                siblings=plan.siblings,
+                siblings=plan.siblings, residual_block=plan.residual_block,
             )
         else:
             self.likelihood = NestedNormal(
@@ -450,6 +454,14 @@ class MultilevelSEM(GenericLikelihoodModel):
             return self._relaxed(relaxation, by, **changes)
         if structure == "unstructured":
             return unstructured_model(self, t, within, by)
+        if structure == "toeplitz":
+            if t is None or by is not None:
+                raise ValueError('structure="toeplitz" takes t= (the integer time column) and within= (the residual '
+                                 'grouping), and no by=')
+            changes = exchangeable_changes(self, within, structure)
+            relaxation = Relaxation("residual block", level_name(changes["groupings"][-1]), self._label_name(t),
+                                    per="toeplitz")
+            return self._relaxed(relaxation, t, **changes)
         if within is not None:
             raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '
                              f'not {structure!r}')
@@ -599,7 +611,8 @@ class MultilevelSEM(GenericLikelihoodModel):
                              "relax_residuals(structure='ar1', t=..., by=...), not with relax_residuals(by=...)")
         source: ModelData = recipe["source"]
         columns = dict(recipe["label_columns"])
-        for name, values, is_time in ((relaxation.by, by, relaxation.kind == "residual correlation"),
+        timed = relaxation.kind in ("residual correlation", "residual block")  # its column holds times
+        for name, values, is_time in ((relaxation.by, by, timed),
                                       (relaxation.per, per, False)):
             if values is not None:
                 values = self._label_values(values, recipe["frame"], source)
@@ -938,11 +951,13 @@ def _check_effects(effects: dict, relaxations: tuple[Relaxation, ...]) -> None:
     or correlated sibling effects, slopes, intercepts, residual variances by label and variances of the
     correlated siblings only."""
     correlated = {r.target for r in relaxations if r.kind == "covariance"}
+    block = any(r.kind == "residual block" for r in relaxations)
     relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept", "residual variance",
-                                                                    "covariance")
+                                                                    "covariance", "residual block")
                       and not (r.kind == "variance" and r.target in correlated and not effects)})
-    if (effects or correlated) and relaxed:
-        what = "random slopes" if effects else "correlated sibling effects"
+    if (effects or correlated or block) and relaxed:
+        what = ("random slopes" if effects else "correlated sibling effects" if correlated
+                else "a residual block")
         raise NotImplementedError(f"relaxing the {', '.join(relaxed)} of a model with {what} is not implemented "
                                   "(relax_slope, relax_intercept, relax_residuals(by=) and, of the correlated "
                                   "level, relax_variance are)")

@@ -19,7 +19,7 @@ import pandas as pd
 from .effects import LevelEffects
 from .layout import WideLayout
 from .siblings import SiblingCovariances
-from .spec import INTERCEPT, ParameterTable, unit_slots
+from .spec import INTERCEPT, ParameterTable, block_occasions, unit_slots
 
 __all__ = ["Plan", "compile_plan"]
 
@@ -59,6 +59,9 @@ class Plan:
     siblings : SiblingCovariances or None
         The covariances of the random intercepts of sibling units of one level, by keyed slot
         (the level's ``level_effects`` then leave its intercept to them).
+    residual_block : (ndarray, ndarray) or None
+        The occasion of every row (sorted) and the entries of the residual covariance over the
+        occasions, for residuals with a dense covariance within every lowest unit (Toeplitz).
     covariance_entries : ndarray
         The entries that are covariances of exchangeable residuals: the lowest level's
         ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
@@ -74,6 +77,7 @@ class Plan:
     row_correlation: np.ndarray | None = None
     level_effects: tuple[LevelEffects, ...] = ()
     siblings: SiblingCovariances | None = None
+    residual_block: tuple[np.ndarray, np.ndarray] | None = None
     covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
@@ -116,6 +120,10 @@ class Plan:
             mask[self.variance_index[off_diagonal[off_diagonal >= 0]]] = True
         if self.siblings is not None:
             mask[self.variance_index[self.siblings.covariance_entries]] = True
+        if self.residual_block is not None:
+            entries = self.residual_block[1]
+            off = entries[~np.eye(len(entries), dtype=bool)]
+            mask[self.variance_index[off[off >= 0]]] = True
         mask[self.variance_index[self.covariance_entries]] = True
         return mask
 
@@ -169,6 +177,7 @@ _SUPPORTED = {
     "slope covariance": (True, None),
     "residual covariance": (True, None),
     "sibling covariance": (True, None),
+    "residual block covariance": (True, None),
 }
 
 
@@ -215,8 +224,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     correlation = of_kind("residual correlation")
     slope_rules = of_kind("slope covariance", "slope variance")
     sibling_rules = of_kind("sibling covariance")
+    lag_rules = of_kind("residual block covariance")
     variance_labels = list(dict.fromkeys(rule.label for rule in [*variances, *slope_rules, *sibling_rules,
-                                                                 *correlation]))
+                                                                 *lag_rules, *correlation]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
@@ -242,8 +252,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     row_correlation = assign(correlation, ("residual variance", "Residual"), layout.n_rows) if correlation else None
     covariance_labels = dict.fromkeys(rule.label for rule in variances if rule.kind == "residual covariance")
     siblings = _siblings(sibling_rules, layout, unit_variance, position) if sibling_rules else None
+    residual_block = _residual_block(lag_rules, layout, labels, row_variance, position) if lag_rules else None
     level_effects = ()
-    if slope_rules or siblings is not None:
+    if slope_rules or siblings is not None or residual_block is not None:
         no_intercept = np.full(1, -1, dtype=np.intp)  # the intercepts of correlated siblings are their block's
         level_effects = tuple(
             _level_effects(level, no_intercept if siblings is not None and siblings.level == at else unit_variance[at],
@@ -260,6 +271,7 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         row_correlation=row_correlation,
         level_effects=level_effects,
         siblings=siblings,
+        residual_block=residual_block,
         covariance_entries=np.array([position[label] for label in covariance_labels], dtype=np.intp),
     )
 
@@ -296,3 +308,17 @@ def _siblings(rules: list, layout: WideLayout, unit_variance, position: dict) ->
         for a, b in rule.effects:
             pair_entry[index[a], index[b]] = pair_entry[index[b], index[a]] = position[rule.label]
     return SiblingCovariances(level, codes.astype(np.intp), unit_variance[level], pair_entry)
+
+
+def _residual_block(rules: list, layout: WideLayout, labels, row_variance: np.ndarray,
+                    position: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The occasion of every row and the entries of ``R`` over the occasions: the residual variance on
+    the diagonal, a covariance per lag (Toeplitz) off it, 0 at a lag no unit holds."""
+    times = labels.values[("residual block", layout.level_names[-1])][0]  # the residual grouping is the lowest
+    n_occasions = block_occasions(layout, times).shape[1]
+    lag = np.abs(np.subtract.outer(np.arange(n_occasions), np.arange(n_occasions)))
+    entries = np.full((n_occasions, n_occasions), -1, dtype=np.intp)
+    entries[lag == 0] = row_variance[0]
+    for rule in rules:
+        entries[lag == rule.effects[0]] = position[rule.label]
+    return (times - times.min()).astype(np.intp), entries

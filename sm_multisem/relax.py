@@ -21,6 +21,9 @@ values label the units (or observations) it is released across:
   residual grouping ``k:j`` share a covariance (exchangeable; nlme ``corCompSymm``), one
   variance and one covariance per label constant within those units (``by=""``: one of
   each). See :mod:`sm_multisem.residuals`;
+* ``Relaxation("residual block", "k:j", "time", per="toeplitz")``: residuals of one unit of the
+  residual grouping ``k:j`` have one variance and a covariance per lag of the integer ``time``
+  (Stata ``mixed, residuals(toeplitz, t(time))``), a dense block of every unit;
 * ``Relaxation("covariance", "k:j", "region", among=(("north",),), equal=False)``: the effects of
   sibling units of ``k:j`` (units of one ``k``) whose labels are in one group of ``among`` are
   correlated, a covariance per pair of keyed slots (one per group with ``equal``). See
@@ -44,7 +47,7 @@ from .layout import WideLayout, time_order
 __all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots"]
 
 KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance",
-         "covariance")
+         "covariance", "residual block")
 #: Fewest units (or observations) a label needs before a parameter may rest on it.
 MIN_PER_LABEL = 2
 
@@ -176,6 +179,9 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     codes_of: dict[tuple[str, str], np.ndarray] = {}
     for relax in relaxations:
         column, target = relax.by, relax.target
+        if relax.kind == "residual block":
+            values[(relax.kind, relax.target)] = (_times(relax.by, columns[relax.by], layout), [])
+            continue
         if relax.kind == "residual correlation":
             times = _times(relax.by, columns[relax.by], layout)
             values[(relax.kind, relax.target)] = (times, [])
@@ -296,7 +302,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
     problem = ""
     groups: tuple[str, np.ndarray] | None = None
     for relax in relaxations:
-        if (relax.kind == "residual correlation" and not relax.per) or not relax.by:
+        if (relax.kind == "residual correlation" and not relax.per) or not relax.by or relax.kind == "residual block":
             continue
         # integer codes of the labels: compared and ranked faster than their text
         if relax.kind == "residual correlation":  # its label keys the lowest units, as a variance of them would

@@ -43,9 +43,9 @@ __all__ = ["RESIDUAL_KINDS", "STRUCTURES", "exchangeable_changes", "exchangeable
            "with_residual_heading"]
 
 #: The residual structures :meth:`~sm_multisem.MultilevelSEM.relax_residuals` fits.
-STRUCTURES = ("independent", "ar1", "exchangeable", "unstructured")
+STRUCTURES = ("independent", "ar1", "exchangeable", "unstructured", "toeplitz")
 #: Relaxations of the residuals; exchangeable residuals combine with none of the others.
-RESIDUAL_KINDS = ("residual variance", "residual correlation", "residual covariance")
+RESIDUAL_KINDS = ("residual variance", "residual correlation", "residual covariance", "residual block")
 
 
 def exchangeable_changes(model, within: str | None, structure: str = "exchangeable") -> dict:
@@ -80,12 +80,15 @@ def exchangeable_changes(model, within: str | None, structure: str = "exchangeab
         else:
             instead = ("Without a random effect above the residual grouping the model is a marginal GLS model "
                        "(nlme gls()), which is not fitted here")
-        form = ("= (var(e) - cov(e)) I + cov(e) 1 1' already holds a term in 1 1', so only var + cov(e) is "
-                "identified" if structure == "exchangeable" else
-                "with a free covariance for every pair of occasions already spans 1 1', so var is not identified")
+        form = {"exchangeable": "= (var(e) - cov(e)) I + cov(e) 1 1' already holds a term in 1 1', so only "
+                                "var + cov(e) is identified",
+                "unstructured": "with a free covariance for every pair of occasions already spans 1 1', so var is "
+                                "not identified",
+                "toeplitz": "with a covariance per lag already spans 1 1' (a covariance at every lag), so var is "
+                            "not identified"}[structure]
         raise ValueError(
             f"{structure} residuals within the units of {named!r}, which carry their own random intercept, are "
-            f"confounded with its variance: Sigma = var 1 1' + R, and an {structure} R {form}. {instead}."
+            f"confounded with its variance: Sigma = var 1 1' + R, and the {structure} R {form}. {instead}."
         )
     frame = model._recipe["frame"]
     if not isinstance(within, str) or frame is None or within not in frame.columns:
@@ -134,15 +137,19 @@ def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
     structure's parameters (``Residual: Exchangeable``, ``Residual: AR(1)``), one heading per
     label with ``by=``."""
     rules = model.table.rules
-    structure = rules[rules["kind"].isin(["residual covariance", "residual correlation"])]
+    structure = rules[rules["kind"].isin(["residual covariance", "residual correlation", "residual block covariance"])]
     if not len(structure):
         return random
+    blank = pd.DataFrame([[""] * random.shape[1]], columns=random.columns)
+    if structure["kind"].iloc[0] == "residual block covariance":
+        title = f"Residual: Toeplitz along {structure['by'].iloc[0]} within {model.layout.level_names[-1]}"
+        rows = random.index.str.contains(r"^(?:var|cov)\(Residual\)")
+        return pd.concat([random[~rows], blank.set_axis([title]), random[rows]])
     if structure["kind"].iloc[0] == "residual covariance":
         title = f"Exchangeable within {structure['level'].iloc[0]}"
     else:
         time = next(r.by for r in model.relaxations if r.kind == "residual correlation")
         title = f"AR(1) along {time} within {model.layout.level_names[-1]}"
-    blank = pd.DataFrame([[""] * random.shape[1]], columns=random.columns)
     pieces = [random[~random.index.str.contains(r"^(?:var|cov|rho)\(Residual\)")]]
     by = structure["by"].iloc[0]
     pieces.append(blank.set_axis([f"Residual: {title}" + (f", by {by}" if by else "")]))

@@ -36,7 +36,7 @@ from .relax import Relaxation
 from .residuals import exchangeable_rows
 
 __all__ = ["EffectBlock", "ParameterTable", "specify", "constrained_values", "power_constraints", "effect_name",
-           "unit_slots", "INTERCEPT"]
+           "unit_slots", "block_occasions", "INTERCEPT"]
 
 INTERCEPT = "Intercept"
 RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where",
@@ -279,8 +279,11 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
                 for g in labels.of(r)[1]}
     intercepts = {name for name, (r, _) in slope_of.items() if r.kind == "intercept"}
     exchangeable = next((r for r in relaxations if r.kind == "residual covariance"), None)
-    # the residual grouping of an exchangeable structure is a level of the layout without an effect
-    levels = [g for g in layout.levels if exchangeable is None or level_name(g) != exchangeable.target]
+    block = next((r for r in relaxations if r.kind == "residual block"), None)
+    # the residual grouping of an exchangeable structure or a residual block is a level of the layout
+    # without an effect
+    grouping = (exchangeable or block).target if exchangeable or block else None
+    levels = [g for g in layout.levels if level_name(g) != grouping]
     level_names = [level_name(g) for g in levels]
     covariates = [name for name in exog_names if name != INTERCEPT and name not in intercepts]
     base_of = {n: slope_of[n][0].target if n in slope_of else n for n in covariates}  # x[pub] -> x
@@ -335,6 +338,8 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
                                                                    else None) or per_label)
     rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
                              "every position", by_label, labels)
+    if block is not None:
+        rules += _lag_rules(y, block, layout, labels)
     if exchangeable is not None:
         rules += _variance_rules("residual covariance", f"{y}{{p}}", f"{y}{{q}}", "C_e", exchangeable.target,
                                  f"positions p != q of one {exchangeable.target} unit",
@@ -413,6 +418,25 @@ def _sibling_rules(relax: Relaxation, layout: WideLayout, labels, base: str) -> 
                       joined["display"].iloc[0], f"units {', '.join(f'{a} and {b}' for a, b in slots)} of one "
                       f"{layout.level_names[level - 1]} unit", relax.target, relax.by, "", slots))
     return rules
+
+
+def block_occasions(layout: WideLayout, times: np.ndarray) -> np.ndarray:
+    """Which occasions (times from the earliest, on the integer grid) every unit of the lowest level
+    holds: (units, occasions) of bool."""
+    occasion = times - times.min()
+    present = np.zeros((layout.n_units[-1], int(occasion.max()) + 1), dtype=bool)
+    present[layout.unit_of_rows(len(layout.levels) - 1), occasion] = True
+    return present
+
+
+def _lag_rules(y: str, block: Relaxation, layout: WideLayout, labels) -> list[tuple]:
+    """A residual covariance per lag of the times of a residual block (Toeplitz), for every lag at which two
+    rows of one unit of the residual grouping are apart somewhere in the data."""
+    present = block_occasions(layout, labels.of(block)[0])
+    lags = [lag for lag in range(1, present.shape[1]) if np.any(present[:, :-lag] & present[:, lag:])]
+    return [("residual block covariance", f"{y}{{p}}", "~~", f"{y}{{q}}", f"C_e_lag{lag}", True, np.nan,
+             f"cov(Residual)[lag{lag}]", f"rows of one {block.target} unit {lag} apart in {block.by}", "Residual",
+             block.by, "", (lag,)) for lag in lags]
 
 
 def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels, name=None) -> list[tuple]:

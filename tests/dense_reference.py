@@ -7,6 +7,7 @@ from scipy import stats
 def dense_covariances(model, params):
     """Dense Sigma_k of every cluster, built from the plan's per-unit and per-row variances.
 
+    With a residual block, two rows of one lowest unit covary by the entry of ``R`` of their occasions.
     With AR(1) residuals, two rows of one lowest unit covary ``S_e rho^|t - s|`` (the variance
     and rho of the unit's label, with AR(1) residuals by a label); with random effects on the
     columns ``z`` of a level (random slopes, ``(0 + type|k)``), two rows of one unit covary
@@ -17,15 +18,22 @@ def dense_covariances(model, params):
     units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
     resid = variances[model.plan.row_variance]
     effect_values = None
-    if model.plan.level_effects:
-        effect_values = model.model_data.effects.values[model.layout.order]
+    if model.plan.level_effects:  # the effect columns, the ones only for random intercepts
+        effects = model.model_data.effects
+        effect_values = np.ones((layout.n_rows, 1)) if effects is None else effects.values[layout.order]
     time = None
     if model.plan.row_correlation is not None:
         time = model.labels.values[("residual correlation", "Residual")][0]
         rho = variances[model.plan.row_correlation]  # of every row: its unit's label's rho
+    block = model.plan.residual_block
     for k in range(layout.n_clusters):
         rows = np.flatnonzero(units[0] == k)
-        if time is None:
+        if block is not None:  # a dense residual covariance along occasions within every lowest unit
+            occasion, entries = block
+            full = np.where(entries >= 0, variances[np.maximum(entries, 0)], 0.0)
+            same = units[-1][rows][:, None] == units[-1][rows][None, :]
+            sigma = full[np.ix_(occasion[rows], occasion[rows])] * same
+        elif time is None:
             sigma = np.diag(resid[rows])
         else:
             same = units[-1][rows][:, None] == units[-1][rows][None, :]

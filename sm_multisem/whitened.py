@@ -13,7 +13,7 @@ covariance ``R_u`` of each unit's rows alone, and needs of the rows only
 * :class:`BlockResiduals`: dense along occasions within the unit (unstructured, Toeplitz,
   banded: every entry of ``R`` a parameter, or a structural zero). Units with the same occasions
   present share one ``R_p``, inverted once per evaluation; an evaluation costs
-  O(units x occasions^2 x columns).
+  O(units x occasions^2 x columns), batched over all units.
 
 Each gives the adjoint of its parameters from those of ``A_u``, ``b_u`` and the cluster sums, the
 last step of the recursion's backward pass: with ``V = R^{-1}[U, W]`` and ``Gbar`` the symmetric
@@ -140,61 +140,60 @@ class BlockResiduals:
         diagonal, off = np.diagonal(self.entries), self.entries[~np.eye(n_times, dtype=bool)]
         self.covariances = np.unique(off[off >= 0])
         self.variances = np.unique(diagonal)
-        self.u, self.n_units = u, len(row_starts)
+        self.u = u
         self.unit_clusters = unit_clusters
-        codes, self._pattern = np.unique(present, axis=0, return_inverse=True)
+        self._rows = stacked  # [U, W] of every unit at its occasions, zero where absent
+        self._absent = ~present
+        masks, self._pattern = np.unique(present, axis=0, return_inverse=True)
         self._pattern = self._pattern.ravel()
-        self._patterns = []  # (units, occasions, their rows [U, W] stacked (units, t, u + m))
-        for p, mask in enumerate(codes):
-            units_p = np.flatnonzero(self._pattern == p)
-            times = np.flatnonzero(mask)
-            self._patterns.append((units_p, times, np.ascontiguousarray(stacked[units_p][:, times])))
+        self._held = masks[:, :, None] & masks[:, None, :]  # the entries of R every pattern holds
+        # every parameter's entries of R, as a (T * T, parameters) map for the sums by cluster
+        parameters = np.unique(self.entries[self.entries >= 0])
+        self._parameters = parameters
+        self._to_parameters = (self.entries.reshape(-1, 1) == parameters[None, :]).astype(float)
 
     def covariance(self, variances: np.ndarray) -> np.ndarray:
         """``R`` over every occasion at the variance vector ``variances``."""
         return np.where(self.entries >= 0, variances[np.maximum(self.entries, 0)], 0.0)
 
     def forward(self, variances: np.ndarray) -> WhitenedSums | None:
-        """The sums, or None where some pattern's ``R_p`` is not positive definite."""
+        """The sums, or None where some pattern's ``R_p`` is not positive definite.
+
+        Every pattern of occasions present inverts its ``R_p`` once (padded with the identity at the
+        absent occasions, all patterns in one batch); a unit's rows at its absent occasions are zero,
+        so the padded inverse whitens every unit at once.
+        """
         full = self.covariance(variances)
-        u, m = self.u, self._patterns[0][2].shape[2] - self.u
-        a, b = np.empty((u, u, self.n_units)), np.empty((u, m, self.n_units))
-        per_unit_cross, per_unit_logdet = np.empty((m, m, self.n_units)), np.empty(self.n_units)
-        state = []
-        for units_p, times, rows in self._patterns:
-            block = full[np.ix_(times, times)]
-            try:
-                factor = np.linalg.cholesky(block)
-            except np.linalg.LinAlgError:
-                return None
-            inverse = np.linalg.inv(block)
-            whitened = np.matmul(inverse, rows)  # V = R^-1 [U, W], (units, t, u + m)
-            gram = np.matmul(rows.transpose(0, 2, 1), whitened)
-            a[..., units_p] = gram[:, :u, :u].transpose(1, 2, 0)
-            b[..., units_p] = gram[:, :u, u:].transpose(1, 2, 0)
-            per_unit_cross[..., units_p] = gram[:, u:, u:].transpose(1, 2, 0)
-            per_unit_logdet[units_p] = 2.0 * np.log(np.diagonal(factor)).sum()
-            state.append((inverse, whitened))
-        return WhitenedSums(a, b, self.unit_clusters.sum_last(per_unit_cross),
-                            self.unit_clusters.sum_last(per_unit_logdet), state)
+        padded = np.where(self._held, full[None], np.eye(len(full))[None])  # identity at the absent occasions
+        try:
+            factor = np.linalg.cholesky(padded)
+        except np.linalg.LinAlgError:
+            return None
+        inverses = np.linalg.inv(padded)
+        logdets = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
+        inverse = inverses[self._pattern]
+        whitened = np.matmul(inverse, self._rows)  # V = R^-1 [U, W], (units, T, u + m)
+        gram = np.matmul(self._rows.transpose(0, 2, 1), whitened).transpose(1, 2, 0)  # units last
+        u = self.u
+        return WhitenedSums(np.ascontiguousarray(gram[:u, :u]), np.ascontiguousarray(gram[:u, u:]),
+                            self.unit_clusters.sum_last(gram[u:, u:]),
+                            self.unit_clusters.sum_last(logdets[self._pattern]), (inverse, whitened))
 
     def backward(self, sums: WhitenedSums, seed_logdet: float, a_bar, b_bar, weight, out: np.ndarray) -> None:
         """Add the derivative in every parameter of ``R`` to ``out``: ``Rbar = -V Gbar V' + s R^{-1}``
-        per unit, summed by cluster over the entries of ``R`` each parameter fills."""
-        u = self.u
-        n_clusters, n_var = out.shape
-        for (units_p, times, _), (inverse, whitened) in zip(self._patterns, sums.state):
-            size = whitened.shape[2]
-            g_bar = np.zeros((len(units_p), size, size))
-            g_bar[:, :u, :u] = a_bar[..., units_p].transpose(2, 0, 1)
-            if b_bar is not None:
-                half = 0.5 * b_bar[..., units_p].transpose(2, 0, 1)
-                g_bar[:, :u, u:], g_bar[:, u:, :u] = half, half.transpose(0, 2, 1)
-            if weight is not None:
-                g_bar[:, u:, u:] = weight
-            r_bar = -np.matmul(np.matmul(whitened, g_bar), whitened.transpose(0, 2, 1)) + seed_logdet * inverse
-            entries = self.entries[np.ix_(times, times)]
-            valid = entries >= 0
-            key = self.unit_clusters.ids[units_p][:, None, None] * n_var + entries[None]
-            keep = np.broadcast_to(valid, r_bar.shape)
-            out += np.bincount(key[keep], weights=r_bar[keep], minlength=n_clusters * n_var).reshape(out.shape)
+        per unit, on the entries it holds, summed by cluster over the entries each parameter fills."""
+        inverse, whitened = sums.state
+        u, size = self.u, whitened.shape[2]
+        g_bar = np.zeros((len(whitened), size, size))
+        g_bar[:, :u, :u] = a_bar.transpose(2, 0, 1)
+        if b_bar is not None:
+            half = 0.5 * b_bar.transpose(2, 0, 1)
+            g_bar[:, :u, u:], g_bar[:, u:, :u] = half, half.transpose(0, 2, 1)
+        if weight is not None:
+            g_bar[:, u:, u:] = weight
+        r_bar = seed_logdet * inverse - np.matmul(np.matmul(whitened, g_bar), whitened.transpose(0, 2, 1))
+        if seed_logdet:  # the identity at the absent occasions is no entry of R
+            n_times = r_bar.shape[1]
+            r_bar[:, np.arange(n_times), np.arange(n_times)] -= seed_logdet * self._absent
+        by_cluster = self.unit_clusters.sum(r_bar.reshape(len(r_bar), -1))
+        out[:, self._parameters] += by_cluster @ self._to_parameters

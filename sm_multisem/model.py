@@ -26,7 +26,7 @@ from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
 from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
-from .residuals import RESIDUAL_KINDS, STRUCTURES, exchangeable_changes, unstructured_model
+from .residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes, unstructured_model
 from .effects import EffectsNormal
 from .spec import INTERCEPT, EffectBlock, ParameterTable, specify
 
@@ -163,10 +163,7 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.labels = labels
         if effects:
             self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
-        elif any(r.kind == "residual block" for r in relaxations):
-            self._wide_form_problem = ("the wide form of Toeplitz residuals (a residual covariance per lag, one "
-                                       "position per occasion) is not written here; fit the long form in Stata "
-                                       "mixed, residuals(toeplitz, t()), or nlme corARMA")
+
         table = specify(model_data.endog_name, exog_names, layout, relaxations, labels, effects=effects)
         plan = compile_plan(table, exog_names, layout, labels, effect_names=source.effects.names if effects else ())
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
@@ -452,15 +449,17 @@ class MultilevelSEM(GenericLikelihoodModel):
             target = level_name(changes["groupings"][-1])
             relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
             return self._relaxed(relaxation, by, **changes)
-        if structure == "unstructured":
+        if structure == "unstructured" and by is not None:
             return unstructured_model(self, t, within, by)
-        if structure == "toeplitz":
+        if structure in ("unstructured", "toeplitz"):
             if t is None or by is not None:
-                raise ValueError('structure="toeplitz" takes t= (the integer time column) and within= (the residual '
-                                 'grouping), and no by=')
+                raise ValueError(f'structure="{structure}" takes t= (the integer time column) and within= (the '
+                                 'residual grouping)' + (", and no by=" if structure == "toeplitz" else ""))
             changes = exchangeable_changes(self, within, structure)
+            if structure == "unstructured":
+                check_occasions(self, t, changes["layout"])
             relaxation = Relaxation("residual block", level_name(changes["groupings"][-1]), self._label_name(t),
-                                    per="toeplitz")
+                                    per=structure)
             return self._relaxed(relaxation, t, **changes)
         if within is not None:
             raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '

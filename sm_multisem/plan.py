@@ -312,13 +312,20 @@ def _siblings(rules: list, layout: WideLayout, unit_variance, position: dict) ->
 
 def _residual_block(rules: list, layout: WideLayout, labels, row_variance: np.ndarray,
                     position: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The occasion of every row and the entries of ``R`` over the occasions: the residual variance on
-    the diagonal, a covariance per lag (Toeplitz) off it, 0 at a lag no unit holds."""
+    """The occasion of every row (its time from the earliest, on the integer grid) and the entries of ``R``
+    over the occasions: the residual variance of every occasion on the diagonal, the covariance of every
+    pair of times (unstructured) or of every lag (Toeplitz) off it, 0 where no unit holds the pair."""
     times = labels.values[("residual block", layout.level_names[-1])][0]  # the residual grouping is the lowest
+    occasion = (times - times.min()).astype(np.intp)
     n_occasions = block_occasions(layout, times).shape[1]
     lag = np.abs(np.subtract.outer(np.arange(n_occasions), np.arange(n_occasions)))
     entries = np.full((n_occasions, n_occasions), -1, dtype=np.intp)
-    entries[lag == 0] = row_variance[0]
+    entries[occasion, occasion] = row_variance
+    first = int(times.min())
     for rule in rules:
-        entries[lag == rule.effects[0]] = position[rule.label]
-    return (times - times.min()).astype(np.intp), entries
+        if len(rule.effects) == 1:  # a lag
+            entries[lag == rule.effects[0]] = position[rule.label]
+        else:
+            s, t = rule.effects[0] - first, rule.effects[1] - first
+            entries[s, t] = entries[t, s] = position[rule.label]
+    return occasion, entries

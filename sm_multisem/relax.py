@@ -180,7 +180,13 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     for relax in relaxations:
         column, target = relax.by, relax.target
         if relax.kind == "residual block":
-            values[(relax.kind, relax.target)] = (_times(relax.by, columns[relax.by], layout), [])
+            times = _times(relax.by, columns[relax.by], layout)
+            values[(relax.kind, relax.target)] = (times, [])
+            if relax.per == "unstructured":  # a residual variance per time
+                distinct = np.unique(times)
+                values[("residual variance", "Residual")] = (times.astype(str).astype(object),
+                                                            [str(t) for t in distinct])
+                codes_of[("residual variance", "Residual")] = np.searchsorted(distinct, times)
             continue
         if relax.kind == "residual correlation":
             times = _times(relax.by, columns[relax.by], layout)
@@ -333,7 +339,7 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
         if (column, relax.per or relax.by) not in done:
             layout = layout.keyed(column, keys, codes)
             done.add((column, relax.per or relax.by))
-    for relax in (r for r in relaxations if r.kind == "residual correlation"):
+    for relax in (r for r in relaxations if r.kind in ("residual correlation", "residual block")):
         # last, as keying the observations by a label would renumber them; a label key stays a prefix
         times, _ = labels.of(relax)
         slots = list(layout.slots)

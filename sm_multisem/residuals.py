@@ -39,7 +39,7 @@ import pandas as pd
 
 from .layout import build_layout, level_name
 
-__all__ = ["RESIDUAL_KINDS", "STRUCTURES", "exchangeable_changes", "exchangeable_rows",
+__all__ = ["RESIDUAL_KINDS", "STRUCTURES", "check_occasions", "exchangeable_changes", "exchangeable_rows",
            "with_residual_heading"]
 
 #: The residual structures :meth:`~sm_multisem.MultilevelSEM.relax_residuals` fits.
@@ -142,7 +142,8 @@ def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
         return random
     blank = pd.DataFrame([[""] * random.shape[1]], columns=random.columns)
     if structure["kind"].iloc[0] == "residual block covariance":
-        title = f"Residual: Toeplitz along {structure['by'].iloc[0]} within {model.layout.level_names[-1]}"
+        per = next(r.per for r in model.relaxations if r.kind == "residual block")
+        title = f"Residual: {per.capitalize()} within {model.layout.level_names[-1]} along {structure['by'].iloc[0]}"
         rows = random.index.str.contains(r"^(?:var|cov)\(Residual\)")
         return pd.concat([random[~rows], blank.set_axis([title]), random[rows]])
     if structure["kind"].iloc[0] == "residual covariance":
@@ -221,6 +222,18 @@ def unstructured_model(model, t: str, within: str | None, by=None):
              f"(wide SEM: {model.formula or model.endog_names})")
     return WideSEM(table, timed.wide_data(fill_absent_covariates=True), exogenous=exogenous, names=names,
                    start=start, source=blocks, title=title)
+
+
+def check_occasions(model, t, layout) -> None:
+    """Refuse occasions of ``t`` whose unstructured variances or covariances the units of the residual
+    grouping (the lowest level of ``layout``) cannot identify (see :func:`_check_occasions`)."""
+    from .relax import _times
+
+    if not isinstance(t, str) or t not in model._recipe["frame"].columns:
+        raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
+    times = _times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
+    occasions, code = np.unique(times, return_inverse=True)
+    _check_occasions(layout, code, occasions, t)
 
 
 def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, units=None, which: str = "") -> None:

@@ -197,6 +197,10 @@ class ParameterTable:
         covariance = rules[rules["kind"] == "residual covariance"]
         if len(covariance):
             rows += exchangeable_rows(covariance, y_names, units, rows_at, label_at)
+        block = rules[rules["kind"] == "residual block covariance"]
+        if len(block):
+            times = labels.values[("residual block", layout.level_names[-1])][0][rows_at]
+            rows += _block_rows(block, times, y_names, units)
         correlation = rules[rules["kind"] == "residual correlation"]
         if len(correlation):
             times = labels.values[("residual correlation", "Residual")][0][rows_at]
@@ -207,6 +211,21 @@ class ParameterTable:
                                   for r in rows_at)]
             rows += _ar1_rows(pairs, times, y_names, units)
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _block_rows(rules: pd.DataFrame, times: np.ndarray, y_names: list[str], units) -> list[tuple]:
+    """The residual covariance of every pair of positions of one unit of a residual block: the rule of
+    their pair of times (unstructured) or of their lag (Toeplitz)."""
+    label_of = dict(zip(rules["effects"], rules["label"]))
+    rows = []
+    for a, b in combinations(range(len(y_names)), 2):
+        if units[a] != units[b]:
+            continue
+        pair = tuple(sorted((int(times[a]), int(times[b]))))
+        label = label_of.get(pair, label_of.get((pair[1] - pair[0],)))
+        if label is not None:
+            rows.append((y_names[a], "~~", y_names[b], label, True, np.nan))
+    return rows
 
 
 def _ar1_rows(pairs: list[tuple[str, str]], times: np.ndarray, y_names: list[str], units) -> list[tuple]:
@@ -336,10 +355,11 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     per_label = Relaxation("residual variance", "Residual", correlation.per) if correlation and correlation.per else None
     by_label = (relaxed.get(("residual variance", "Residual")) or (exchangeable if exchangeable and exchangeable.by
                                                                    else None) or per_label)
-    rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
-                             "every position", by_label, labels)
+    if block is None or block.per == "toeplitz":  # unstructured residuals have a variance per time
+        rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
+                                 "every position", by_label, labels)
     if block is not None:
-        rules += _lag_rules(y, block, layout, labels)
+        rules += _block_rules(y, block, layout, labels)
     if exchangeable is not None:
         rules += _variance_rules("residual covariance", f"{y}{{p}}", f"{y}{{q}}", "C_e", exchangeable.target,
                                  f"positions p != q of one {exchangeable.target} unit",
@@ -429,14 +449,29 @@ def block_occasions(layout: WideLayout, times: np.ndarray) -> np.ndarray:
     return present
 
 
-def _lag_rules(y: str, block: Relaxation, layout: WideLayout, labels) -> list[tuple]:
-    """A residual covariance per lag of the times of a residual block (Toeplitz), for every lag at which two
-    rows of one unit of the residual grouping are apart somewhere in the data."""
-    present = block_occasions(layout, labels.of(block)[0])
-    lags = [lag for lag in range(1, present.shape[1]) if np.any(present[:, :-lag] & present[:, lag:])]
-    return [("residual block covariance", f"{y}{{p}}", "~~", f"{y}{{q}}", f"C_e_lag{lag}", True, np.nan,
-             f"cov(Residual)[lag{lag}]", f"rows of one {block.target} unit {lag} apart in {block.by}", "Residual",
-             block.by, "", (lag,)) for lag in lags]
+def _block_rules(y: str, block: Relaxation, layout: WideLayout, labels) -> list[tuple]:
+    """The residual covariances of a residual block, for every pair of times (unstructured) or lag (Toeplitz)
+    that two rows of one unit of the residual grouping hold somewhere in the data; unstructured residuals
+    have a variance per time too (before them)."""
+    times = labels.of(block)[0]
+    present = block_occasions(layout, times)
+    first = int(times.min())
+    if block.per == "toeplitz":
+        lags = [lag for lag in range(1, present.shape[1]) if np.any(present[:, :-lag] & present[:, lag:])]
+        return [("residual block covariance", f"{y}{{p}}", "~~", f"{y}{{q}}", f"C_e_lag{lag}", True, np.nan,
+                 f"cov(Residual)[lag{lag}]", f"rows of one {block.target} unit {lag} apart in {block.by}",
+                 "Residual", block.by, "", (lag,)) for lag in lags]
+    held = present.T.astype(float) @ present  # units holding both times
+    occasions = np.flatnonzero(present.any(0)) + first
+    rules = [("residual variance", f"{y}{{p}}", "~~", f"{y}{{p}}", f"S_e_t{t}", True, np.nan, f"var(Residual)[{t}]",
+              f"positions with {block.by} = {t}", "Residual", block.by, str(t)) for t in occasions]
+    for s_time, t_time in combinations(occasions, 2):
+        if held[s_time - first, t_time - first] > 0:
+            rules.append(("residual block covariance", f"{y}{{p}}", "~~", f"{y}{{q}}", f"C_e_t{s_time}_t{t_time}",
+                          True, np.nan, f"cov(Residual)[{s_time},{t_time}]",
+                          f"rows at {block.by} = {s_time} and {t_time} of one {block.target} unit", "Residual",
+                          block.by, "", (int(s_time), int(t_time))))
+    return rules
 
 
 def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels, name=None) -> list[tuple]:

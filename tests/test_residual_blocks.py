@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from dense_reference import dense_loglike
+from sem_reference import wide_sem_loglike
 
 import sm_multisem as sms
 
@@ -41,7 +42,7 @@ def test_toeplitz_matches_nlme(data, nlme, reml):
     value = {(row.kind, row.name): float(row.value) for row in ref.itertuples()}
     res = toeplitz(data).fit(reml=reml)
     assert res.converged
-    assert "Residual: Toeplitz along occ within clinic:subject" in res.summary().as_text()
+    assert "Residual: Toeplitz within clinic:subject along occ" in res.summary().as_text()
     assert res.llf == pytest.approx(value["loglik", ""], abs=1e-5)
     expected = {FIXED[name]: v for (kind, name), v in value.items() if kind == "fixef"}
     expected["var(clinic)"] = value["clinic_var", ""]
@@ -75,5 +76,14 @@ def test_toeplitz_refusals(data):
             structure="toeplitz", t="occ")
     with pytest.raises(ValueError, match="time column 'time' must hold integers"):
         model.relax_residuals(structure="toeplitz", t="time", within="subject")
-    with pytest.raises(NotImplementedError, match="the wide form of Toeplitz residuals"):
-        toeplitz(data).to_lavaan()
+
+
+def test_toeplitz_wide_form(data):
+    """One position per occasion, the covariance of two positions of a subject labelled by their lag: the
+    table read as an SEM gives the model's log-likelihood."""
+    model = toeplitz(data[data["clinic"] <= 4])
+    assert "y1_1 ~~ C_e_lag1*y1_2" in model.to_lavaan()
+    res = model.fit()
+    values = dict(zip(model.plan.labels, np.asarray(res.params)))
+    wide = model.wide_data(fill_absent_covariates=True)
+    assert wide_sem_loglike(model.parameter_table, wide, values) == pytest.approx(res.llf, abs=1e-9)

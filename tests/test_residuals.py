@@ -180,8 +180,9 @@ def test_unstructured_table_score_and_the_exchangeable_point(data):
     assert "Residual: Unstructured within k:j along time" in model.fit().summary().as_text()
     rng = np.random.default_rng(3)
     params = model.start_params * (1 + 0.05 * rng.standard_normal(len(model.start_params)))
-    values = dict(zip(model.labels, params))
-    assert wide_sem_loglike(table, model.wide, values) == pytest.approx(model.loglike(params), abs=1e-10)
+    values = dict(zip(model.plan.labels, params))
+    wide = model.wide_data(fill_absent_covariates=True)
+    assert wide_sem_loglike(table, wide, values) == pytest.approx(model.loglike(params), abs=1e-10)
     numeric = np.array([(model.loglike(params + 1e-6 * e) - model.loglike(params - 1e-6 * e)) / 2e-6
                         for e in np.eye(len(params))])
     np.testing.assert_allclose(model.score(params), numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
@@ -233,6 +234,6 @@ def test_unstructured_by_a_label_matches_lavaan(data):
     assert "var(Residual)[a,1]" in res.params.index and "cov(Residual)[b,2,4]" in res.params.index
     pooled = model.relax_residuals(structure="unstructured", t="time", within="j")
     pooled_fit = pooled.fit()
-    shared = dict(zip(pooled.labels, np.asarray(pooled_fit.params)))
+    shared = dict(zip(pooled.plan.labels, np.asarray(pooled_fit.params)))
     at_pooled = [shared[label.replace("_a_", "_").replace("_b_", "_")] for label in by_type.labels]
     assert by_type.loglike(np.array(at_pooled)) == pytest.approx(pooled_fit.llf, abs=1e-9)

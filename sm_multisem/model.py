@@ -425,22 +425,27 @@ class MultilevelSEM(GenericLikelihoodModel):
             has ``cov(Residual)``, and ``var(Residual)[g]``, ``cov(Residual)[g]`` per label with
             ``by=`` (a column constant within the units of ``within``). See
             :mod:`sm_multisem.residuals`.
-            ``"unstructured"``: a variance per occasion of ``t`` and a covariance per pair of
-            occasions within a unit of ``within`` (Stata ``residuals(unstructured, t(time))``;
-            nlme ``corSymm`` with ``varIdent(form = ~ 1 | time)``), returned as a
-            :class:`~sm_multisem.wide_model.WideSEM` fitted by the dense wide engine, with
-            ``var(Residual)[t]`` and ``cov(Residual)[s,t]``.
+            ``"unstructured"``: a variance per occasion of the integer ``t`` and a covariance per
+            pair of occasions within a unit of ``within`` (Stata ``residuals(unstructured, t(time))``;
+            nlme ``corSymm`` with ``varIdent(form = ~ 1 | time)``), with ``var(Residual)[t]`` and
+            ``cov(Residual)[s,t]``: a dense block of every unit in the recursion
+            (:class:`~sm_multisem.whitened.BlockResiduals`). With ``by=`` every label has its own
+            (``var(Residual)[a,t]``), returned as a :class:`~sm_multisem.wide_model.WideSEM` fitted by
+            the dense wide engine.
+            ``"toeplitz"``: one residual variance and a covariance per lag of the integer ``t``
+            within a unit of ``within`` (Stata ``residuals(toeplitz, t(time))``; nlme ``corARMA``
+            of order T - 1), with ``cov(Residual)[lag1]``, ...: a dense block of every unit.
         t : str or array_like
-            The time column, for ``structure="ar1"`` and ``"unstructured"``.
+            The time column, for ``structure="ar1"``, ``"unstructured"`` and ``"toeplitz"``.
         within : str, optional
-            For ``structure="exchangeable"`` and ``"unstructured"``: a column whose units, nested
+            For ``structure="exchangeable"``, ``"unstructured"`` and ``"toeplitz"``: a column whose units, nested
             in the lowest random level, group the residuals (``(1|k)`` with ``within="j"``: blocks
             of ``k:j``). A grouping that carries a random intercept is refused: its variance and
             the residual covariances are confounded.
 
         Returns
         -------
-        MultilevelSEM, or WideSEM for ``structure="unstructured"``
+        MultilevelSEM, or WideSEM for ``structure="unstructured"`` with ``by=``
         """
         if structure == "exchangeable":
             if t is not None:

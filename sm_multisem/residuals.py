@@ -21,10 +21,13 @@ model), and the parameter table writes its covariance as equal-labelled residual
 covariances ``y1_1 ~~ C_e*y1_2`` between the positions of one unit.
 
 Unstructured residuals give every occasion its variance and every pair of occasions its
-covariance. Their wide form is the exchangeable model's table with the positions of a unit
-numbered by occasion and one label per occasion and per pair (``S_e_t2``, ``C_e_t1_t2``); it
-is fitted by the dense wide engine (:class:`~sm_multisem.wide_model.WideSEM`), so the number
-of positions (units of the residual grouping per cluster times occasions) is bounded by
+covariance, Toeplitz residuals one variance and a covariance per lag: a dense block of every unit
+of the residual grouping, evaluated in the recursion (:class:`~sm_multisem.whitened.BlockResiduals`).
+Their wide form numbers the positions of a unit by occasion, with one label per occasion and per
+pair (``S_e_t2``, ``C_e_t1_t2``) or per lag (``C_e_lag1``). Unstructured residuals by a label of
+the units (a set per label) are fitted by the dense wide engine
+(:class:`~sm_multisem.wide_model.WideSEM`) from the exchangeable model's table, so their number of
+positions (units of the residual grouping per cluster times occasions) is bounded by
 :data:`~sm_multisem.wide_model.MAX_POSITIONS`.
 """
 

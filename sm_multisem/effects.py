@@ -56,7 +56,7 @@ import numpy as np
 
 from .likelihood import NestedNormal, _Segments
 from .siblings import SiblingCovariances, SiblingSteps, covariance_scales
-from .whitened import BlockResiduals, IndependentResiduals
+from .whitened import AR1Residuals, BlockResiduals, IndependentResiduals
 
 __all__ = ["EffectsNormal", "LevelEffects"]
 
@@ -498,6 +498,10 @@ class EffectsNormal(NestedNormal):
         The occasion of every row and the entries of ``R`` over the occasions: residuals with a
         dense covariance within every lowest unit (:class:`~sm_multisem.whitened.BlockResiduals`);
         ``row_variance`` then holds the variance of every row's occasion.
+    residual_ar1 : (ndarray, int), optional
+        The time (any real number) of every row and the entry of ``rho``: residuals correlated
+        ``rho^|t - s|`` within every lowest unit, each row with its ``row_variance``
+        (:class:`~sm_multisem.whitened.AR1Residuals`).
     cluster_weights : ndarray, optional
         Sampling weight of every top-level cluster.
     centring : Centring, optional
@@ -513,7 +517,7 @@ class EffectsNormal(NestedNormal):
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, effect_values: np.ndarray,
                  levels, row_variance: np.ndarray, cluster_weights=None, centring=None,
-                 siblings: SiblingCovariances | None = None, residual_block=None):
+                 siblings: SiblingCovariances | None = None, residual_block=None, residual_ar1=None):
         columns = np.asarray(columns, dtype=float)
         n_rows = len(columns)
         self.levels = tuple(LevelEffects(np.asarray(e.columns, dtype=np.intp), np.asarray(e.entries, dtype=np.intp))
@@ -546,7 +550,15 @@ class EffectsNormal(NestedNormal):
         cluster_rows = np.asarray(row_starts)[self._cluster_starts[-1]]
         clusters = _Segments(cluster_rows, np.repeat(np.arange(len(cluster_rows)), np.diff(np.append(cluster_rows,
                                                                                                       n_rows))))
-        if residual_block is None:
+        if residual_ar1 is not None:
+            time, rho = residual_ar1
+            self._residuals = AR1Residuals(effect_values, columns, row_starts, np.asarray(time, dtype=float),
+                                           row_variance, rho, self._clusters[-1])
+            self.correlations = np.array([rho], dtype=np.intp)
+            if self._residuals.fractional:  # rho to fractional powers: inside (0, 1)
+                self.positive_correlations = self.correlations
+            self.n_var = max(self.n_var, int(rho) + 1)
+        elif residual_block is None:
             self._residuals = IndependentResiduals(effect_values, columns, row_starts, row_variance,
                                                    self.residual_variances, clusters, self._clusters[-1])
         else:

@@ -39,6 +39,8 @@ _NOISE_STEP = 1e-9
 _SMALLEST_RESIDUAL_RATIO = 1e-4
 #: Largest absolute correlation the optimizer may reach.
 _LARGEST_CORRELATION = 0.999
+#: Where a correlation raised to fractional powers starts (its derivative is infinite at 0).
+_POSITIVE_START = 0.5
 #: A derivative of the deviance above this, at a Cholesky diagonal held at 0, says it falls on one side of 0.
 _FIRST_ORDER_RISE = 1e-6
 #: Steepness of the wall past points whose covariance is not positive definite, relative to the deviance.
@@ -113,6 +115,8 @@ class ProfiledObjective:
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
         self.is_correlation = np.isin(self.free, lik.correlations)
+        #: correlations raised to fractional powers (AR(1) in real time), inside (0, 1)
+        self.is_positive_correlation = np.isin(self.free, lik.positive_correlations)
         position = {int(entry): i for i, entry in enumerate(self.free)}
         # positions in theta of the entries of every Cholesky block (the lower triangle is L's)
         self.blocks = [np.vectorize(position.__getitem__, otypes=[np.intp])(block) for block in lik.cholesky_blocks]
@@ -246,6 +250,8 @@ class ProfiledObjective:
                   for level, corr, off in zip(self.is_level, self.is_correlation, self.is_off_diagonal)]
         for at, lower in zip(self._covariance_theta, self.lik.covariance_lower):
             bounds[at] = (_LARGEST_CORRELATION * lower, _LARGEST_CORRELATION)
+        for at in np.flatnonzero(self.is_positive_correlation):
+            bounds[at] = (1.0 - _LARGEST_CORRELATION, _LARGEST_CORRELATION)
         return bounds
 
 
@@ -265,7 +271,8 @@ def _semidefinite_cholesky(matrix: np.ndarray) -> np.ndarray:
 
 def _start(objective: ProfiledObjective) -> np.ndarray:
     centred = objective.is_correlation | objective.is_off_diagonal | objective.is_covariance
-    candidates = [np.where(objective.is_level, c, np.where(centred, 0.0, 1.0))
+    candidates = [np.where(objective.is_level, c, np.where(objective.is_positive_correlation, _POSITIVE_START,
+                                                           np.where(centred, 0.0, 1.0)))
                   for c in START_MULTIPLIERS]
     values = [objective(c)[0] for c in candidates]
     return candidates[int(np.nanargmin(values))]

@@ -806,6 +806,8 @@ class NestedNormal(MomentNormal):
     #: of exchangeable residuals (``a = b``, their units' residual variance) and of correlated siblings
     scaled_covariances = np.zeros((0, 3), dtype=np.intp)
     covariance_lower = np.zeros(0)
+    #: Correlations raised to fractional powers (AR(1) residuals in real time), which must be positive
+    positive_correlations = np.zeros(0, dtype=np.intp)
 
     def __init__(self, columns: np.ndarray, row_starts: np.ndarray, child_starts, unit_variance=None,
                  row_variance=None, ar1_time=None, ar1_index=None, cluster_weights=None,

@@ -25,7 +25,7 @@ from .likelihood import Centring, NestedNormal, NotPositiveDefinite
 from .patterns import pattern_likelihood
 from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
-from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
+from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots, time_key
 from .residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes, unstructured_model
 from .effects import EffectsNormal
 from .spec import INTERCEPT, EffectBlock, ParameterTable, specify
@@ -163,6 +163,12 @@ class MultilevelSEM(GenericLikelihoodModel):
         self.labels = labels
         if effects:
             self._wide_form_problem = _DEFINITION_VARIABLES.format(terms=terms)
+        elif any(r.kind == "residual block" and r.per == "ar1" for r in relaxations):
+            self._wide_form_problem = (
+                "the wide form of AR(1) residuals evaluated as dense blocks (in real time, within a residual "
+                "grouping or with a variance per label of the rows) is not written here: their covariances are "
+                "rho to powers that differ from unit to unit; the integer-time AR(1) of relax_residuals("
+                "structure='ar1', t=...) without within= has one")
 
         table = specify(model_data.endog_name, exog_names, layout, relaxations, labels, effects=effects)
         plan = compile_plan(table, exog_names, layout, labels, effect_names=source.effects.names if effects else ())
@@ -191,7 +197,7 @@ class MultilevelSEM(GenericLikelihoodModel):
             self.likelihood = EffectsNormal(
                 columns, layout.row_starts, layout.child_starts, layout.sort_rows(effect_values),
                 plan.level_effects, plan.row_variance, cluster_weights=self.cluster_weights, centring=self._centring,
-                siblings=plan.siblings, residual_block=plan.residual_block,
+                siblings=plan.siblings, residual_block=plan.residual_block, residual_ar1=plan.residual_ar1,
             )
         else:
             self.likelihood = NestedNormal(
@@ -466,9 +472,9 @@ class MultilevelSEM(GenericLikelihoodModel):
             relaxation = Relaxation("residual block", level_name(changes["groupings"][-1]), self._label_name(t),
                                     per=structure)
             return self._relaxed(relaxation, t, **changes)
-        if within is not None:
-            raise ValueError(f'within= names the residual grouping of structure="exchangeable" or "unstructured", '
-                             f'not {structure!r}')
+        if within is not None and structure != "ar1":
+            raise ValueError(f'within= names the residual grouping of structure="exchangeable", "unstructured", '
+                             f'"toeplitz" or "ar1", not {structure!r}')
         if structure == "independent":
             if by is None or t is not None:
                 raise ValueError('structure="independent" takes by= (the labelling column) and no t=')
@@ -478,12 +484,38 @@ class MultilevelSEM(GenericLikelihoodModel):
                 raise ValueError('structure="ar1" takes t= (the time column), and optionally by= (a label of the '
                                  'lowest units, each with its own residual variance and rho)')
             time = self._label_name(t)
+            if within is not None or not self._whole_times(t) or (by is not None and self._varies_in_units(by)):
+                return self._ar1_block(t, within, by)
             if by is None:
                 return self._relaxed(Relaxation("residual correlation", "Residual", time), t)
             if self._label_name(by) == time:
                 raise ValueError(f"t= and by= are both named {time!r}: give the time and the label different names")
             return self._relaxed(Relaxation("residual correlation", "Residual", time, self._label_name(by)), t, by)
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
+
+    def _whole_times(self, t) -> bool:
+        """Whether the time column holds whole numbers only (the AR(1) of the recursion's sums by gap)."""
+        values = pd.to_numeric(pd.Series(np.asarray(self._label_values(t, self._recipe["frame"],
+                                                                        self._recipe["source"]), dtype=object)),
+                               errors="coerce").to_numpy(dtype=float)
+        return bool(np.all(values[np.isfinite(values)] == np.round(values[np.isfinite(values)])))
+
+    def _varies_in_units(self, by) -> bool:
+        """Whether a labelling column varies within the lowest units (a variance per label of the rows)."""
+        codes = pd.factorize(self._label_values(by, self._recipe["frame"], self._recipe["source"]))[0]
+        return self.layout.per_unit(codes[self.layout.order], len(self.layout.levels) - 1)[1] is not None
+
+    def _ar1_block(self, t, within, by) -> "MultilevelSEM":
+        """AR(1) residuals as a dense block of every unit of the residual grouping: in any real time (nlme
+        ``corCAR1``), within a grouping named by ``within``, and with a variance per label of the rows
+        (nlme ``corAR1`` with ``varIdent``)."""
+        changes = {} if within is None else exchangeable_changes(self, within, "ar1")
+        # within the lowest random level, which keeps its effects, or within a residual grouping without any
+        target = level_name(changes["groupings"][-1]) if changes else "Residual"
+        model = self._relaxed(Relaxation("residual block", target, self._label_name(t), per="ar1"), t, **changes)
+        if by is None:
+            return model
+        return model._relaxed(Relaxation("residual variance", "Residual", self._label_name(by)), by)
 
     def relax_slope(self, term: str, by) -> "MultilevelSEM":
         """Let the slope of a fixed-effect column differ by a label.
@@ -620,7 +652,10 @@ class MultilevelSEM(GenericLikelihoodModel):
                                       (relaxation.per, per, False)):
             if values is not None:
                 values = self._label_values(values, recipe["frame"], source)
-                columns[name] = values if is_time else LabelColumn.of(values, name)
+                if is_time:
+                    columns[time_key(name)] = values
+                else:
+                    columns[name] = LabelColumn.of(values, name)
         recipe["relaxations"] = recipe["relaxations"] + (relaxation,)
         recipe["label_columns"] = columns
         model = type(self).__new__(type(self))

@@ -62,6 +62,9 @@ class Plan:
     residual_block : (ndarray, ndarray) or None
         The occasion of every row (sorted) and the entries of the residual covariance over the
         occasions, for residuals with a dense covariance within every lowest unit (Toeplitz).
+    residual_ar1 : (ndarray, int) or None
+        The time of every row (sorted; any real number) and the entry of ``rho``, for AR(1)
+        residuals evaluated as a dense block of every lowest unit.
     covariance_entries : ndarray
         The entries that are covariances of exchangeable residuals: the lowest level's
         ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
@@ -78,6 +81,7 @@ class Plan:
     level_effects: tuple[LevelEffects, ...] = ()
     siblings: SiblingCovariances | None = None
     residual_block: tuple[np.ndarray, np.ndarray] | None = None
+    residual_ar1: tuple[np.ndarray, int] | None = None
     covariance_entries: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
@@ -178,6 +182,7 @@ _SUPPORTED = {
     "residual covariance": (True, None),
     "sibling covariance": (True, None),
     "residual block covariance": (True, None),
+    "residual block correlation": (True, None),
 }
 
 
@@ -225,8 +230,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     slope_rules = of_kind("slope covariance", "slope variance")
     sibling_rules = of_kind("sibling covariance")
     lag_rules = of_kind("residual block covariance")
+    block_correlation = of_kind("residual block correlation")
     variance_labels = list(dict.fromkeys(rule.label for rule in [*variances, *slope_rules, *sibling_rules,
-                                                                 *lag_rules, *correlation]))
+                                                                 *lag_rules, *correlation, *block_correlation]))
     variance_index = np.array([index[label] for label in variance_labels], dtype=np.intp)
     position = {label: i for i, label in enumerate(variance_labels)}
 
@@ -253,8 +259,11 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
     covariance_labels = dict.fromkeys(rule.label for rule in variances if rule.kind == "residual covariance")
     siblings = _siblings(sibling_rules, layout, unit_variance, position) if sibling_rules else None
     residual_block = _residual_block(lag_rules, layout, labels, row_variance, position) if lag_rules else None
+    residual_ar1 = None
+    if block_correlation:  # the times (any real ones) of the rows and rho
+        residual_ar1 = (_block_times(labels), position[block_correlation[0].label])
     level_effects = ()
-    if slope_rules or siblings is not None or residual_block is not None:
+    if slope_rules or siblings is not None or residual_block is not None or residual_ar1 is not None:
         no_intercept = np.full(1, -1, dtype=np.intp)  # the intercepts of correlated siblings are their block's
         level_effects = tuple(
             _level_effects(level, no_intercept if siblings is not None and siblings.level == at else unit_variance[at],
@@ -267,11 +276,12 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
         variance_index=variance_index,
         unit_variance=unit_variance,
         row_variance=row_variance,
-        ar1_entries=np.array([position[rule.label] for rule in correlation], dtype=np.intp),
+        ar1_entries=np.array([position[rule.label] for rule in [*correlation, *block_correlation]], dtype=np.intp),
         row_correlation=row_correlation,
         level_effects=level_effects,
         siblings=siblings,
         residual_block=residual_block,
+        residual_ar1=residual_ar1,
         covariance_entries=np.array([position[label] for label in covariance_labels], dtype=np.intp),
     )
 
@@ -315,7 +325,7 @@ def _residual_block(rules: list, layout: WideLayout, labels, row_variance: np.nd
     """The occasion of every row (its time from the earliest, on the integer grid) and the entries of ``R``
     over the occasions: the residual variance of every occasion on the diagonal, the covariance of every
     pair of times (unstructured) or of every lag (Toeplitz) off it, 0 where no unit holds the pair."""
-    times = labels.values[("residual block", layout.level_names[-1])][0]  # the residual grouping is the lowest
+    times = _block_times(labels)
     occasion = (times - times.min()).astype(np.intp)
     n_occasions = block_occasions(layout, times).shape[1]
     lag = np.abs(np.subtract.outer(np.arange(n_occasions), np.arange(n_occasions)))
@@ -329,3 +339,8 @@ def _residual_block(rules: list, layout: WideLayout, labels, row_variance: np.nd
             s, t = rule.effects[0] - first, rule.effects[1] - first
             entries[s, t] = entries[t, s] = position[rule.label]
     return occasion, entries
+
+
+def _block_times(labels) -> np.ndarray:
+    """The times of the sorted rows of the residual block (the lowest units are its units)."""
+    return next(times for (kind, _), (times, _) in labels.values.items() if kind == "residual block")

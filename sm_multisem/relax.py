@@ -23,7 +23,9 @@ values label the units (or observations) it is released across:
   each). See :mod:`sm_multisem.residuals`;
 * ``Relaxation("residual block", "k:j", "time", per="toeplitz")``: residuals of one unit of the
   residual grouping ``k:j`` have one variance and a covariance per lag of the integer ``time``
-  (Stata ``mixed, residuals(toeplitz, t(time))``), a dense block of every unit;
+  (Stata ``mixed, residuals(toeplitz, t(time))``), a dense block of every unit; ``per="unstructured"``
+  a variance per time and a covariance per pair of times; ``per="ar1"`` the correlation
+  ``rho^|t - s|`` in any real time (nlme ``corCAR1``), with the residual variance of every row;
 * ``Relaxation("covariance", "k:j", "region", among=(("north",),), equal=False)``: the effects of
   sibling units of ``k:j`` (units of one ``k``) whose labels are in one group of ``among`` are
   correlated, a covariance per pair of keyed slots (one per group with ``equal``). See
@@ -44,7 +46,7 @@ import pandas as pd
 
 from .layout import WideLayout, time_order
 
-__all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots"]
+__all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots", "time_key"]
 
 KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance",
          "covariance", "residual block")
@@ -149,6 +151,12 @@ class Labels:
         return self.values[(relaxation.kind, relaxation.target)]
 
 
+def time_key(name: str) -> str:
+    """The key of a time column among the labelling columns: a column may be a time and a label at once
+    (AR(1) along ``occ`` with a variance per ``occ``)."""
+    return f"time of {name}"
+
+
 def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.ndarray],
                    layout: WideLayout) -> Labels:
     """Label every unit or row a relaxation refers to, and check the labels can carry it.
@@ -180,7 +188,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     for relax in relaxations:
         column, target = relax.by, relax.target
         if relax.kind == "residual block":
-            times = _times(relax.by, columns[relax.by], layout)
+            times = _times(relax.by, columns[time_key(relax.by)], layout, whole=relax.per != "ar1")
             values[(relax.kind, relax.target)] = (times, [])
             if relax.per == "unstructured":  # a residual variance per time
                 distinct = np.unique(times)
@@ -189,7 +197,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
                 codes_of[("residual variance", "Residual")] = np.searchsorted(distinct, times)
             continue
         if relax.kind == "residual correlation":
-            times = _times(relax.by, columns[relax.by], layout)
+            times = _times(relax.by, columns[time_key(relax.by)], layout)
             values[(relax.kind, relax.target)] = (times, [])
             if not relax.per:
                 continue
@@ -339,7 +347,8 @@ def key_slots(layout: WideLayout, relaxations: tuple[Relaxation, ...],
         if (column, relax.per or relax.by) not in done:
             layout = layout.keyed(column, keys, codes)
             done.add((column, relax.per or relax.by))
-    for relax in (r for r in relaxations if r.kind in ("residual correlation", "residual block")):
+    for relax in (r for r in relaxations if r.kind == "residual correlation"
+                  or (r.kind == "residual block" and r.per != "ar1")):
         # last, as keying the observations by a label would renumber them; a label key stays a prefix
         times, _ = labels.of(relax)
         slots = list(layout.slots)
@@ -357,17 +366,18 @@ def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[in
     return None, values
 
 
-def _times(name: str, values: np.ndarray, layout: WideLayout) -> np.ndarray:
-    """Integer times of the sorted rows, distinct within every lowest unit."""
+def _times(name: str, values: np.ndarray, layout: WideLayout, whole: bool = True) -> np.ndarray:
+    """Times of the sorted rows (integers, unless ``whole`` is False), distinct within every lowest unit."""
     values = np.asarray(values)
     if values.dtype.kind not in "iuf":  # text or mixed: what reads as a number (a numeric column is used as it is)
         values = pd.to_numeric(pd.Series(values.astype(object)), errors="coerce").to_numpy(dtype=float)
     numeric = values[layout.order].astype(float)
-    if np.isnan(numeric).any():
-        raise ValueError(f"time column {name!r} has {int(np.isnan(numeric).sum()):,} missing or non-numeric values")
-    if np.any(numeric != np.round(numeric)):
+    if np.isnan(numeric).any() or np.isinf(numeric).any():
+        raise ValueError(f"time column {name!r} has {int((~np.isfinite(numeric)).sum()):,} missing, infinite or "
+                         "non-numeric values")
+    if whole and np.any(numeric != np.round(numeric)):
         raise ValueError(f"time column {name!r} must hold integers (occasions); AR(1) correlation is rho^|t - s|")
-    times = numeric.astype(np.int64)
+    times = numeric.astype(np.int64) if whole else numeric
     lowest = layout.level_names[-1]
     unit = layout.unit_of_rows(len(layout.levels) - 1)
     order = time_order(times, unit)

@@ -88,7 +88,9 @@ def exchangeable_changes(model, within: str | None, structure: str = "exchangeab
                 "unstructured": "with a free covariance for every pair of occasions already spans 1 1', so var is "
                                 "not identified",
                 "toeplitz": "with a covariance per lag already spans 1 1' (a covariance at every lag), so var is "
-                            "not identified"}[structure]
+                            "not identified",
+                "ar1": "runs within the lowest units already: leave within= out for AR(1) residuals within "
+                       f"{named}"}[structure]
         raise ValueError(
             f"{structure} residuals within the units of {named!r}, which carry their own random intercept, are "
             f"confounded with its variance: Sigma = var 1 1' + R, and the {structure} R {form}. {instead}."

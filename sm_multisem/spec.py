@@ -199,7 +199,7 @@ class ParameterTable:
             rows += exchangeable_rows(covariance, y_names, units, rows_at, label_at)
         block = rules[rules["kind"] == "residual block covariance"]
         if len(block):
-            times = labels.values[("residual block", layout.level_names[-1])][0][rows_at]
+            times = next(times for (kind, _), (times, _) in labels.values.items() if kind == "residual block")[rows_at]
             rows += _block_rows(block, times, y_names, units)
         correlation = rules[rules["kind"] == "residual correlation"]
         if len(correlation):
@@ -355,7 +355,7 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     per_label = Relaxation("residual variance", "Residual", correlation.per) if correlation and correlation.per else None
     by_label = (relaxed.get(("residual variance", "Residual")) or (exchangeable if exchangeable and exchangeable.by
                                                                    else None) or per_label)
-    if block is None or block.per == "toeplitz":  # unstructured residuals have a variance per time
+    if block is None or block.per != "unstructured":  # unstructured residuals have a variance per time
         rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
                                  "every position", by_label, labels)
     if block is not None:
@@ -453,6 +453,10 @@ def _block_rules(y: str, block: Relaxation, layout: WideLayout, labels) -> list[
     """The residual covariances of a residual block, for every pair of times (unstructured) or lag (Toeplitz)
     that two rows of one unit of the residual grouping hold somewhere in the data; unstructured residuals
     have a variance per time too (before them)."""
+    if block.per == "ar1":
+        return [("residual block correlation", f"e.{y}{{p}}", "~~", f"e.{y}{{q}}", "rho", True, np.nan,
+                 "rho(Residual)", f"rows of one {block.target} unit: S_e * rho^|{block.by}_p - {block.by}_q|",
+                 "Residual", block.by, "")]
     times = labels.of(block)[0]
     present = block_occasions(layout, times)
     first = int(times.min())

@@ -29,7 +29,7 @@ import numpy as np
 
 from .likelihood import _segment_outer_sums, _Segments
 
-__all__ = ["BlockResiduals", "IndependentResiduals", "WhitenedSums"]
+__all__ = ["AR1Residuals", "BlockResiduals", "IndependentResiduals", "WhitenedSums"]
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,69 @@ class IndependentResiduals:
         out[:, self.entries] += d_resid
 
 
-class BlockResiduals:
-    """Residuals with a dense covariance along occasions within every lowest unit.
+class _DenseBlocks:
+    """What every dense residual structure shares: the rows of every lowest unit at its slots (zero at the
+    absent ones), the whitening by a padded ``R^{-1}`` per unit, and the adjoint ``Rbar`` per unit.
+
+    A subclass gives ``_inverses(variances)`` (the padded inverse and ``log|R|`` of every unit, or None
+    where some ``R`` is not positive definite) and ``_add_gradient(state, r_bar, out)``.
+    """
+
+    def __init__(self, effect_values, columns, row_starts, slot, n_slots: int, unit_clusters: _Segments):
+        n_rows, u = effect_values.shape
+        counts = np.diff(np.append(row_starts, n_rows))
+        unit = np.repeat(np.arange(len(row_starts)), counts)
+        present = np.zeros((len(row_starts), n_slots), dtype=bool)
+        present[unit, slot] = True
+        if present.sum() < n_rows:
+            raise ValueError("two observations of one unit share an occasion; a residual block has one row per "
+                             "occasion")
+        stacked = np.zeros((len(row_starts), n_slots, u + columns.shape[1]))
+        stacked[unit, slot] = np.column_stack([effect_values, columns])
+        self.u = u
+        self.unit_clusters = unit_clusters
+        self._rows = stacked  # [U, W] of every unit at its slots, zero where absent
+        self._present = present
+
+    def forward(self, variances: np.ndarray) -> WhitenedSums | None:
+        """The sums, or None where some unit's ``R`` is not positive definite.
+
+        A unit's rows at its absent slots are zero, so its inverse padded with the identity there
+        whitens all units at once.
+        """
+        inverted = self._inverses(variances)
+        if inverted is None:
+            return None
+        inverse, logdet, state = inverted
+        whitened = np.matmul(inverse, self._rows)  # V = R^-1 [U, W], (units, T, u + m)
+        gram = np.matmul(self._rows.transpose(0, 2, 1), whitened).transpose(1, 2, 0)  # units last
+        u = self.u
+        return WhitenedSums(np.ascontiguousarray(gram[:u, :u]), np.ascontiguousarray(gram[:u, u:]),
+                            self.unit_clusters.sum_last(gram[u:, u:]), self.unit_clusters.sum_last(logdet),
+                            (inverse, whitened, state))
+
+    def backward(self, sums: WhitenedSums, seed_logdet: float, a_bar, b_bar, weight, out: np.ndarray) -> None:
+        """Add the derivative in every parameter of ``R`` to ``out``, from ``Rbar = -V Gbar V' + s R^{-1}``
+        per unit on the entries it holds."""
+        inverse, whitened, state = sums.state
+        u, size = self.u, whitened.shape[2]
+        g_bar = np.zeros((len(whitened), size, size))
+        g_bar[:, :u, :u] = a_bar.transpose(2, 0, 1)
+        if b_bar is not None:
+            half = 0.5 * b_bar.transpose(2, 0, 1)
+            g_bar[:, :u, u:], g_bar[:, u:, :u] = half, half.transpose(0, 2, 1)
+        if weight is not None:
+            g_bar[:, u:, u:] = weight
+        r_bar = seed_logdet * inverse - np.matmul(np.matmul(whitened, g_bar), whitened.transpose(0, 2, 1))
+        if seed_logdet:  # the identity at the absent slots is no entry of R
+            n_slots = r_bar.shape[1]
+            r_bar[:, np.arange(n_slots), np.arange(n_slots)] -= seed_logdet * ~self._present
+        self._add_gradient(state, r_bar, out)
+
+
+class BlockResiduals(_DenseBlocks):
+    """Residuals with a dense covariance along occasions within every lowest unit, every entry of ``R`` a
+    parameter or a structural zero (unstructured, Toeplitz).
 
     Parameters
     ----------
@@ -125,26 +186,11 @@ class BlockResiduals:
     """
 
     def __init__(self, effect_values, columns, row_starts, occasion, entries, unit_clusters: _Segments):
-        n_rows, u = effect_values.shape
-        counts = np.diff(np.append(row_starts, n_rows))
-        unit = np.repeat(np.arange(len(row_starts)), counts)
-        n_times = len(entries)
-        present = np.zeros((len(row_starts), n_times), dtype=bool)
-        present[unit, occasion] = True
-        if present.sum() < n_rows:
-            raise ValueError("two observations of one unit share an occasion; a residual block has one row per "
-                             "occasion")
-        stacked = np.zeros((len(row_starts), n_times, u + columns.shape[1]))
-        stacked[unit, occasion] = np.column_stack([effect_values, columns])
+        super().__init__(effect_values, columns, row_starts, occasion, len(entries), unit_clusters)
         self.entries = np.asarray(entries, dtype=np.intp)
-        diagonal, off = np.diagonal(self.entries), self.entries[~np.eye(n_times, dtype=bool)]
+        off = self.entries[~np.eye(len(entries), dtype=bool)]
         self.covariances = np.unique(off[off >= 0])
-        self.variances = np.unique(diagonal)
-        self.u = u
-        self.unit_clusters = unit_clusters
-        self._rows = stacked  # [U, W] of every unit at its occasions, zero where absent
-        self._absent = ~present
-        masks, self._pattern = np.unique(present, axis=0, return_inverse=True)
+        masks, self._pattern = np.unique(self._present, axis=0, return_inverse=True)
         self._pattern = self._pattern.ravel()
         self._held = masks[:, :, None] & masks[:, None, :]  # the entries of R every pattern holds
         # every parameter's entries of R, as a (T * T, parameters) map for the sums by cluster
@@ -156,44 +202,96 @@ class BlockResiduals:
         """``R`` over every occasion at the variance vector ``variances``."""
         return np.where(self.entries >= 0, variances[np.maximum(self.entries, 0)], 0.0)
 
-    def forward(self, variances: np.ndarray) -> WhitenedSums | None:
-        """The sums, or None where some pattern's ``R_p`` is not positive definite.
-
-        Every pattern of occasions present inverts its ``R_p`` once (padded with the identity at the
-        absent occasions, all patterns in one batch); a unit's rows at its absent occasions are zero,
-        so the padded inverse whitens every unit at once.
-        """
+    def _inverses(self, variances: np.ndarray):
+        """Every pattern of occasions present inverts its ``R_p`` once (padded with the identity at the
+        absent occasions, all patterns in one batch)."""
         full = self.covariance(variances)
-        padded = np.where(self._held, full[None], np.eye(len(full))[None])  # identity at the absent occasions
+        padded = np.where(self._held, full[None], np.eye(len(full))[None])
         try:
             factor = np.linalg.cholesky(padded)
         except np.linalg.LinAlgError:
             return None
-        inverses = np.linalg.inv(padded)
         logdets = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
-        inverse = inverses[self._pattern]
-        whitened = np.matmul(inverse, self._rows)  # V = R^-1 [U, W], (units, T, u + m)
-        gram = np.matmul(self._rows.transpose(0, 2, 1), whitened).transpose(1, 2, 0)  # units last
-        u = self.u
-        return WhitenedSums(np.ascontiguousarray(gram[:u, :u]), np.ascontiguousarray(gram[:u, u:]),
-                            self.unit_clusters.sum_last(gram[u:, u:]),
-                            self.unit_clusters.sum_last(logdets[self._pattern]), (inverse, whitened))
+        return np.linalg.inv(padded)[self._pattern], logdets[self._pattern], None
 
-    def backward(self, sums: WhitenedSums, seed_logdet: float, a_bar, b_bar, weight, out: np.ndarray) -> None:
-        """Add the derivative in every parameter of ``R`` to ``out``: ``Rbar = -V Gbar V' + s R^{-1}``
-        per unit, on the entries it holds, summed by cluster over the entries each parameter fills."""
-        inverse, whitened = sums.state
-        u, size = self.u, whitened.shape[2]
-        g_bar = np.zeros((len(whitened), size, size))
-        g_bar[:, :u, :u] = a_bar.transpose(2, 0, 1)
-        if b_bar is not None:
-            half = 0.5 * b_bar.transpose(2, 0, 1)
-            g_bar[:, :u, u:], g_bar[:, u:, :u] = half, half.transpose(0, 2, 1)
-        if weight is not None:
-            g_bar[:, u:, u:] = weight
-        r_bar = seed_logdet * inverse - np.matmul(np.matmul(whitened, g_bar), whitened.transpose(0, 2, 1))
-        if seed_logdet:  # the identity at the absent occasions is no entry of R
-            n_times = r_bar.shape[1]
-            r_bar[:, np.arange(n_times), np.arange(n_times)] -= seed_logdet * self._absent
+    def _add_gradient(self, state, r_bar: np.ndarray, out: np.ndarray) -> None:
+        """``Rbar`` summed by cluster, then over the entries every parameter fills."""
         by_cluster = self.unit_clusters.sum(r_bar.reshape(len(r_bar), -1))
         out[:, self._parameters] += by_cluster @ self._to_parameters
+
+
+class AR1Residuals(_DenseBlocks):
+    """Residuals correlated ``rho^|t_i - t_j|`` within every lowest unit, in any real time, each row with
+    the variance of its label: ``R_ij = sqrt(v_i v_j) rho^|t_i - t_j|`` (nlme ``corCAR1``; with a
+    variance per occasion, ``corAR1`` with ``varIdent(form = ~ 1 | occasion)``).
+
+    Parameters
+    ----------
+    effect_values, columns, row_starts
+        As for :class:`IndependentResiduals`.
+    time : ndarray of float
+        The time of every row, distinct within a unit.
+    row_variance : ndarray of int
+        The variance entry of every row.
+    rho : int
+        The entry of the correlation.
+    unit_clusters : _Segments
+    """
+
+    def __init__(self, effect_values, columns, row_starts, time, row_variance, rho: int, unit_clusters: _Segments):
+        n_rows = len(columns)
+        counts = np.diff(np.append(row_starts, n_rows))
+        unit = np.repeat(np.arange(len(row_starts)), counts)
+        order = np.lexsort((time, unit))
+        slot = np.empty(n_rows, dtype=np.intp)
+        slot[order] = np.arange(n_rows) - np.repeat(np.asarray(row_starts), counts)  # rank of the time in its unit
+        super().__init__(effect_values, columns, row_starts, slot, int(counts.max()), unit_clusters)
+        at = np.zeros(self._present.shape)
+        at[unit, slot] = time
+        self._gap = np.abs(at[:, :, None] - at[:, None, :])
+        #: whether some gap between two times of a unit is not whole (rho must then be positive)
+        self.fractional = bool(np.any(self._gap != np.round(self._gap)))
+        if np.any((self._gap == 0) & self._pairs() & ~np.eye(self._gap.shape[1], dtype=bool)[None]):
+            raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
+        self._variance = np.zeros(self._present.shape, dtype=np.intp)
+        self._variance[unit, slot] = row_variance
+        self.rho = int(rho)
+        self.covariances = np.zeros(0, dtype=np.intp)
+
+    def _pairs(self) -> np.ndarray:
+        return self._present[:, :, None] & self._present[:, None, :]
+
+    def _inverses(self, variances: np.ndarray):
+        rho = variances[self.rho]
+        if rho < 0 and self.fractional:  # rho^g of a negative rho is real at whole gaps only
+            return None
+        scale = np.sqrt(np.where(self._present, variances[self._variance], 1.0))
+        correlation = rho ** self._gap
+        pairs = self._pairs()
+        n_slots = self._gap.shape[1]
+        outer = scale[:, :, None] * scale[:, None, :]  # sqrt(v_i v_j)
+        padded = np.where(pairs, outer * correlation, np.eye(n_slots)[None])
+        try:
+            factor = np.linalg.cholesky(padded)
+        except np.linalg.LinAlgError:
+            return None
+        logdet = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
+        return np.linalg.inv(padded), logdet, (padded, outer, rho)
+
+    def _add_gradient(self, state, r_bar: np.ndarray, out: np.ndarray) -> None:
+        """``dR_ij/drho = |t_i - t_j| R_ij / rho`` and ``dR_ij/dv_a = R_ij (1{i = a} + 1{j = a}) / (2 v_a)``,
+        per unit, then by cluster."""
+        padded, outer, rho = state
+        pairs = self._pairs()
+        weighted = np.where(pairs, r_bar * padded, 0.0)
+        moved = pairs & (self._gap > 0)  # d rho^g / d rho = g rho^(g - 1), also at rho = 0
+        d_rho = np.where(moved, self._gap * rho ** np.where(moved, self._gap - 1.0, 1.0), 0.0)
+        per_unit_rho = np.einsum("nij,nij,nij->n", r_bar, d_rho, outer)
+        clusters = self.unit_clusters
+        out[:, self.rho] += clusters.sum(per_unit_rho)
+        diagonal = np.diagonal(padded, axis1=1, axis2=2)
+        per_slot = np.where(self._present, weighted.sum(2) / np.where(self._present, diagonal, 1.0), 0.0)
+        n_clusters, n_var = out.shape
+        key = clusters.ids[:, None] * n_var + self._variance
+        out += np.bincount(key[self._present], weights=per_slot[self._present],
+                           minlength=n_clusters * n_var).reshape(out.shape)

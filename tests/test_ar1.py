@@ -70,14 +70,25 @@ def test_summary_reports_rho_with_an_atanh_interval(model):
     assert "rho(Residual)" in res.summary().as_text()
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.assign(time=d["time"] + 0.5), "must hold integers"),
-    (lambda d: d.assign(time=1), "has two observations at time = 1"),
-])
-def test_bad_times_are_refused(data, change, message):
-    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", change(data))
-    with pytest.raises(ValueError, match=message):
+def test_bad_times_are_refused(data):
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(time=1))
+    with pytest.raises(ValueError, match="has two observations at time = 1"):
         model.relax_residuals(structure="ar1", t="time")
+
+
+def test_real_times_fit_as_dense_blocks_what_whole_times_fit_by_gap_sums(data):
+    """Times shifted by one half take the dense blocks of real-time AR(1) (nlme corCAR1); with the same gaps
+    they are the model of the sums by gap."""
+    by_gaps = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_residuals(structure="ar1", t="time")
+    blocks = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(time=data["time"] + 0.5)).relax_residuals(
+        structure="ar1", t="time")
+    assert type(by_gaps.likelihood).__name__ == "NestedNormal" and type(blocks.likelihood).__name__ == "EffectsNormal"
+    assert blocks.param_names == by_gaps.param_names
+    for reml in (False, True):
+        fit_gaps, fit_blocks = by_gaps.fit(reml=reml), blocks.fit(reml=reml)
+        assert fit_blocks.llf == pytest.approx(fit_gaps.llf, abs=1e-8)
+        np.testing.assert_allclose(fit_blocks.params, fit_gaps.params, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(fit_blocks.bse, fit_gaps.bse, rtol=1e-4)
 
 
 def test_options_that_are_not_available_are_refused(model, data):

@@ -130,10 +130,10 @@ def standard_llf(model):
 
 def test_refusals(data, standard, model):
     varying = data.assign(phase=np.where(data["time"] > 3, "late", "early"))
-    with pytest.raises(ValueError, match=r"labelling column 'phase' is not constant within the units of k:j "
-                                         r"\(unit \{'k': 1, 'j': 1\} has several labels\); AR\(1\) residuals"):
-        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", varying).relax_residuals(structure="ar1", t="time",
-                                                                                   by="phase")
+    # a label of the rows gives every row its variance under one rho (nlme corAR1 with varIdent)
+    phases = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", varying).relax_residuals(structure="ar1", t="time",
+                                                                                         by="phase")
+    assert phases.param_names[-3:] == ["var(Residual)[early]", "var(Residual)[late]", "rho(Residual)"]
     lonely = data.assign(type=np.where((data["k"] == 1) & (data["j"] == 1), "c", data["type"]))
     with pytest.raises(ValueError, match="label 'c' has only 1 of the units of k:j"):
         sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", lonely).relax_residuals(structure="ar1", t="time",
@@ -142,8 +142,9 @@ def test_refusals(data, standard, model):
         standard.relax_residuals(by="type").relax_residuals(structure="ar1", t="time")
     with pytest.raises(ValueError, match=r"AR\(1\) residuals take a residual variance \(and a rho\) per label"):
         model.relax_residuals(by="type")
-    with pytest.raises(ValueError, match="t= and by= are both named 'time'"):
-        standard.relax_residuals(structure="ar1", t="time", by="time")
+    per_time = standard.relax_residuals(structure="ar1", t="time", by="time")  # a variance per time, one rho
+    assert [n for n in per_time.param_names if n.startswith("var(Residual)")][:2] == ["var(Residual)[1]",
+                                                                                       "var(Residual)[2]"]
     with pytest.raises(ValueError, match="rho\\(Residual\\) must lie in \\(-1, 1\\), got 1.2"):
         model.loglike(np.array([0.4, 1.9, 0.9, 0.3, 1.1, 0.6, 0.5, 1.2]))
     with pytest.raises(ValueError, match="expected information is not implemented for AR\\(1\\)"):

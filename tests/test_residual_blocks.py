@@ -1,4 +1,5 @@
-"""Residual blocks on the recursion: Toeplitz residuals within a residual grouping.
+"""Residual blocks on the recursion: Toeplitz, unstructured and AR(1) residuals as a dense block of every
+unit of a residual grouping (AR(1) in real time, and with a variance per occasion).
 
 Reference fits: tests/reference/longitudinal_nlme.R (nlme 3.1.162) on
 tests/reference/longitudinal_data.csv (tests/reference/make_longitudinal_data.py): 60 clinics of
@@ -87,3 +88,93 @@ def test_toeplitz_wide_form(data):
     values = dict(zip(model.plan.labels, np.asarray(res.params)))
     wide = model.wide_data(fill_absent_covariates=True)
     assert wide_sem_loglike(model.parameter_table, wide, values) == pytest.approx(res.llf, abs=1e-9)
+
+
+def car1(data):
+    return sms.MultilevelSEM.from_formula("y ~ x + arm + (1|clinic)", data).relax_residuals(
+        structure="ar1", t="time", within="subject")
+
+
+def ar1_by_occasion(data):
+    return sms.MultilevelSEM.from_formula("y ~ x + arm + (1|clinic)", data).relax_residuals(
+        structure="ar1", t="occ", within="subject", by="occ")
+
+
+@pytest.mark.parametrize("reml", [False, True])
+def test_continuous_time_ar1_matches_nlme_corcar1(data, nlme, reml):
+    """nlme corCAR1(form = ~ time | clinic/subject): times occ + U(-0.3, 0.3), gaps of any real length."""
+    ref = nlme[(nlme["model"] == "car1") & (nlme["reml"] == reml)]
+    value = {(row.kind, row.name): float(row.value) for row in ref.itertuples()}
+    res = car1(data).fit(reml=reml)
+    assert res.converged
+    assert res.llf == pytest.approx(value["loglik", ""], abs=1e-5)
+    expected = {FIXED[name]: v for (kind, name), v in value.items() if kind == "fixef"}
+    expected.update({"var(clinic)": value["clinic_var", ""], "var(Residual)": value["sigma", ""] ** 2,
+                     "rho(Residual)": value["corpar", "Phi"]})
+    assert sorted(res.params.index) == sorted(expected)
+    np.testing.assert_allclose(res.params[list(expected)], list(expected.values()), rtol=1e-4)
+
+
+@pytest.mark.parametrize("reml", [False, True])
+def test_ar1_with_a_variance_per_occasion_matches_nlme(data, nlme, reml):
+    """nlme corAR1(form = ~ occ | clinic/subject) with varIdent(form = ~ 1 | occ): the standard deviation of
+    occasion 2 (nlme's reference) times every ratio."""
+    ref = nlme[(nlme["model"] == "ar1_ident") & (nlme["reml"] == reml)]
+    value = {(row.kind, row.name): float(row.value) for row in ref.itertuples()}
+    res = ar1_by_occasion(data).fit(reml=reml)
+    assert res.converged
+    assert res.llf == pytest.approx(value["loglik", ""], abs=1e-5)
+    sigma = value["sigma", ""]
+    ratios = {"2": 1.0, **{name: v for (kind, name), v in value.items() if kind == "varpar"}}
+    expected = {FIXED[name]: v for (kind, name), v in value.items() if kind == "fixef"}
+    expected.update({"var(clinic)": value["clinic_var", ""], "rho(Residual)": value["corpar", "Phi1"]})
+    expected.update({f"var(Residual)[{occ}]": (sigma * ratio) ** 2 for occ, ratio in ratios.items()})
+    assert sorted(res.params.index) == sorted(expected)
+    np.testing.assert_allclose(res.params[list(expected)], list(expected.values()), rtol=1e-4)
+
+
+def _dense_ar1_loglike(model, data, params, t):
+    """Sum over clinics of the normal log-density with R_ij = sqrt(v_i v_j) rho^|t_i - t_j| within a subject."""
+    from scipy import stats
+
+    beta, variances = model.plan.split(params)
+    order = model.layout.order
+    y, X = model.model_data.endog[order], model.model_data.exog[order]
+    rows = data.iloc[order]
+    times, subject, clinic = rows[t].to_numpy(), rows["subject"].to_numpy(), rows["clinic"].to_numpy()
+    row_variance = variances[model.plan.row_variance]
+    rho, clinic_var = variances[model.plan.ar1_entries[0]], variances[model.plan.unit_variance[0][0]]
+    total = 0.0
+    for k in np.unique(clinic):
+        at = np.flatnonzero(clinic == k)
+        sd = np.sqrt(row_variance[at])
+        same = subject[at][:, None] == subject[at][None, :]
+        sigma = clinic_var + np.outer(sd, sd) * rho ** np.abs(times[at][:, None] - times[at][None, :]) * same
+        total += stats.multivariate_normal(X[at] @ beta, sigma).logpdf(y[at])
+    return total
+
+
+@pytest.mark.parametrize("build, t", [(car1, "time"), (ar1_by_occasion, "occ")])
+def test_ar1_blocks_equal_the_dense_normal_and_their_scores_the_differences(data, build, t):
+    small = data[data["clinic"] <= 6].reset_index(drop=True)
+    model = build(small)
+    rng = np.random.default_rng(4)
+    params = np.asarray(model.start_params) * (1 + 0.1 * rng.uniform(-1, 1, len(model.param_names)))
+    params[model.plan.variance_index[model.plan.ar1_entries]] = 0.55
+    assert model.loglike(params) == pytest.approx(_dense_ar1_loglike(model, small, params, t), rel=1e-12)
+    for reml in (False, True):
+        step = 1e-6
+        numeric = np.array([(model.loglike(params + step * e, reml=reml) - model.loglike(params - step * e, reml=reml))
+                            / (2 * step) for e in np.eye(len(params))])
+        np.testing.assert_allclose(model.score(params, reml=reml), numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_ar1_blocks_refusals(data):
+    model = sms.MultilevelSEM.from_formula("y ~ x + arm + (1|clinic/subject)", data)
+    with pytest.raises(ValueError, match="runs within the lowest units already: leave within= out"):
+        model.relax_residuals(structure="ar1", t="time", within="subject")
+    with pytest.raises(NotImplementedError, match="the wide form of AR\\(1\\) residuals evaluated as dense blocks"):
+        car1(data).to_lavaan()
+    with pytest.raises(ValueError, match=r"of clinic:subject has two observations at time = 1.5; AR\(1\) residuals "
+                                         r"need one"):
+        car1(data.assign(time=data["occ"] // 2 + 0.5))

@@ -148,7 +148,7 @@ def test_one_residual_structure_at_a_time(data):
     with pytest.raises(ValueError, match="exchangeable already"):
         model.relax_residuals(structure="exchangeable", within="j").relax_residuals(by="type")
     with pytest.raises(ValueError, match="within= names the residual grouping"):
-        model.relax_residuals(structure="ar1", t="time", within="j")
+        model.relax_residuals(by="type", within="j")
     with pytest.raises(ValueError, match="var - cov > 0"):
         exchangeable(data, "exch").loglike(np.array([1.0, 0.5, 0.5, 1.0, -0.5]))
 

@@ -253,6 +253,8 @@ class AR1Residuals(_DenseBlocks):
         self.fractional = bool(np.any(self._gap != np.round(self._gap)))
         if np.any((self._gap == 0) & self._pairs() & ~np.eye(self._gap.shape[1], dtype=bool)[None]):
             raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
+        self._linked = self._present[:, 1:]  # a next row exists
+        self._step = np.where(self._linked, np.diff(at, axis=1), 1.0)  # from a row to the next in time
         self._variance = np.zeros(self._present.shape, dtype=np.intp)
         self._variance[unit, slot] = row_variance
         self.rho = int(rho)
@@ -262,27 +264,39 @@ class AR1Residuals(_DenseBlocks):
         return self._present[:, :, None] & self._present[:, None, :]
 
     def _inverses(self, variances: np.ndarray):
+        """``R^{-1}`` in closed form: the correlation is Markov along the sorted times, so its inverse is
+        tridiagonal, with ``phi_i = rho^(t_{i+1} - t_i)`` between neighbours,
+
+        .. math:: Q_{ii} = \\frac{1}{1 - \\phi_{i-1}^2} + \\frac{\\phi_i^2}{1 - \\phi_i^2}, \\qquad
+                  Q_{i,i+1} = -\\frac{\\phi_i}{1 - \\phi_i^2}, \\qquad
+                  \\log|C| = \\sum_i \\log(1 - \\phi_i^2),
+
+        (``phi`` 0 before the first row and past the last), and ``R^{-1} = S^{-1} Q S^{-1}`` with ``S``
+        the rows' standard deviations: O(units x rows), no factorisation."""
         rho = variances[self.rho]
-        if rho < 0 and self.fractional:  # rho^g of a negative rho is real at whole gaps only
+        if abs(rho) >= 1.0 or (rho < 0 and self.fractional):  # rho^g of a negative rho is real at whole gaps only
             return None
         scale = np.sqrt(np.where(self._present, variances[self._variance], 1.0))
-        correlation = rho ** self._gap
-        pairs = self._pairs()
-        n_slots = self._gap.shape[1]
-        outer = scale[:, :, None] * scale[:, None, :]  # sqrt(v_i v_j)
-        padded = np.where(pairs, outer * correlation, np.eye(n_slots)[None])
-        try:
-            factor = np.linalg.cholesky(padded)
-        except np.linalg.LinAlgError:
-            return None
-        logdet = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
-        return np.linalg.inv(padded), logdet, (padded, outer, rho)
+        phi = np.where(self._linked, rho ** self._step, 0.0)  # (units, slots - 1)
+        keep = 1.0 - phi * phi
+        before, after = np.pad(phi, ((0, 0), (1, 0))), np.pad(phi, ((0, 0), (0, 1)))
+        n_units, n_slots = scale.shape
+        inverse = np.zeros((n_units, n_slots, n_slots))
+        diagonal = np.arange(n_slots)
+        inverse[:, diagonal, diagonal] = 1.0 / (1.0 - before * before) + after * after / (1.0 - after * after)
+        off = -phi / keep
+        inverse[:, diagonal[:-1], diagonal[1:]] = inverse[:, diagonal[1:], diagonal[:-1]] = off
+        inverse /= scale[:, :, None] * scale[:, None, :]
+        logdet = 2.0 * np.log(scale).sum(1) + np.log(keep).sum(1)
+        return inverse, logdet, (scale, rho)
 
     def _add_gradient(self, state, r_bar: np.ndarray, out: np.ndarray) -> None:
         """``dR_ij/drho = |t_i - t_j| R_ij / rho`` and ``dR_ij/dv_a = R_ij (1{i = a} + 1{j = a}) / (2 v_a)``,
         per unit, then by cluster."""
-        padded, outer, rho = state
+        scale, rho = state
         pairs = self._pairs()
+        outer = scale[:, :, None] * scale[:, None, :]  # sqrt(v_i v_j)
+        padded = np.where(pairs, outer * rho ** self._gap, 0.0)
         weighted = np.where(pairs, r_bar * padded, 0.0)
         moved = pairs & (self._gap > 0)  # d rho^g / d rho = g rho^(g - 1), also at rho = 0
         d_rho = np.where(moved, self._gap * rho ** np.where(moved, self._gap - 1.0, 1.0), 0.0)

@@ -78,17 +78,26 @@ def main() -> None:
     args = parser.parse_args()
     data = labelled_districts(args.rows, args.seed)
     print(f"{len(data):,} rows, {data['k'].nunique():,} districts, {data.groupby(['k', 'j']).ngroups:,} schools")
-    base_seconds = None
-    print(f"{'model':<28}{'seconds':>10}{'x standard':>12}{'parameters':>12}{'llf':>18}  converged")
-    for name, (formula, relax) in VARIANTS.items():
+    builds = {name: (lambda formula=formula, relax=relax: relax(sms.MultilevelSEM.from_formula(formula, data)))
+              for name, (formula, relax) in VARIANTS.items()}
+    print_fit_times(builds, args.repeats, "x standard")
+
+
+def print_fit_times(builds: dict, repeats: int, against: str) -> None:
+    """Fit every model ``repeats`` times, from building it to its results, and print the median time, its
+    ratio to the first model's, the number of parameters, the log-likelihood and whether it converged."""
+    width = max(map(len, builds)) + 2
+    print(f"{'model':<{width}}{'seconds':>10}{against:>15}{'parameters':>12}{'llf':>18}  converged")
+    base = None
+    for name, build in builds.items():
         times = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             start = time.perf_counter()
-            res = relax(sms.MultilevelSEM.from_formula(formula, data)).fit()
+            res = build().fit()
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
-        base_seconds = base_seconds or seconds
-        print(f"{name:<28}{seconds:>10.3f}{seconds / base_seconds:>12.1f}{len(res.params):>12}{res.llf:>18.6f}  "
+        base = base or seconds
+        print(f"{name:<{width}}{seconds:>10.3f}{seconds / base:>15.1f}{len(res.params):>12}{res.llf:>18.6f}  "
               f"{res.converged}")
 
 

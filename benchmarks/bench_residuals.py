@@ -1,6 +1,6 @@
 """Time residual structures on a longitudinal design next to its independent-residual model, in one run.
 
-    PYTHONPATH=. python benchmarks/bench_residuals.py [--clinics 300] [--repeats 3] [--unstructured]
+    cd benchmarks && PYTHONPATH=.. python bench_residuals.py [--clinics 300] [--repeats 3] [--unstructured]
 
 3,000 subjects in 300 clinics (10 each), six occasions with 15% of them missing at random, a
 covariate ``x`` per row; ``y = 1 + 0.5 x + u_clinic + e`` with the residuals of a subject AR(1)
@@ -16,12 +16,12 @@ the DataFrame in memory to the results object, the relaxation included.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd
 
 import sm_multisem as sms
+from bench_relaxed import print_fit_times
 
 OCCASIONS = 6
 SD = np.linspace(1.0, 1.5, OCCASIONS)
@@ -68,18 +68,7 @@ def main() -> None:
     if args.unstructured:
         variants["unstructured"] = lambda: sms.MultilevelSEM.from_formula(nested, data).relax_residuals(
             structure="unstructured", t="occ", within="subject")
-    print(f"{'model':<18}{'seconds':>10}{'x independent':>15}{'parameters':>12}{'llf':>16}  converged")
-    base = None
-    for name, build in variants.items():
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            res = build().fit()
-            times.append(time.perf_counter() - start)
-        seconds = float(np.median(times))
-        base = base or seconds
-        print(f"{name:<18}{seconds:>10.3f}{seconds / base:>15.1f}{len(res.params):>12}{res.llf:>16.4f}  "
-              f"{res.converged}")
+    print_fit_times(variants, args.repeats, "x independent")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,9 @@ class _DenseBlocks:
         stacked[unit, slot] = np.column_stack([effect_values, columns])
         self.u = u
         self.unit_clusters = unit_clusters
-        self._rows = stacked  # [U, W] of every unit at its slots, zero where absent
+        # [U, W] of every unit at its slots, zero where absent, the units last as the recursion keeps them
+        # (einsum then runs one contiguous loop over the units per entry of these small matrices)
+        self._rows = np.ascontiguousarray(stacked.transpose(1, 2, 0))
         self._present = present
 
     def forward(self, variances: np.ndarray) -> WhitenedSums | None:
@@ -137,9 +139,9 @@ class _DenseBlocks:
         inverted = self._inverses(variances)
         if inverted is None:
             return None
-        inverse, logdet, state = inverted
-        whitened = np.matmul(inverse, self._rows)  # V = R^-1 [U, W], (units, T, u + m)
-        gram = np.matmul(self._rows.transpose(0, 2, 1), whitened).transpose(1, 2, 0)  # units last
+        inverse, logdet, state = inverted  # inverse: (T, T, units)
+        whitened = np.einsum("tsn,skn->tkn", inverse, self._rows)  # V = R^-1 [U, W]
+        gram = np.einsum("tin,tjn->ijn", self._rows, whitened)
         u = self.u
         return WhitenedSums(np.ascontiguousarray(gram[:u, :u]), np.ascontiguousarray(gram[:u, u:]),
                             self.unit_clusters.sum_last(gram[u:, u:]), self.unit_clusters.sum_last(logdet),
@@ -147,20 +149,20 @@ class _DenseBlocks:
 
     def backward(self, sums: WhitenedSums, seed_logdet: float, a_bar, b_bar, weight, out: np.ndarray) -> None:
         """Add the derivative in every parameter of ``R`` to ``out``, from ``Rbar = -V Gbar V' + s R^{-1}``
-        per unit on the entries it holds."""
+        per unit on the entries it holds, (T, T, units)."""
         inverse, whitened, state = sums.state
-        u, size = self.u, whitened.shape[2]
-        g_bar = np.zeros((len(whitened), size, size))
-        g_bar[:, :u, :u] = a_bar.transpose(2, 0, 1)
+        u, size, n_units = self.u, whitened.shape[1], whitened.shape[2]
+        g_bar = np.zeros((size, size, n_units))
+        g_bar[:u, :u] = a_bar
         if b_bar is not None:
-            half = 0.5 * b_bar.transpose(2, 0, 1)
-            g_bar[:, :u, u:], g_bar[:, u:, :u] = half, half.transpose(0, 2, 1)
+            g_bar[:u, u:], g_bar[u:, :u] = 0.5 * b_bar, 0.5 * b_bar.transpose(1, 0, 2)
         if weight is not None:
-            g_bar[:, u:, u:] = weight
-        r_bar = seed_logdet * inverse - np.matmul(np.matmul(whitened, g_bar), whitened.transpose(0, 2, 1))
+            g_bar[u:, u:] = weight[:, :, None]
+        r_bar = seed_logdet * inverse - np.einsum("tjn,sjn->tsn", np.einsum("tin,ijn->tjn", whitened, g_bar),
+                                                  whitened)
         if seed_logdet:  # the identity at the absent slots is no entry of R
-            n_slots = r_bar.shape[1]
-            r_bar[:, np.arange(n_slots), np.arange(n_slots)] -= seed_logdet * ~self._present
+            n_slots = r_bar.shape[0]
+            r_bar[np.arange(n_slots), np.arange(n_slots)] -= seed_logdet * ~self._present.T
         self._add_gradient(state, r_bar, out)
 
 
@@ -212,12 +214,14 @@ class BlockResiduals(_DenseBlocks):
         except np.linalg.LinAlgError:
             return None
         logdets = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
-        return np.linalg.inv(padded)[self._pattern], logdets[self._pattern], None
+        inverses = np.ascontiguousarray(np.linalg.inv(padded).transpose(1, 2, 0))
+        return inverses[..., self._pattern], logdets[self._pattern], None
 
     def _add_gradient(self, state, r_bar: np.ndarray, out: np.ndarray) -> None:
         """``Rbar`` summed by cluster, then over the entries every parameter fills."""
-        by_cluster = self.unit_clusters.sum(r_bar.reshape(len(r_bar), -1))
-        out[:, self._parameters] += by_cluster @ self._to_parameters
+        n_slots = len(r_bar)
+        by_cluster = self.unit_clusters.sum_last(r_bar.reshape(n_slots * n_slots, -1))
+        out[:, self._parameters] += by_cluster.T @ self._to_parameters
 
 
 class AR1Residuals(_DenseBlocks):
@@ -288,12 +292,13 @@ class AR1Residuals(_DenseBlocks):
         inverse[:, diagonal[:-1], diagonal[1:]] = inverse[:, diagonal[1:], diagonal[:-1]] = off
         inverse /= scale[:, :, None] * scale[:, None, :]
         logdet = 2.0 * np.log(scale).sum(1) + np.log(keep).sum(1)
-        return inverse, logdet, (scale, rho)
+        return np.ascontiguousarray(inverse.transpose(1, 2, 0)), logdet, (scale, rho)
 
     def _add_gradient(self, state, r_bar: np.ndarray, out: np.ndarray) -> None:
         """``dR_ij/drho = |t_i - t_j| R_ij / rho`` and ``dR_ij/dv_a = R_ij (1{i = a} + 1{j = a}) / (2 v_a)``,
         per unit, then by cluster."""
         scale, rho = state
+        r_bar = r_bar.transpose(2, 0, 1)  # units first, as the times are kept
         pairs = self._pairs()
         outer = scale[:, :, None] * scale[:, None, :]  # sqrt(v_i v_j)
         padded = np.where(pairs, outer * rho ** self._gap, 0.0)

@@ -410,7 +410,8 @@ class MultilevelSEM(GenericLikelihoodModel):
         """
         return self._relaxed(Relaxation("variance", level, self._label_name(by)), by)
 
-    def relax_residuals(self, by=None, *, structure: str = "independent", t=None, within=None):
+    def relax_residuals(self, by=None, *, structure: str = "independent", t=None, within=None,
+                        order: int | None = None):
         """Relax the residuals: a variance per label, AR(1) correlation along time, or exchangeable blocks.
 
         Parameters
@@ -441,8 +442,14 @@ class MultilevelSEM(GenericLikelihoodModel):
             ``"toeplitz"``: one residual variance and a covariance per lag of the integer ``t``
             within a unit of ``within`` (Stata ``residuals(toeplitz, t(time))``; nlme ``corARMA``
             of order T - 1), with ``cov(Residual)[lag1]``, ...: a dense block of every unit.
+            ``"banded"``: ``"unstructured"`` with the covariances of occasions more than ``order``
+            apart held at 0 (Stata ``residuals(banded order, t(time))``).
         t : str or array_like
-            The time column, for ``structure="ar1"``, ``"unstructured"`` and ``"toeplitz"``.
+            The time column, for ``structure="ar1"``, ``"unstructured"``, ``"banded"`` and ``"toeplitz"``.
+        order : int, optional
+            For ``structure="toeplitz"`` the last lag with a covariance of its own (Stata
+            ``residuals(toeplitz order)``; by default every lag the data hold), for ``"banded"`` the
+            band (required).
         within : str, optional
             For ``structure="exchangeable"``, ``"unstructured"`` and ``"toeplitz"``: a column whose units, nested
             in the lowest random level, group the residuals (``(1|k)`` with ``within="j"``: blocks
@@ -460,17 +467,25 @@ class MultilevelSEM(GenericLikelihoodModel):
             target = level_name(changes["groupings"][-1])
             relaxation = Relaxation("residual covariance", target, "" if by is None else self._label_name(by))
             return self._relaxed(relaxation, by, **changes)
+        if order is not None and (structure not in ("toeplitz", "banded") or not isinstance(order, int)
+                                  or isinstance(order, bool) or order < 1):
+            raise ValueError(f'order= is a positive integer of structure="toeplitz" or "banded", got order={order!r} '
+                             f'with structure={structure!r}')
         if structure == "unstructured" and by is not None:
             return unstructured_model(self, t, within, by)
-        if structure in ("unstructured", "toeplitz"):
+        if structure in ("unstructured", "banded", "toeplitz"):
             if t is None or by is not None:
                 raise ValueError(f'structure="{structure}" takes t= (the integer time column) and within= (the '
-                                 'residual grouping)' + (", and no by=" if structure == "toeplitz" else ""))
-            changes = exchangeable_changes(self, within, structure)
-            if structure == "unstructured":
-                check_occasions(self, t, changes["layout"])
+                                 'residual grouping)' + (", and no by=" if structure != "unstructured" else ""))
+            if structure == "banded" and order is None:
+                raise ValueError('structure="banded" takes order= (the band: covariances of occasions more than '
+                                 'order apart are 0)')
+            changes = exchangeable_changes(self, within, "unstructured" if structure == "banded" else structure)
+            if structure != "toeplitz":
+                check_occasions(self, t, changes["layout"], band=order)
+            per = structure if order is None else f"{structure}:{order}"
             relaxation = Relaxation("residual block", level_name(changes["groupings"][-1]), self._label_name(t),
-                                    per=structure)
+                                    per=per)
             return self._relaxed(relaxation, t, **changes)
         if within is not None and structure != "ar1":
             raise ValueError(f'within= names the residual grouping of structure="exchangeable", "unstructured", '

@@ -190,7 +190,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
         if relax.kind == "residual block":
             times = _times(relax.by, columns[time_key(relax.by)], layout, whole=relax.per != "ar1")
             values[(relax.kind, relax.target)] = (times, [])
-            if relax.per == "unstructured":  # a residual variance per time
+            if relax.per.split(":")[0] in ("unstructured", "banded"):  # a residual variance per time
                 distinct = np.unique(times)
                 values[("residual variance", "Residual")] = (times.astype(str).astype(object),
                                                             [str(t) for t in distinct])

@@ -46,7 +46,7 @@ __all__ = ["RESIDUAL_KINDS", "STRUCTURES", "check_occasions", "exchangeable_chan
            "with_residual_heading"]
 
 #: The residual structures :meth:`~sm_multisem.MultilevelSEM.relax_residuals` fits.
-STRUCTURES = ("independent", "ar1", "exchangeable", "unstructured", "toeplitz")
+STRUCTURES = ("independent", "ar1", "exchangeable", "unstructured", "banded", "toeplitz")
 #: Relaxations of the residuals; exchangeable residuals combine with none of the others.
 RESIDUAL_KINDS = ("residual variance", "residual correlation", "residual covariance", "residual block")
 
@@ -147,8 +147,9 @@ def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
         return random
     blank = pd.DataFrame([[""] * random.shape[1]], columns=random.columns)
     if structure["kind"].iloc[0] == "residual block covariance":
-        per = next(r.per for r in model.relaxations if r.kind == "residual block")
-        title = f"Residual: {per.capitalize()} within {model.layout.level_names[-1]} along {structure['by'].iloc[0]}"
+        kind, _, order = next(r.per for r in model.relaxations if r.kind == "residual block").partition(":")
+        name = kind.capitalize() + (f"({order})" if order else "")
+        title = f"Residual: {name} within {model.layout.level_names[-1]} along {structure['by'].iloc[0]}"
         rows = random.index.str.contains(r"^(?:var|cov)\(Residual\)")
         return pd.concat([random[~rows], blank.set_axis([title]), random[rows]])
     if structure["kind"].iloc[0] == "residual covariance":
@@ -229,19 +230,21 @@ def unstructured_model(model, t: str, within: str | None, by=None):
                    start=start, source=blocks, title=title)
 
 
-def check_occasions(model, t, layout) -> None:
-    """Refuse occasions of ``t`` whose unstructured variances or covariances the units of the residual
-    grouping (the lowest level of ``layout``) cannot identify (see :func:`_check_occasions`)."""
+def check_occasions(model, t, layout, band: int | None = None) -> None:
+    """Refuse occasions of ``t`` whose unstructured variances or covariances (those ``band`` apart at
+    most, if given) the units of the residual grouping (the lowest level of ``layout``) cannot identify
+    (see :func:`_check_occasions`)."""
     from .relax import _times
 
     if not isinstance(t, str) or t not in model._recipe["frame"].columns:
         raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
     times = _times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
     occasions, code = np.unique(times, return_inverse=True)
-    _check_occasions(layout, code, occasions, t)
+    _check_occasions(layout, code, occasions, t, band=band)
 
 
-def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, units=None, which: str = "") -> None:
+def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, units=None, which: str = "",
+                     band: int | None = None) -> None:
     """Refuse occasions whose variances or covariances the units (``units``: a mask of the residual
     grouping's units, all by default; ``which`` says which in the messages) cannot identify."""
     seen = np.zeros((layout.n_units[-1], len(occasions)))
@@ -259,7 +262,8 @@ def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, un
     if len(lonely):
         raise ValueError(f"occasion {t} = {occasions[lonely[0]]} is observed in fewer than two units{which}: its "
                          "residual variance is not identified")
-    never = np.argwhere(together == 0)
+    apart = np.abs(np.subtract.outer(occasions, occasions))
+    never = np.argwhere((together == 0) & (apart <= (np.inf if band is None else band)))
     if len(never):
         s, u = occasions[never[0]]
         raise ValueError(f"occasions {t} = {s} and {u} are never observed together in one unit{which}: their "

@@ -355,7 +355,7 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
     per_label = Relaxation("residual variance", "Residual", correlation.per) if correlation and correlation.per else None
     by_label = (relaxed.get(("residual variance", "Residual")) or (exchangeable if exchangeable and exchangeable.by
                                                                    else None) or per_label)
-    if block is None or block.per != "unstructured":  # unstructured residuals have a variance per time
+    if block is None or block.per.split(":")[0] not in ("unstructured", "banded"):  # a variance per time
         rules += _variance_rules("residual variance", f"{y}{{p}}", f"{y}{{p}}", variance_labels[-1], "Residual",
                                  "every position", by_label, labels)
     if block is not None:
@@ -453,15 +453,18 @@ def _block_rules(y: str, block: Relaxation, layout: WideLayout, labels) -> list[
     """The residual covariances of a residual block, for every pair of times (unstructured) or lag (Toeplitz)
     that two rows of one unit of the residual grouping hold somewhere in the data; unstructured residuals
     have a variance per time too (before them)."""
-    if block.per == "ar1":
+    kind, _, order = block.per.partition(":")
+    band = int(order) if order else None
+    if kind == "ar1":
         return [("residual block correlation", f"e.{y}{{p}}", "~~", f"e.{y}{{q}}", "rho", True, np.nan,
                  "rho(Residual)", f"rows of one {block.target} unit: S_e * rho^|{block.by}_p - {block.by}_q|",
                  "Residual", block.by, "")]
     times = labels.of(block)[0]
     present = block_occasions(layout, times)
     first = int(times.min())
-    if block.per == "toeplitz":
-        lags = [lag for lag in range(1, present.shape[1]) if np.any(present[:, :-lag] & present[:, lag:])]
+    if kind == "toeplitz":
+        lags = [lag for lag in range(1, present.shape[1] if band is None else min(band + 1, present.shape[1]))
+                if np.any(present[:, :-lag] & present[:, lag:])]
         return [("residual block covariance", f"{y}{{p}}", "~~", f"{y}{{q}}", f"C_e_lag{lag}", True, np.nan,
                  f"cov(Residual)[lag{lag}]", f"rows of one {block.target} unit {lag} apart in {block.by}",
                  "Residual", block.by, "", (lag,)) for lag in lags]
@@ -470,7 +473,7 @@ def _block_rules(y: str, block: Relaxation, layout: WideLayout, labels) -> list[
     rules = [("residual variance", f"{y}{{p}}", "~~", f"{y}{{p}}", f"S_e_t{t}", True, np.nan, f"var(Residual)[{t}]",
               f"positions with {block.by} = {t}", "Residual", block.by, str(t)) for t in occasions]
     for s_time, t_time in combinations(occasions, 2):
-        if held[s_time - first, t_time - first] > 0:
+        if held[s_time - first, t_time - first] > 0 and (band is None or t_time - s_time <= band):
             rules.append(("residual block covariance", f"{y}{{p}}", "~~", f"{y}{{q}}", f"C_e_t{s_time}_t{t_time}",
                           True, np.nan, f"cov(Residual)[{s_time},{t_time}]",
                           f"rows at {block.by} = {s_time} and {t_time} of one {block.target} unit", "Residual",

@@ -178,3 +178,35 @@ def test_ar1_blocks_refusals(data):
     with pytest.raises(ValueError, match=r"of clinic:subject has two observations at time = 1.5; AR\(1\) residuals "
                                          r"need one"):
         car1(data.assign(time=data["occ"] // 2 + 0.5))
+
+
+@pytest.mark.parametrize("name", ["banded", "toeplitz"])
+def test_banded_and_toeplitz_of_an_order_match_lavaan_on_their_wide_form(name):
+    """Banded (order 1) and Toeplitz (order 2) residuals: lavaan 0.6.14 on the exported wide syntax
+    (tests/reference/blocks_lavaan.R, inputs from make_blocks_lavaan_inputs.py)."""
+    import sys
+
+    sys.path.insert(0, str(REFERENCE))
+    from make_blocks_lavaan_inputs import block_models
+
+    model = block_models()[name]
+    assert model.to_lavaan() + "\n" == (REFERENCE / f"blocks_{name}.lav").read_text()
+    reference = pd.read_csv(REFERENCE / "blocks_lavaan.csv")
+    reference = reference[reference["model"] == name].set_index("label")["est"]
+    res = model.fit()
+    assert res.converged
+    assert res.llf == pytest.approx(reference["logLik"], abs=1e-6)
+    estimates = pd.Series(np.asarray(res.params), index=model.plan.labels)
+    np.testing.assert_allclose(estimates, reference[estimates.index], rtol=1e-4, atol=1e-6)
+    title = "Banded(1)" if name == "banded" else "Toeplitz(2)"
+    assert f"Residual: {title} within clinic:subject along occ" in res.summary().as_text()
+
+
+def test_order_refusals(data):
+    model = sms.MultilevelSEM.from_formula("y ~ x + arm + (1|clinic)", data)
+    with pytest.raises(ValueError, match='structure="banded" takes order='):
+        model.relax_residuals(structure="banded", t="occ", within="subject")
+    with pytest.raises(ValueError, match=r"order= is a positive integer of structure=\"toeplitz\" or \"banded\""):
+        model.relax_residuals(structure="unstructured", t="occ", within="subject", order=2)
+    with pytest.raises(ValueError, match="order= is a positive integer"):
+        model.relax_residuals(structure="toeplitz", t="occ", within="subject", order=0)

@@ -96,7 +96,7 @@ def test_options_that_are_not_available_are_refused(model, data):
     with pytest.raises(ValueError, match='structure="ar1" takes t='):
         standard.relax_residuals(by="j", structure="ar1")
     with pytest.raises(ValueError, match="structure must be one of"):
-        standard.relax_residuals(structure="banded", t="time")
+        standard.relax_residuals(structure="spherical", t="time")
     with pytest.raises(ValueError, match="expected information is not implemented for AR\\(1\\)"):
         model.fit(cov_type="eim")
     with pytest.raises(NotImplementedError, match="nonlinear constraint that Stata sem cannot express"):

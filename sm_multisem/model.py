@@ -499,7 +499,9 @@ class MultilevelSEM(GenericLikelihoodModel):
                 raise ValueError('structure="ar1" takes t= (the time column), and optionally by= (a label of the '
                                  'lowest units, each with its own residual variance and rho)')
             time = self._label_name(t)
-            if within is not None or not self._whole_times(t) or (by is not None and self._varies_in_units(by)):
+            # the sums by gap serve random intercepts on whole times; every other case takes dense blocks
+            if (within is not None or self.plan.level_effects or not self._whole_times(t)
+                    or (by is not None and self._varies_in_units(by))):
                 return self._ar1_block(t, within, by)
             if by is None:
                 return self._relaxed(Relaxation("residual correlation", "Residual", time), t)

@@ -210,3 +210,27 @@ def test_order_refusals(data):
         model.relax_residuals(structure="unstructured", t="occ", within="subject", order=2)
     with pytest.raises(ValueError, match="order= is a positive integer"):
         model.relax_residuals(structure="toeplitz", t="occ", within="subject", order=0)
+
+
+def test_residual_blocks_with_random_slopes(data):
+    """A random slope of x by clinic with Toeplitz residuals: the dense normal and the score; with AR(1)
+    residuals (dense blocks), at rho = 0 the model with independent residuals."""
+    small = data[data["clinic"] <= 8].reset_index(drop=True)
+    slopes = sms.MultilevelSEM.from_formula("y ~ x + arm + (1 + x|clinic)", small)
+    toeplitz_slopes = slopes.relax_residuals(structure="toeplitz", t="occ", within="subject")
+    params = pd.Series(np.asarray(toeplitz_slopes.start_params), index=toeplitz_slopes.param_names)
+    params[["var(clinic)", "var(x|clinic)", "cov(clinic, x|clinic)", "var(Residual)"]] = [0.5, 0.3, 0.1, 1.4]
+    params[[n for n in params.index if "lag" in n]] = 0.8 * 0.6 ** np.arange(1, 6)
+    expected = dense_loglike(toeplitz_slopes, params.to_numpy())
+    assert toeplitz_slopes.loglike(params.to_numpy()) == pytest.approx(expected, rel=1e-12)
+    ar1_slopes = sms.MultilevelSEM.from_formula("y ~ x + arm + (1 + x|clinic/subject)", small).relax_residuals(
+        structure="ar1", t="occ")
+    independent = sms.MultilevelSEM.from_formula("y ~ x + arm + (1 + x|clinic/subject)", small)
+    at = pd.Series(np.asarray(independent.start_params), index=independent.param_names) * 1.1
+    with_rho = at.reindex(ar1_slopes.param_names).fillna(0.0)
+    assert ar1_slopes.loglike(with_rho.to_numpy()) == pytest.approx(independent.loglike(at.to_numpy()), rel=1e-12)
+    with_rho["rho(Residual)"] = 0.4
+    step = 1e-6
+    numeric = np.array([(ar1_slopes.loglike(with_rho.to_numpy() + step * e) - ar1_slopes.loglike(
+        with_rho.to_numpy() - step * e)) / (2 * step) for e in np.eye(len(with_rho))])
+    np.testing.assert_allclose(ar1_slopes.score(with_rho.to_numpy()), numeric, rtol=1e-6, atol=1e-6)

@@ -286,6 +286,9 @@ def _effect_columns(parsed: ParsedFormula, frames: dict[str, tuple], n_used: int
             of_term.append(("Intercept",))
             continue
         frame = frames[term.design][0]
+        if not term.intercept and "Intercept" in map(str, frame.columns):
+            raise ValueError(f"the random effects of {term.text} hold a column named 'Intercept', the name of the "
+                             "random intercept's column of ones; rename that column of the data")
         for name in frame.columns:
             columns.setdefault(str(name), frame[name].to_numpy(dtype=float))
         of_term.append(tuple(map(str, frame.columns)))

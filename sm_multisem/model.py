@@ -1011,6 +1011,13 @@ def _check_effects(effects: dict, relaxations: tuple[Relaxation, ...]) -> None:
     relaxed = sorted({r.kind for r in relaxations if r.kind not in ("slope", "intercept", "residual variance",
                                                                     "covariance", "residual block")
                       and not (r.kind == "variance" and r.target in correlated and not effects)})
+    slope_blocks = [block for level in correlated for block in effects.get(level, ())
+                    if block.correlated and INTERCEPT in block.names and len(block.names) > 1]
+    if slope_blocks:
+        raise NotImplementedError(
+            f"correlating the intercepts of sibling units of {sorted(correlated)[0]} whose random slopes are "
+            f"correlated with them ({'+'.join(slope_blocks[0].names)}) is not implemented; write the level's slopes "
+            "independent of its intercept, (1|k:j) + (0 + x|k:j) or (1 + x||k:j)")
     if (effects or correlated or block) and relaxed:
         what = ("random slopes" if effects else "correlated sibling effects" if correlated
                 else "a residual block")

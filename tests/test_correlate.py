@@ -241,3 +241,15 @@ def test_effects_and_residuals_correlated_in_one_model(long):
     assert both.fit().llf >= res.llf
     with pytest.raises(ValueError, match="freed by a single request"):
         relax_covariances(model, Covariances("Residual", "type", among=["pub"]), Covariances("Residual", "type"))
+
+
+def test_siblings_with_random_slopes(long):
+    """Random slopes of the parents and independent slopes of the siblings combine with correlated sibling
+    intercepts; slopes correlated with the siblings' intercepts are refused, saying what to write."""
+    data = long["effects"]
+    slopes = MultilevelSEM.from_formula("y ~ x + (1 + x|k) + (1|k:j) + (0 + x|k:j)", data)
+    res = slopes.relax_covariance("k:j", by="region", among=["north"]).fit()
+    assert res.converged and "cov(k:j)[north1,north2]" in res.params.index
+    assert res.llf >= slopes.fit().llf - 1e-6
+    with pytest.raises(NotImplementedError, match=r"random slopes are correlated with them \(Intercept\+x\)"):
+        MultilevelSEM.from_formula("y ~ x + (1 + x|k/j)", data).relax_covariance("k:j", by="region")

@@ -136,11 +136,12 @@ def test_formula_errors_surface_through_from_formula(data):
                               r"'x'\?"),
         ("y ~ x + (1 + x|k) + (1|k)", r"the random intercept of k is written twice, in \(1 \+ x\|k\) and \(1\|k\)"),
         ("y ~ x + (1 + x|k) + (0 + x|k)", r"the random slope of 'x' of k is written twice"),
+        ("y ~ x + (0 + Intercept|k)", r"hold a column named 'Intercept', the name of the random intercept's column"),
     ],
 )
 def test_random_effects_that_the_data_cannot_give(data, formula, message):
     with pytest.raises(ValueError, match=message):
-        MultilevelSEM.from_formula(formula, data)
+        MultilevelSEM.from_formula(formula, data.assign(Intercept=data["x"]))
 
 
 # ---------------------------------------------------------------------- formula vs data

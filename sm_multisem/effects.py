@@ -55,7 +55,7 @@ from functools import cached_property
 import numpy as np
 
 from .likelihood import NestedNormal, _Segments
-from .siblings import SiblingCovariances, SiblingSteps, covariance_scales
+from .siblings import GroupedSiblings, SiblingCovariances, SiblingSteps, covariance_scales
 from .whitened import AR1Residuals, BlockResiduals, IndependentResiduals
 
 __all__ = ["EffectsNormal", "LevelEffects"]
@@ -261,10 +261,10 @@ class _SelectedStep:
         self.q_rows = a[columns]
         self.p = self.q_rows[:, columns]
         self.t = b[columns]
-        m = _constant_times(g, self.p)
+        m = _covariance_times(g, self.p)
         m[np.arange(len(g)), np.arange(len(g))] += 1.0
         self.m_inv, self.log_det = _inverse_and_logdet(m)
-        self.k = _times_constant(self.m_inv, g)
+        self.k = _times_covariance(self.m_inv, g)
         kt = _matmul(self.k, self.t)
         self.a_new = a - _matmul(_transpose(self.q_rows), _matmul(self.k, self.q_rows))
         self.b_new = b - _matmul(_transpose(self.q_rows), kt)
@@ -320,7 +320,7 @@ class _EffectMoments:
     ``cross``, ``d_logdet``, ``contract``, ``gradient``), which is all the log-likelihoods need.
     """
 
-    def __init__(self, lik: EffectsNormal, variances: np.ndarray):
+    def __init__(self, lik: EffectsNormal, variances: np.ndarray, dense_siblings: bool = False):
         self._lik = lik
         self._whitened = lik._residuals.forward(variances)
         #: Whether every cluster's covariance is positive definite: every structure but a residual block and
@@ -350,11 +350,12 @@ class _EffectMoments:
                 children = lik._children[level - 1]
                 pooled_a, pooled_b = children.sum_last(a), children.sum_last(b)
                 if lik.siblings is not None and lik.siblings.level == level:
-                    self.positive = lik._sibling_steps.definite(a, variances)
+                    self._siblings = lik._dense_siblings if dense_siblings else lik._sibling_steps
+                    self.positive = self._siblings.definite(a, variances)
                     if not self.positive:  # nothing more is defined
                         break
-                    pooled_a, pooled_b, log_det, removed, self._sibling_steps = lik._sibling_steps.forward(
-                        _Step, pooled_a, pooled_b, a, b, variances)
+                    pooled_a, pooled_b, log_det, removed, self._sibling_steps = self._siblings.forward(
+                        (_Step, _SelectedStep), pooled_a, pooled_b, a, b, variances, children)
                     logdet = logdet + lik._clusters[level - 1].sum_last(log_det)
                     cross = cross - lik._clusters[level - 1].sum_last(removed)
                 a, b = pooled_a, pooled_b
@@ -388,17 +389,13 @@ class _EffectMoments:
         for level, step in enumerate(self._steps):
             if level:
                 parent = lik._parents[level - 1]
-                extra = None
                 if lik.siblings is not None and lik.siblings.level == level:
-                    a_bar, b_bar, extra_a, extra_b, g_bars = lik._sibling_steps.backward(
-                        self._sibling_steps, seed_logdet, a_bar, b_bar, removed_bar, len(parent))
-                    lik._sibling_steps.add_gradient(out, g_bars, lik._clusters[level - 1].ids)
-                    extra = (extra_a, extra_b)
-                a_bar = a_bar.take(parent, axis=-1)
-                b_bar = None if weight is None else b_bar.take(parent, axis=-1)
-                if extra is not None:
-                    a_bar = a_bar + 0.5 * (extra[0] + _transpose(extra[0]))
-                    b_bar = None if weight is None else b_bar + extra[1]
+                    a_bar, b_bar = self._siblings.backward(
+                        self._sibling_steps, seed_logdet, a_bar, b_bar, removed_bar, parent, out,
+                        lik._clusters[level - 1].ids, lik._clusters[level].ids)
+                else:
+                    a_bar = a_bar.take(parent, axis=-1)
+                    b_bar = None if weight is None else b_bar.take(parent, axis=-1)
             if step is not None:
                 a_bar, b_bar, g_bar = step.backward(seed_logdet, a_bar, b_bar, removed_bar)
                 self._add_effect_gradient(out, level, g_bar)
@@ -441,7 +438,7 @@ class _EffectMoments:
             sibling = None
             if level:
                 if lik.siblings is not None and lik.siblings.level == level:
-                    sibling = lik._sibling_steps.predictions(self._sibling_steps, v, mean, variance)
+                    sibling = self._siblings.predictions(self._sibling_steps, v, mean, variance)
                 parent = lik._parents[level - 1]
                 mean, variance = mean.take(parent, axis=-1), variance.take(parent, axis=-1)
             if sibling is not None:  # the child's own intercept joins its ancestors (column 0)
@@ -533,14 +530,18 @@ class EffectsNormal(NestedNormal):
                          cluster_weights=cluster_weights, centring=centring)
         entries = [e.entries.ravel() for e in self.levels]
         variances = [np.diagonal(e.entries) for e in self.levels]
-        self.siblings, self._sibling_steps = siblings, None
+        self.siblings, self._sibling_steps, self._dense_siblings = siblings, None, None
         if siblings is not None:
             entries += [siblings.variance, siblings.covariance_entries]
             variances.append(siblings.variance)
             self.covariances = siblings.covariance_entries
             self.scaled_covariances = siblings.scales()
             self.covariance_lower = -np.ones(len(self.scaled_covariances))
-            self._sibling_steps = SiblingSteps(siblings, self.child_starts[siblings.level - 1], sizes[siblings.level])
+            self._dense_siblings = SiblingSteps(siblings, self.child_starts[siblings.level - 1], sizes[siblings.level])
+            groups = siblings.equal_groups()
+            # one covariance per group of slots: the fast path of GroupedSiblings (predictions stay dense)
+            self._sibling_steps = self._dense_siblings if groups is None else GroupedSiblings(
+                siblings, groups, self.child_starts[siblings.level - 1], sizes[siblings.level], self._dense_siblings)
         self.level_variances = np.unique(np.concatenate(variances))
         self.cholesky_blocks = tuple(block for e in self.levels for block in e.unstructured_blocks)
         self.n_var = int(max(self.residual_variances.max(), np.concatenate(entries).max())) + 1
@@ -580,13 +581,13 @@ class EffectsNormal(NestedNormal):
         """Best linear unbiased predictions of every unit's effects, level by level (top first):
         an array (units, q) per level (see :meth:`_EffectMoments.effect_predictions`)."""
         v = np.append(-self.centring.internal_beta(beta), 1.0)
-        return [mean for mean, _ in self.moments(variances).effect_predictions(v)]
+        return [mean for mean, _ in _EffectMoments(self, variances, dense_siblings=True).effect_predictions(v)]
 
     def random_effects_covariance(self, variances: np.ndarray) -> list[np.ndarray]:
         """Conditional covariance ``Var(b_u | y)`` of every unit's effects, level by level (top
         first), the fixed effects held at their value (lme4's ``condVar``): (units, q, q) per level."""
         v = np.zeros(self.n_columns)  # the covariances do not depend on the residuals
-        return [cov for _, cov in self.moments(variances).effect_predictions(v)]
+        return [cov for _, cov in _EffectMoments(self, variances, dense_siblings=True).effect_predictions(v)]
 
     def random_effects_variance(self, variances: np.ndarray) -> list[np.ndarray]:
         """The diagonals of :meth:`random_effects_covariance`: (units, q) per level."""

@@ -261,6 +261,14 @@ class WideLayout:
             parts.append(text)
         return parts
 
+    def unit_slot_names(self, level: int) -> np.ndarray:
+        """The slot name of every unit of ``level`` (below the top), as :meth:`position_parts` names it."""
+        text = (self.slots[level - 1] + 1).astype(str).astype(object)
+        keys = list(self.slot_keys)
+        if keys and keys[level - 1] is not None:
+            text = keys[level - 1].astype(object) + text
+        return text
+
     def position_names(self) -> np.ndarray:
         """The position suffix of every sorted row: ``1_2``, or ``pub1_2`` with keyed slots."""
         return join_parts(self.position_parts())

@@ -98,11 +98,13 @@ def sibling_pairs(siblings: Siblings, groups: list[tuple[str, ...]], among_given
     grouped = frame[frame["group"] >= 0]
     met = grouped.merge(grouped, on=["parent", "group"], suffixes=("_a", "_b"))
     met = met[met["name_a"] != met["name_b"]]
-    ordered = [position_order(a) < position_order(b) for a, b in zip(met["slot_a"], met["slot_b"])]
-    met = met[np.asarray(ordered, dtype=bool)].drop_duplicates(["name_a", "name_b"])
-    met = met.iloc[sorted(range(len(met)), key=lambda i: (position_order(met["slot_b"].iloc[i]),
-                                                          position_order(met["slot_a"].iloc[i]),
-                                                          met["name_a"].iloc[i]))]
+    # slots in the order of the wide model's positions, ranked once (a few dozen distinct slots)
+    slots = sorted(set(frame["slot"]), key=position_order)
+    rank = {slot: at for at, slot in enumerate(slots)}
+    rank_a, rank_b = met["slot_a"].map(rank).to_numpy(), met["slot_b"].map(rank).to_numpy()
+    met = met[rank_a < rank_b].drop_duplicates(["name_a", "name_b"])
+    rank_a, rank_b = met["slot_a"].map(rank).to_numpy(), met["slot_b"].map(rank).to_numpy()
+    met = met.iloc[np.lexsort((met["name_a"].to_numpy(), rank_a, rank_b))]
     empty = sorted(set(range(len(groups))) - set(met["group"]))
     if among_given and empty:
         group = groups[empty[0]]
@@ -133,10 +135,13 @@ def _refuse_all_pairs(siblings: Siblings, frame: pd.DataFrame) -> None:
     variance is not identified. An uncorrelated pair (two siblings of different groups, or
     one outside the groups) pins it.
     """
-    counts = frame.groupby("parent").agg(n=("group", "size"), outside=("group", lambda g: int((g < 0).sum())),
-                                         groups=("group", "nunique"))
-    uncorrelated = (counts["n"] >= 2) & ((counts["outside"] > 0) | (counts["groups"] > 1))
-    if uncorrelated.any():
+    parent, group = frame["parent"].to_numpy(), frame["group"].to_numpy()
+    n_parents = int(parent.max()) + 1
+    size = np.bincount(parent, minlength=n_parents)
+    outside = np.bincount(parent, weights=group < 0, minlength=n_parents)
+    distinct = np.unique(np.column_stack([parent, group]), axis=0)
+    groups = np.bincount(distinct[:, 0], minlength=n_parents)
+    if np.any((size >= 2) & ((outside > 0) | (groups > 1))):
         return
     parent = siblings.parent_level
     raise ValueError(

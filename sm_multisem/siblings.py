@@ -30,8 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse.csgraph import connected_components
 
-__all__ = ["SiblingCovariances", "covariance_scales"]
+__all__ = ["GroupedSiblings", "SiblingCovariances", "SiblingSteps", "covariance_scales"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,22 @@ class SiblingCovariances:
         """The entries of the variance vector that are covariances of siblings."""
         entries = self.pair_entry[self.pair_entry >= 0]
         return np.unique(entries)
+
+    def equal_groups(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The group of every slot (-1 for none) and the covariance entry of every group, when every pair
+        of slots of a group shares one covariance and slots of different groups none (``equal=True``);
+        None otherwise."""
+        joined = self.pair_entry >= 0
+        _, component = connected_components(joined, directed=False)
+        group = np.full(len(joined), -1, dtype=np.intp)
+        entries = []
+        for members in (np.flatnonzero(component == c) for c in np.unique(component[joined.any(1)])):
+            off = self.pair_entry[np.ix_(members, members)][~np.eye(len(members), dtype=bool)]
+            if np.any(off < 0) or len(np.unique(off)) > 1:
+                return None
+            group[members] = len(entries)
+            entries.append(off[0])
+        return group, np.array(entries, dtype=np.intp)
 
     def scales(self) -> np.ndarray:
         """:func:`covariance_scales` of the siblings' covariances, by the variance of every slot."""
@@ -135,12 +152,14 @@ class SiblingSteps:
                 return False
         return True
 
-    def forward(self, step_type, a_parent, b_parent, a_child, b_child, variances):
+    def forward(self, step_types, a_parent, b_parent, a_child, b_child, variances, children):
         """The parents' information after their children's correlated effects, with the steps.
 
-        Returns ``(a, b, log_det, removed, steps)``: the parents' ``A`` and ``b`` on the effect
-        columns, their share of ``log|Sigma|`` and of ``C`` (per parent), and one step per bucket.
+        ``step_types`` are the recursion's full and selecting steps, ``children`` the segments of every
+        parent's children. Returns ``(a, b, log_det, removed, steps)``: the parents' ``A`` and ``b`` on
+        the effect columns, their share of ``log|Sigma|`` and of ``C`` (per parent), and the steps.
         """
+        step_type = step_types[0]
         u, m = b_parent.shape[:2]
         a_out, b_out = a_parent.copy(), b_parent.copy()
         log_det, removed = np.zeros(self.n_parents), np.zeros((m, m, self.n_parents))
@@ -168,10 +187,20 @@ class SiblingSteps:
         return a_out, b_out, log_det, removed, steps
 
     def backward(self, steps, seed_logdet: float, a_bar: np.ndarray, b_bar: np.ndarray | None,
-                 removed_bar: np.ndarray | None, n_children: int):
+                 removed_bar: np.ndarray | None, parent: np.ndarray, out: np.ndarray, cluster_of_parent: np.ndarray,
+                 cluster_of_child: np.ndarray):
+        """The adjoints of every child's ``A``, ``b`` (after its own effects), from those of the parents'
+        ``A``, ``b`` after the sibling step; the adjoints of every ``Gamma_p`` go into ``out``."""
+        a_pool, b_pool, a_child, b_child, g_bars = self._backward(steps, seed_logdet, a_bar, b_bar, removed_bar,
+                                                                  len(parent))
+        self.add_gradient(out, g_bars, cluster_of_parent)
+        a_child = a_pool.take(parent, axis=-1) + 0.5 * (a_child + a_child.transpose(1, 0, 2))
+        return a_child, None if b_bar is None else b_pool.take(parent, axis=-1) + b_child
+
+    def _backward(self, steps, seed_logdet: float, a_bar: np.ndarray, b_bar: np.ndarray | None,
+                  removed_bar: np.ndarray | None, n_children: int):
         """The adjoints of the parents' pooled ``A``, ``b`` before the sibling step and the extra
-        adjoints of every child's ``A``, ``b``, from those of the parents' ``A``, ``b`` after it,
-        with the adjoint of every parent's ``Gamma_p`` (one array per bucket)."""
+        adjoints of every child's ``A``, ``b``, with the adjoint of every parent's ``Gamma_p``."""
         u = len(a_bar)
         a_pool = a_bar.copy()
         b_pool = None if b_bar is None else b_bar.copy()
@@ -235,3 +264,111 @@ class SiblingSteps:
             valid = bucket.entries >= 0
             key = cluster_of_parent[bucket.parents][None, None, :] * n_var + bucket.entries
             out += np.bincount(key[valid], weights=g_bar[valid], minlength=n_clusters * n_var).reshape(out.shape)
+
+
+class GroupedSiblings:
+    """Siblings with one covariance per group of slots (``equal=True``), without a dense block per parent.
+
+    Within a group of a parent the children's effects are exchangeable, ``Gamma = D + c 1 1'`` with ``D`` the
+    variances less ``c``: a child's own intercept of variance ``v - c`` (a scalar step per child, which may
+    be negative), then one effect per (parent, group) of variance ``c`` on the group's rows. Given the
+    parent, the groups' columns of the information are independent, so the parent's step is one dense
+    block of the effect columns and the groups (a few), for every parent in one batch. The same
+    likelihood as :class:`SiblingSteps`, which still gives the predictions of the effects and the exact
+    check of positive definiteness where the closed form below cannot.
+    """
+
+    def __init__(self, block: SiblingCovariances, groups: tuple[np.ndarray, np.ndarray], child_starts: np.ndarray,
+                 n_children: int, dense: SiblingSteps):
+        group_of_slot, self.group_entries = groups
+        self.group = group_of_slot[block.slot]  # of every child, -1 for none
+        self.variance = block.variance
+        self.n_groups = len(self.group_entries)
+        counts = np.diff(np.append(child_starts, n_children))
+        self.parent = np.repeat(np.arange(len(child_starts)), counts)
+        self.n_parents = len(child_starts)
+        self.grouped = np.flatnonzero(self.group >= 0)
+        self.key = self.parent[self.grouped] * self.n_groups + self.group[self.grouped]  # (parent, group)
+        self.dense = dense
+
+    def _own_variance(self, variances: np.ndarray) -> np.ndarray:
+        """Every child's own intercept variance, its variance less its group's covariance."""
+        covariance = np.zeros(len(self.group))
+        covariance[self.grouped] = variances[self.group_entries[self.group[self.grouped]]]
+        return variances[self.variance] - covariance
+
+    def _by_group(self, values: np.ndarray) -> np.ndarray:
+        """Sums over the grouped children of every (parent, group): (..., children) -> (..., groups, parents)."""
+        flat = values.reshape(-1, values.shape[-1])[:, self.grouped]
+        size = self.n_parents * self.n_groups
+        sums = np.stack([np.bincount(self.key, weights=row, minlength=size) for row in flat])
+        return sums.reshape(values.shape[:-1] + (self.n_parents, self.n_groups)).swapaxes(-1, -2)
+
+    def definite(self, a_child: np.ndarray, variances: np.ndarray) -> bool:
+        """:meth:`SiblingSteps.definite` in closed form: ``I + D^{1/2} Gamma_p D^{1/2}`` is, within a group,
+        ``E + c w w'`` with ``E = I + D (V - c)`` diagonal and ``w = D^{1/2}``, positive definite when ``E`` is
+        and ``1 + c w'E^{-1}w > 0`` (the dense check where some ``E`` is not positive)."""
+        d = a_child[0, 0]
+        diagonal = 1.0 + d * self._own_variance(variances)
+        if np.any(diagonal <= 0.0):
+            return self.dense.definite(a_child, variances)
+        covariance = variances[self.group_entries]
+        spread = self._by_group(d / diagonal)  # (groups, parents)
+        return bool(np.all(1.0 + covariance[:, None] * spread > 0.0))
+
+    def forward(self, step_types, a_parent, b_parent, a_child, b_child, variances, children):
+        """As :meth:`SiblingSteps.forward`: the children's own intercepts, then the groups' effects."""
+        step_type, selected_type = step_types
+        own = selected_type(a_child, b_child, self._own_variance(variances)[None, None, :], np.zeros(1, dtype=np.intp))
+        u, m = b_parent.shape[:2]
+        n_ext = u + self.n_groups
+        ext_a, ext_b = np.zeros((n_ext, n_ext, self.n_parents)), np.zeros((n_ext, m, self.n_parents))
+        ext_a[:u, :u], ext_b[:u] = children.sum_last(own.a_new), children.sum_last(own.b_new)
+        cross = self._by_group(own.a_new[:, 0])  # (u, groups, parents)
+        ext_a[:u, u:], ext_a[u:, :u] = cross, cross.transpose(1, 0, 2)
+        groups = np.arange(self.n_groups)
+        ext_a[u + groups, u + groups] = self._by_group(own.a_new[0, 0])
+        ext_b[u:] = self._by_group(own.b_new[0]).transpose(1, 0, 2)
+        g = np.zeros((n_ext, n_ext))
+        g[u + groups, u + groups] = variances[self.group_entries]
+        step = step_type(ext_a, ext_b, g)
+        log_det = step.log_det + children.sum_last(own.log_det)
+        removed = step.removed + children.sum_last(own.removed)
+        return step.a_new[:u, :u], step.b_new[:u], log_det, removed, (own, step)
+
+    def backward(self, steps, seed_logdet: float, a_bar: np.ndarray, b_bar: np.ndarray | None,
+                 removed_bar: np.ndarray | None, parent: np.ndarray, out: np.ndarray, cluster_of_parent: np.ndarray,
+                 cluster_of_child: np.ndarray):
+        """As :meth:`SiblingSteps.backward`."""
+        own, step = steps
+        u, n_ext = len(a_bar), len(step.g)
+        new_a = np.zeros((n_ext, n_ext, self.n_parents))
+        new_a[:u, :u] = a_bar
+        new_b = None
+        if b_bar is not None:
+            new_b = np.zeros((n_ext, b_bar.shape[1], self.n_parents))
+            new_b[:u] = b_bar
+        ext_a, ext_b, g_bar = step.backward(seed_logdet, new_a, new_b, removed_bar)
+        n_clusters, n_var = out.shape
+        for g, entry in enumerate(self.group_entries):  # the groups' covariances
+            out[:, entry] += np.bincount(cluster_of_parent, weights=g_bar[u + g, u + g], minlength=n_clusters)
+        a_new = ext_a[:u, :u].take(parent, axis=-1)
+        at, of = self.group[self.grouped], self.parent[self.grouped]
+        extra = np.zeros_like(a_new)
+        extra[:, 0, self.grouped] += ext_a[:u, u + at, of]
+        extra[0, :, self.grouped] += ext_a[u + at, :u, of]
+        extra[0, 0, self.grouped] += ext_a[u + at, u + at, of]
+        a_new = a_new + 0.5 * (extra + extra.transpose(1, 0, 2))
+        b_new = None
+        if b_bar is not None:
+            b_new = ext_b[:u].take(parent, axis=-1)
+            b_new[0, :, self.grouped] += ext_b[u + at, :, of]
+        a_child, b_child, own_bar = own.backward(seed_logdet, a_new, b_new, removed_bar)
+        # the own variance is v - c: its adjoint goes to v, and from c
+        per_child = own_bar[0, 0]
+        out += np.bincount(cluster_of_child * n_var + self.variance, weights=per_child,
+                           minlength=n_clusters * n_var).reshape(out.shape)
+        covariance = self.group_entries[self.group[self.grouped]]
+        out -= np.bincount(cluster_of_child[self.grouped] * n_var + covariance, weights=per_child[self.grouped],
+                           minlength=n_clusters * n_var).reshape(out.shape)
+        return a_child, b_child

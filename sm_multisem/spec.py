@@ -414,7 +414,7 @@ def _effect_rules(y: str, base: str, slots: str, level: str, label: str, blocks)
 def unit_slots(layout: WideLayout, level: int) -> tuple[np.ndarray, np.ndarray]:
     """The keyed slot of every unit of ``level`` (below the top) and its parent unit."""
     first = np.flatnonzero(np.r_[True, np.diff(layout.unit_of_rows(level)) != 0])
-    return layout.position_parts()[level - 1][first], layout.unit_of_rows(level - 1)[first]
+    return layout.unit_slot_names(level), layout.unit_of_rows(level - 1)[first]
 
 
 def sibling_frame(layout: WideLayout, level: int, labels: np.ndarray) -> pd.DataFrame:

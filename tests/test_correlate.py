@@ -253,3 +253,23 @@ def test_siblings_with_random_slopes(long):
     assert res.llf >= slopes.fit().llf - 1e-6
     with pytest.raises(NotImplementedError, match=r"random slopes are correlated with them \(Intercept\+x\)"):
         MultilevelSEM.from_formula("y ~ x + (1 + x|k/j)", data).relax_covariance("k:j", by="region")
+
+
+def test_one_covariance_per_group_takes_the_grouped_steps_with_the_dense_block_likelihood(long):
+    """equal=True: a scalar step per sibling and one per (parent, group), the same log-determinant, cross
+    products and derivatives as one dense block per parent."""
+    from sm_multisem.effects import _EffectMoments
+    from sm_multisem.siblings import GroupedSiblings
+
+    model = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"]).relax_variance(
+        "k:j", by="region").relax_covariance("k:j", by="region", equal=True)
+    lik = model.likelihood
+    assert isinstance(lik._sibling_steps, GroupedSiblings)
+    _, variances = model.plan.split(np.asarray(model.start_params))
+    variances = np.abs(variances) + 0.3  # covariances of the groups away from 0
+    fast, dense = lik.moments(variances), _EffectMoments(lik, variances, dense_siblings=True)
+    np.testing.assert_allclose(fast.logdet, dense.logdet, rtol=1e-12)
+    np.testing.assert_allclose(fast.cross, dense.cross, rtol=1e-12, atol=1e-12)
+    weight = np.random.default_rng(1).normal(size=(lik.n_columns, lik.n_columns))
+    weight = weight + weight.T
+    np.testing.assert_allclose(fast.gradient(weight), dense.gradient(weight), rtol=1e-10, atol=1e-10)

@@ -54,7 +54,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .likelihood import NestedNormal, _Segments
+from .likelihood import NestedNormal
+from .segments import Segments
 from .siblings import GroupedSiblings, SiblingCovariances, SiblingSteps, covariance_scales
 from .whitened import AR1Residuals, BlockResiduals, IndependentResiduals
 
@@ -549,7 +550,7 @@ class EffectsNormal(NestedNormal):
         # the residuals' share of every lowest unit, and of every cluster, computed once
         effect_values = np.asarray(effect_values, dtype=float)
         cluster_rows = np.asarray(row_starts)[self._cluster_starts[-1]]
-        clusters = _Segments(cluster_rows, np.repeat(np.arange(len(cluster_rows)), np.diff(np.append(cluster_rows,
+        clusters = Segments(cluster_rows, np.repeat(np.arange(len(cluster_rows)), np.diff(np.append(cluster_rows,
                                                                                                       n_rows))))
         if residual_ar1 is not None:
             time, rho = residual_ar1

@@ -38,8 +38,10 @@ from functools import cached_property
 
 import numpy as np
 
-from .layout import _dense_codes
+from .ar1_sums import AR1Derivative, AR1Group, AR1Sums
+from .centring import NO_CENTRING, Centring
 from .layout import time_order as sorted_by_time
+from .segments import Segments, segment_outer_sums
 
 __all__ = ["Centring", "ClusterMoments", "MomentNormal", "NestedNormal", "NotPositiveDefinite"]
 
@@ -50,62 +52,6 @@ class NotPositiveDefinite(ValueError):
     """The covariance of some cluster is not positive definite at the parameters given."""
 
 
-class _Segments:
-    """Consecutive runs of rows (units of a level, or the children of each parent) to sum over.
-
-    ``np.add.reduceat`` pays a fixed cost per run, which dominates when runs hold one or
-    two rows (many small clusters); there a ``bincount`` on the run of every row is several
-    times faster, and longer runs keep ``reduceat`` (the measured crossover: about 6 rows).
-    Runs may be empty (clusters without units of one AR(1) label): ``reduceat`` gives an empty
-    run the next row, so it reduces only the runs with rows, and the others stay 0.
-    """
-
-    def __init__(self, starts: np.ndarray, ids: np.ndarray):
-        self.starts = np.asarray(starts, dtype=np.intp)
-        self.ids = np.asarray(ids, dtype=np.intp)  # the run of every row
-        lengths = np.diff(np.append(self.starts, len(self.ids)))
-        self._nonempty = None if lengths.all() else lengths > 0
-        self._short = len(self.ids) < 6 * max(np.count_nonzero(lengths), 1)
-        self._one_row_each = bool(np.all(lengths == 1))
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        """Sums over every run, along the first axis."""
-        if self._one_row_each:
-            return values
-        if not self._short:
-            return self._reduce(values, axis=0)
-        flat = values.reshape(len(values), int(np.prod(values.shape[1:])))  # explicit: no rows is no error
-        out = np.empty((len(self.starts), flat.shape[1]))
-        for column in range(flat.shape[1]):
-            out[:, column] = np.bincount(self.ids, weights=flat[:, column], minlength=len(self.starts))
-        return out.reshape((len(self.starts),) + values.shape[1:])
-
-    def sum_last(self, values: np.ndarray) -> np.ndarray:
-        """Sums over every run along the last axis (arrays that keep their rows last), as :meth:`sum` does."""
-        if self._one_row_each:
-            return values
-        if not self._short:
-            return self._reduce(values, axis=values.ndim - 1)
-        rows = values.reshape(int(np.prod(values.shape[:-1])), values.shape[-1])
-        sums = [np.bincount(self.ids, weights=row, minlength=len(self.starts)) for row in rows]
-        return np.reshape(np.array(sums, dtype=float), values.shape[:-1] + (len(self.starts),))
-
-    def _reduce(self, values: np.ndarray, axis: int) -> np.ndarray:
-        """``reduceat`` along ``axis`` over the runs with rows; the empty runs sum to 0."""
-        if self._nonempty is None:
-            return np.add.reduceat(values, self.starts, axis=axis)
-        shape = list(values.shape)
-        shape[axis] = len(self.starts)
-        out = np.zeros(shape)
-        at = [slice(None)] * values.ndim
-        at[axis] = self._nonempty
-        out[tuple(at)] = np.add.reduceat(values, self.starts[self._nonempty], axis=axis)
-        return out
-
-
 @dataclass(frozen=True)
 class _Pooling:
     """What one pooling step leaves for the derivative pass: one row per child unit."""
@@ -114,7 +60,7 @@ class _Pooling:
     dev: np.ndarray  # child GLS mean minus its parent's, (units, m)
     d_mean: np.ndarray | None  # (units, len(active), m); None where the means do not depend on the variances
     d_h: np.ndarray  # (units, len(active))
-    clusters: _Segments  # the children of every top-level cluster
+    clusters: Segments  # the children of every top-level cluster
     active: np.ndarray  # the parameters the derivatives are taken in (see _Units)
 
 
@@ -146,7 +92,7 @@ class ClusterMoments:
     _within: np.ndarray  # (n_residual_variances, n_clusters, m, m): within-cell scatter, one sum per variance
     _within_variance: np.ndarray  # the residual variance parameter of each sum
     _variances: np.ndarray
-    _ar1: tuple[_AR1Derivative, ...] = ()  # one per AR(1) group of units
+    _ar1: tuple[AR1Derivative, ...] = ()  # one per AR(1) group of units
     level_units: tuple = ()  # (h without and with the own intercept, GLS mean) of every unit of each level, top first
     _to_arguments: np.ndarray | None = None  # d(internal variances)/d(arguments), with exchangeable residuals
 
@@ -245,7 +191,7 @@ class _Units:
         return dataclasses.replace(self, d_logdet=widen(self.d_logdet), d_h=widen(self.d_h),
                                    d_mean=None if self.d_mean is None else widen(self.d_mean), active=active)
 
-    def pool(self, children: _Segments, clusters: _Segments):
+    def pool(self, children: Segments, clusters: Segments):
         """Pool sibling units into their parent: a weighted one-way ANOVA.
 
         Returns the parents, the between-children scatter of every cluster, and what
@@ -255,10 +201,10 @@ class _Units:
         a_parent = children.sum(a)
         mean_parent = children.sum(a[:, None] * self.mean) / a_parent[:, None]
         dev = self.mean - mean_parent[children.ids]
-        between = _segment_outer_sums(a[:, None] * dev, dev, clusters, symmetric=True)
+        between = segment_outer_sums(a[:, None] * dev, dev, clusters, symmetric=True)
         record = _Pooling(a, dev, self.d_mean, self.d_h, clusters, self.active)
         a2_dh = (a * a)[:, None] * self.d_h  # = -d(a)
-        d_mean = -_segment_outer_sums(a2_dh, dev, children)
+        d_mean = -segment_outer_sums(a2_dh, dev, children)
         if self.d_mean is not None:
             d_mean += children.sum(a[:, None, None] * self.d_mean)
         d_mean /= a_parent[:, None, None]
@@ -273,188 +219,6 @@ class _Units:
             active=self.active,
         )
         return parents, between, record
-
-
-def _segment_outer_sums(
-    left: np.ndarray, right: np.ndarray, segments: _Segments, symmetric: bool = False
-) -> np.ndarray:
-    """``sum_i left_i right_i'`` over the rows of every segment: (rows, p), (rows, q) -> (segments, p, q).
-
-    The same as ``segments.sum(left[:, :, None] * right[:, None, :])``, computed as p * q
-    sums of contiguous 1-D products, several times faster than summing a (rows, p, q) array
-    along its first axis. ``symmetric``: the result is (``left`` is ``right`` times a weight
-    per row), and only its upper triangle is summed.
-    """
-    left_t, right_t = np.ascontiguousarray(left.T), np.ascontiguousarray(right.T)
-    out = np.empty((len(segments), len(left_t), len(right_t)))
-    for i, column in enumerate(left_t):
-        for j, other in enumerate(right_t):
-            if symmetric and j < i:
-                out[:, i, j] = out[:, j, i]
-            else:
-                out[:, i, j] = segments.sum(column * other)
-    return out
-
-
-def _distinct_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of non-negative integers (sorted, as floats) and the index of every value among them.
-
-    The layout's marking of the values present (:func:`~sm_multisem.layout._dense_codes`) when they
-    are small (AR(1) gaps between occasions), a sort otherwise.
-    """
-    values = np.asarray(values, dtype=np.int64)
-    dense = _dense_codes(values) if len(values) else None
-    if dense is None:
-        distinct, code = np.unique(values, return_inverse=True)
-        return distinct.astype(float), code.ravel()
-    code, n_distinct = dense
-    distinct = np.empty(n_distinct)
-    distinct[code] = values
-    return distinct, code
-
-
-def _sums_by_key(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sums of the columns of ``values`` (k, n) over every group ``0..n_groups-1`` of ``key``: (k, n_groups).
-
-    ``key`` is almost always sorted (rows in unit order), and then every group is one run of
-    :class:`_Segments`; otherwise the columns are sorted by it first.
-    """
-    if np.any(key[1:] < key[:-1]):
-        order = np.argsort(key, kind="stable")
-        key, values = key[order], values[:, order]
-    return _Segments(np.searchsorted(key, np.arange(n_groups)), key).sum_last(values)
-
-
-class _AR1Sums:
-    """Per-unit sums that carry residuals correlated ``rho^|t - s|`` within every lowest unit.
-
-    The correlation is Markov along time, so ``R^{-1}`` is tridiagonal: prewhitening each row
-    against its predecessor, ``z_i = (w_i - phi w_{i-1}) / s`` with ``phi = rho^g`` for the
-    gap ``g`` between their times and ``s = sqrt(1 - phi^2)`` (the first row of a unit is kept
-    as it is), turns ``W' R^{-1} W`` into ``Z'Z / sigma^2`` and ``log|R|`` into
-    ``n log sigma^2 + sum log s^2``. Over the rows of one unit with one gap, ``sum z z'``,
-    ``sum z`` and the whitened ones are fixed combinations of ``S = sum w w'``,
-    ``C = sum w w_prev'``, ``P = sum w_prev w_prev'``, ``A = sum w``, ``B = sum w_prev`` and
-    the count: those are summed once here, by unit and gap, and every evaluation costs
-    O(units x distinct gaps), whatever the number of rows. The second moments ``S``, ``C``, ``P``
-    enter the likelihood only through their sum over a cluster's units, so they are kept per
-    cluster and gap (and ``C`` only as ``C + C'``).
-
-    The rows are centred on their unit's mean first. Whitening is linear and maps ``1`` to the
-    whitened ones, so the scatter about the GLS mean does not change and the mean moves by
-    the unit's mean: the sums carry no large offset whose cancellation would cost digits.
-    """
-
-    def __init__(self, columns: np.ndarray, time: np.ndarray, row_starts: np.ndarray, unit_clusters: _Segments):
-        n_rows, m = columns.shape
-        counts = np.diff(np.append(row_starts, n_rows))
-        unit = np.repeat(np.arange(len(row_starts)), counts)
-        by_column = np.ascontiguousarray(columns.T)  # (m, rows): every sum below runs over contiguous rows
-        unit_mean = np.add.reduceat(by_column, row_starts, axis=1) / counts
-        self.unit_mean = np.ascontiguousarray(unit_mean.T)
-        centred = by_column - unit_mean[:, unit]
-        first = np.zeros(n_rows, dtype=bool)
-        first[row_starts] = True
-        later = np.flatnonzero(~first)
-        gap = time[later] - time[later - 1]
-        if np.any(gap <= 0):
-            raise ValueError("two observations of one unit share a time; AR(1) residuals need distinct times")
-        self.gaps, gap_code = _distinct_integers(gap)
-        if not len(self.gaps):  # units of one row each (a label of such units): one gap that no row has
-            self.gaps = np.ones(1)
-        n_gaps, n_units, n_clusters = len(self.gaps), len(row_starts), len(unit_clusters)
-        now, before = centred[:, later], centred[:, later - 1]
-
-        per_unit = _sums_by_key(np.vstack([np.ones(len(later)), now, before]), unit[later] * n_gaps + gap_code,
-                                n_units * n_gaps).reshape(1 + 2 * m, n_units, n_gaps)
-        self.count = per_unit[0]
-        self.now_sum = np.moveaxis(per_unit[1:1 + m], 0, -1)
-        self.before_sum = np.moveaxis(per_unit[1 + m:], 0, -1)
-        upper, lower = np.triu_indices(m)
-        products = np.empty((3, len(upper), len(later)))  # S, C + C' and P of every later row, upper triangles
-        for entry, (i, j) in enumerate(zip(upper, lower)):  # row by row into place: no copies of whole blocks
-            np.multiply(now[i], now[j], out=products[0, entry])
-            np.multiply(now[i], before[j], out=products[1, entry])
-            products[1, entry] += before[i] * now[j]
-            np.multiply(before[i], before[j], out=products[2, entry])
-        products = products.reshape(3 * len(upper), len(later))
-        per_cluster = _sums_by_key(products, unit_clusters.ids[unit[later]] * n_gaps + gap_code, n_clusters * n_gaps)
-        per_cluster = per_cluster.reshape(3, len(upper), n_clusters, n_gaps)
-
-        def symmetric(entries: np.ndarray) -> np.ndarray:
-            """(clusters, gaps, m, m) from the sums of the upper triangle's entries."""
-            out = np.empty((n_clusters, n_gaps, m, m))
-            out[:, :, upper, lower] = out[:, :, lower, upper] = np.moveaxis(entries, 0, -1)
-            return out
-
-        self.now_now, self.cross, self.before_before = (symmetric(entries) for entries in per_cluster)
-        self.first = np.ascontiguousarray(centred[:, row_starts].T)
-        self.first_first = _segment_outer_sums(self.first, self.first, unit_clusters, symmetric=True)
-        self.unit_clusters = unit_clusters
-        self.n_rows = counts
-
-    def unit_sums(self, rho: float):
-        """For every unit: ``a = 1'R^{-1}1``, the GLS mean and the derivatives of both in rho; for
-        every cluster: the scatter of its units about their GLS means (``sigma^2 = 1``) and the
-        derivative in rho of its whitened ``W'W``; ``sum log s^2`` and its derivative, per unit."""
-        phi = rho**self.gaps
-        d_phi = self.gaps * rho ** (self.gaps - 1.0)
-        one_minus_phi2 = 1.0 - phi * phi
-        # whitened ones: ((1 - phi)/s)^2 = (1 - phi)/(1 + phi); ones * z sums to (A - phi B)/(1 + phi)
-        a = 1.0 + self.count @ ((1.0 - phi) / (1.0 + phi))
-        d_a = self.count @ (-2.0 * d_phi / (1.0 + phi) ** 2)
-        b = self.first + np.einsum("g,ugm->um", 1.0 / (1.0 + phi), self.now_sum - phi[:, None] * self.before_sum)
-        d_b = -np.einsum("g,ugm->um", d_phi / (1.0 + phi) ** 2, self.now_sum + self.before_sum)
-        # sum z z' = S - phi (C + C') + phi^2 P over 1 - phi^2, per cluster
-        q = self.first_first + (np.einsum("g,kgij->kij", 1.0 / one_minus_phi2, self.now_now + (phi * phi)[:, None, None]
-                                          * self.before_before) - np.einsum("g,kgij->kij", phi / one_minus_phi2,
-                                                                            self.cross))
-        d_coef = 2.0 * phi * d_phi / one_minus_phi2**2  # d(1 / (1 - phi^2))
-        d_q = (np.einsum("g,kgij->kij", d_coef, self.now_now)
-               - np.einsum("g,kgij->kij", d_phi / one_minus_phi2 + phi * d_coef, self.cross)
-               + np.einsum("g,kgij->kij", 2.0 * phi * d_phi / one_minus_phi2 + phi * phi * d_coef, self.before_before))
-        mean = b / a[:, None]
-        d_mean = (d_b - mean * d_a[:, None]) / a[:, None]
-        scatter = q - _segment_outer_sums(a[:, None] * mean, mean, self.unit_clusters, symmetric=True)
-        log_s2 = self.count @ np.log(one_minus_phi2)
-        d_log_s2 = self.count @ (-2.0 * phi * d_phi / one_minus_phi2)
-        return a, d_a, mean + self.unit_mean, d_mean, mean, scatter, d_q, log_s2, d_log_s2
-
-
-@dataclass(frozen=True)
-class _AR1Derivative:
-    """What the derivative pass needs of the AR(1) units (see :meth:`ClusterMoments.contract`)."""
-
-    d_q: np.ndarray  # derivative in rho of every cluster's whitened W'W (centred rows)
-    a: np.ndarray  # 1' R^{-1} 1 times sigma^2, per unit
-    d_a: np.ndarray
-    centred_mean: np.ndarray  # GLS mean of the centred rows
-    d_mean: np.ndarray
-    unit_clusters: _Segments
-    resid_var: float
-    index: int  # of rho among the parameters
-
-    def contract(self, weight: np.ndarray, out: np.ndarray) -> None:
-        """Add ``tr(A d(within)/d rho)`` of every cluster to ``out[:, index]``.
-
-        The within-unit scatter is ``(Q - a m m') / sigma^2``, so its derivative contracted
-        with ``A`` is ``(tr(A dQ) - da m'Am - 2a dm'Am) / sigma^2``.
-        """
-        weighted_mean = np.einsum("um,mn->un", self.centred_mean, weight)
-        per_unit = (self.d_a * np.einsum("um,um->u", weighted_mean, self.centred_mean)
-                    + 2.0 * self.a * np.einsum("um,um->u", self.d_mean, weighted_mean))
-        out[:, self.index] += (np.einsum("kij,ij->k", self.d_q, weight) - self.unit_clusters.sum(per_unit)
-                               ) / self.resid_var
-
-
-@dataclass(frozen=True)
-class _AR1Group:
-    """The lowest units that share one residual variance and one rho, with their AR(1) sums."""
-
-    units: np.ndarray | None  # their indices among all lowest units; None: every unit
-    variance: int  # the parameter of their residual variance
-    rho: int  # the parameter of their rho
-    sums: _AR1Sums
 
 
 @dataclass(frozen=True)
@@ -475,7 +239,7 @@ class _CellGrid:
     count: np.ndarray  # (units, R)
     mean: np.ndarray  # (units, R, m)
     d_h: np.ndarray  # (units * R, R): the derivative of every cell's h = s_r / n_r, 1 / n_r in its own column
-    clusters: _Segments  # the cells of every top-level cluster, in the flattened grid
+    clusters: Segments  # the cells of every top-level cluster, in the flattened grid
 
     def pool(self, resid: np.ndarray, active: np.ndarray) -> tuple[_Units, np.ndarray, _Pooling]:
         """The units, the between-cell scatter of every cluster, and the record of :meth:`_Units.pool`."""
@@ -484,7 +248,7 @@ class _CellGrid:
         mean = np.einsum("ur,urm->um", a_cell, self.mean) * h[:, None]
         dev = self.mean - mean[:, None, :]
         flat_a, flat_dev = a_cell.ravel(), dev.reshape(len(a_cell) * len(resid), -1)
-        between = _segment_outer_sums(flat_a[:, None] * flat_dev, flat_dev, self.clusters, symmetric=True)
+        between = segment_outer_sums(flat_a[:, None] * flat_dev, flat_dev, self.clusters, symmetric=True)
         units = _Units(
             logdet=self.count @ np.log(resid),
             h=h,
@@ -495,112 +259,6 @@ class _CellGrid:
             active=active,
         )
         return units, between, _Pooling(flat_a, flat_dev, None, self.d_h, self.clusters, active)
-
-
-@dataclass(frozen=True)
-class Centring:
-    """Columns centred for the likelihood, and the map between its fixed effects and the caller's.
-
-    ``C = W' Sigma^{-1} W`` of raw columns holds terms in the columns' means squared: with
-    ``y`` near 1e4 or a covariate near 2000 (a year), the quadratic form ``r' Sigma^{-1} r``
-    is a difference of numbers 1e8 times larger, and six or more digits of the log-likelihood
-    are lost. When the constant is in the span of the design, ``X c = 1`` (a column of ones,
-    ``c = e_0``; or indicators of labels that cover every row, ``0 + C(type)`` or
-    ``relax_intercept``, ``c`` their sum), every other column ``j`` (and ``y``) is replaced by
-    ``w_j - mean_j`` times that constant, which changes only the coefficients of those columns:
-
-    .. math:: \\beta^{int} = \\beta + c (\\bar x'\\beta - \\bar y),
-
-    with ``mean`` 0 on the columns of ``c`` (so ``mean' c = 0``); a linear map, and the score and
-    information are mapped back by its transpose.
-
-    Attributes
-    ----------
-    direction : ndarray
-        ``c`` (0/1 entries), or empty: no centring.
-    means : ndarray
-        Means of the covariates (0 on the columns of ``c``), then of the outcome.
-    """
-
-    direction: np.ndarray
-    means: np.ndarray
-
-    @classmethod
-    def of(cls, exog: np.ndarray, endog: np.ndarray) -> Centring:
-        direction = _constant_direction(exog)
-        if direction is None:
-            return NO_CENTRING
-        means = np.r_[exog.mean(0), endog.mean()]
-        means[:-1][direction > 0] = 0.0
-        return cls(direction, means)
-
-    @property
-    def centred(self) -> bool:
-        return len(self.direction) > 0
-
-    def columns(self, exog: np.ndarray, endog: np.ndarray, sort_rows) -> np.ndarray:
-        """``[X, y]`` centred, column-major and sorted by ``sort_rows`` (no transposed copy of a
-        million rows)."""
-        columns = np.empty((len(endog), exog.shape[1] + 1), order="F")
-        columns[:, :-1], columns[:, -1] = exog, endog
-        if self.centred:
-            columns -= self.means
-        return sort_rows(columns)
-
-    def internal_beta(self, beta: np.ndarray) -> np.ndarray:
-        """The fixed effects of the centred columns."""
-        beta = np.array(beta, dtype=float)
-        if self.centred:
-            beta += self.direction * (self.means[:-1] @ beta - self.means[-1])
-        return beta
-
-    def user_beta(self, internal: np.ndarray) -> np.ndarray:
-        """The inverse of :meth:`internal_beta` (``mean' c = 0``: the shift reads the same from both)."""
-        beta = np.array(internal, dtype=float)
-        if self.centred:
-            beta -= self.direction * (self.means[:-1] @ internal - self.means[-1])
-        return beta
-
-    def user_gradient(self, gradient: np.ndarray) -> np.ndarray:
-        """A gradient over ``[internal beta, variances]`` (last axis) as one over ``[beta, variances]``."""
-        if not self.centred:
-            return gradient
-        gradient = np.array(gradient, dtype=float)
-        p = len(self.means) - 1
-        gradient[..., :p] += (gradient[..., :p] @ self.direction)[..., None] * self.means[:-1]
-        return gradient
-
-    def user_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """A matrix over the internal fixed effects (an information) as one over the caller's: ``T' M T``."""
-        return self.user_gradient(self.user_gradient(matrix).T).T
-
-    def user_covariance(self, cov: np.ndarray) -> np.ndarray:
-        """The covariance of the internal fixed effects as that of the caller's: ``T^{-1} C T^{-T}``."""
-        if not self.centred:
-            return cov
-        inverse = np.eye(len(cov)) - np.outer(self.direction, self.means[:-1])  # (I + c m')^{-1}, as m'c = 0
-        return inverse @ cov @ inverse.T
-
-
-def _constant_direction(exog: np.ndarray) -> np.ndarray | None:
-    """``c`` with ``X c = 1``: a column of ones, else the 0/1 columns when they add up to one in every
-    row (the indicators of a label without an intercept); None when neither is there."""
-    if not len(exog):
-        return None
-    direction = np.zeros(exog.shape[1])
-    ones = np.flatnonzero(np.all(exog == 1.0, axis=0))
-    if len(ones):
-        direction[ones[0]] = 1.0
-        return direction
-    indicators = np.all((exog == 0.0) | (exog == 1.0), axis=0)
-    if indicators.sum() < 2 or not np.all(exog[:, indicators].sum(1) == 1.0):
-        return None
-    direction[indicators] = 1.0
-    return direction
-
-
-#: Columns used as they are.
-NO_CENTRING = Centring(np.zeros(0), np.zeros(0))
 
 
 class MomentNormal:
@@ -847,8 +505,8 @@ class NestedNormal(MomentNormal):
             cluster_starts.append(starts[cluster_starts[-1]])
         self._cluster_starts = tuple(cluster_starts)
         # runs to sum over: the children of every unit (levels below the top), the units of every cluster
-        self._children = tuple(_Segments(s, parent) for s, parent in zip(self.child_starts, self._parents))
-        self._clusters = tuple(_Segments(s, c) for s, c in zip(self._cluster_starts, cluster))
+        self._children = tuple(Segments(s, parent) for s, parent in zip(self.child_starts, self._parents))
+        self._clusters = tuple(Segments(s, c) for s, c in zip(self._cluster_starts, cluster))
         self.cluster_size = np.add.reduceat(counts, self._cluster_starts[-1])
         self.n_obs = n_rows
         self.cluster_weights = (np.ones(sizes[0]) if cluster_weights is None
@@ -862,7 +520,7 @@ class NestedNormal(MomentNormal):
             cell_variance, cell_counts = row_variance[cell_starts], counts
             self._cell_clusters = self._clusters[-1]
             by_column = np.ascontiguousarray(columns.T)
-            cells = _Segments(cell_starts, unit_of_row)
+            cells = Segments(cell_starts, unit_of_row)
         else:
             order = np.lexsort((row_variance, unit_of_row))
             key = unit_of_row[order] * self.n_var + row_variance[order]
@@ -871,9 +529,9 @@ class NestedNormal(MomentNormal):
             cell_variance = row_variance[order[cell_starts]]
             cell_unit = unit_of_row[order[cell_starts]]
             cell_cluster = cluster[-1][cell_unit]
-            self._cell_clusters = _Segments(np.searchsorted(cell_cluster, np.arange(sizes[0])), cell_cluster)
+            self._cell_clusters = Segments(np.searchsorted(cell_cluster, np.arange(sizes[0])), cell_cluster)
             by_column = np.ascontiguousarray(columns[order].T)
-            cells = _Segments(cell_starts, np.repeat(np.arange(len(cell_starts)), cell_counts))
+            cells = Segments(cell_starts, np.repeat(np.arange(len(cell_starts)), cell_counts))
         self._cell_size = cell_counts.astype(float)
         cell_mean = np.stack([cells.sum(column) for column in by_column]) / self._cell_size
         centred = np.empty_like(by_column)
@@ -893,7 +551,7 @@ class NestedNormal(MomentNormal):
             # slot), kept with the centred rows for _cluster_within, at the first evaluation
             group = np.repeat(cell_cluster * n_residual + cell_slot, cell_counts)
             if n_residual == 1:  # a group is a cluster, a run of rows: summed by reduceat where runs are long
-                group = _Segments(np.asarray(row_starts)[self._cluster_starts[-1]], group)
+                group = Segments(np.asarray(row_starts)[self._cluster_starts[-1]], group)
             self._within_rows = (centred, group, n_residual)
         self.covariances = np.zeros(0, dtype=np.intp)
         self._to_internal = None
@@ -907,9 +565,9 @@ class NestedNormal(MomentNormal):
             d_h = np.zeros((count.size, n_residual))
             d_h[np.arange(count.size), np.tile(np.arange(n_residual), len(counts))] = np.divide(
                 1.0, count, out=np.zeros(grid), where=count > 0).ravel()
-            self._grid = _CellGrid(count, mean, d_h, _Segments(self._cluster_starts[-1] * n_residual,
+            self._grid = _CellGrid(count, mean, d_h, Segments(self._cluster_starts[-1] * n_residual,
                                                                np.repeat(cluster[-1], n_residual)))
-        self._ar1: tuple[_AR1Group, ...] = ()
+        self._ar1: tuple[AR1Group, ...] = ()
         if ar1_time is not None:
             self._ar1 = self._ar1_groups(columns, np.asarray(ar1_time), np.asarray(row_starts), counts, row_variance,
                                          row_rho)
@@ -925,7 +583,7 @@ class NestedNormal(MomentNormal):
         centred, group, n_residual = self._within_rows
         del self._within_rows
         m, n_clusters = len(centred), len(self._clusters[0])
-        if isinstance(group, _Segments):
+        if isinstance(group, Segments):
             group_sum = group.sum
         else:
             def group_sum(values: np.ndarray) -> np.ndarray:
@@ -938,7 +596,7 @@ class NestedNormal(MomentNormal):
                 within[a, b] = within[b, a] = group_sum(product).reshape(-1, n_residual).T
         return np.ascontiguousarray(within.transpose(2, 3, 0, 1))
 
-    def _ar1_groups(self, columns, time, row_starts, counts, row_variance, row_rho) -> tuple[_AR1Group, ...]:
+    def _ar1_groups(self, columns, time, row_starts, counts, row_variance, row_rho) -> tuple[AR1Group, ...]:
         """The lowest units grouped by their (residual variance, rho), with each group's sums."""
         unit_variance, unit_rho = row_variance[row_starts], row_rho[row_starts]
         if np.any(row_variance != np.repeat(unit_variance, counts)) or np.any(row_rho != np.repeat(unit_rho, counts)):
@@ -954,16 +612,16 @@ class NestedNormal(MomentNormal):
             columns, time = columns[order], time[order]
         self._unit_clusters = self._cell_clusters  # one cell per unit
         if len(pairs) == 1:
-            return (_AR1Group(None, int(pairs[0, 0]), int(pairs[0, 1]),
-                              _AR1Sums(columns, time, row_starts, self._unit_clusters)),)
+            return (AR1Group(None, int(pairs[0, 0]), int(pairs[0, 1]),
+                              AR1Sums(columns, time, row_starts, self._unit_clusters)),)
         groups = []
         for group, (variance, rho) in enumerate(pairs):
             units = np.flatnonzero(unit_group == group)
             rows = np.repeat(unit_group == group, counts)
             unit_cluster = self._unit_clusters.ids[units]
-            clusters = _Segments(np.searchsorted(unit_cluster, np.arange(len(self._unit_clusters))), unit_cluster)
+            clusters = Segments(np.searchsorted(unit_cluster, np.arange(len(self._unit_clusters))), unit_cluster)
             starts = np.cumsum(counts[units]) - counts[units]
-            groups.append(_AR1Group(units, int(variance), int(rho), _AR1Sums(columns[rows], time[rows], starts,
+            groups.append(AR1Group(units, int(variance), int(rho), AR1Sums(columns[rows], time[rows], starts,
                                                                              clusters)))
         return tuple(groups)
 
@@ -1071,7 +729,7 @@ class NestedNormal(MomentNormal):
             d_mean[at, rho_col] = d_mean_rho
             within = within + scatter / resid
             scatters.append(scatter)
-            derivatives.append(_AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, group.sums.unit_clusters, resid,
+            derivatives.append(AR1Derivative(d_q, a, d_a, centred_mean, d_mean_rho, group.sums.unit_clusters, resid,
                                               group.rho))
         units = _Units(logdet, h, mean, d_logdet, d_h, d_mean, active)
         residual = np.array([group.variance for group in self._ar1], dtype=np.intp)

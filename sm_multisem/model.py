@@ -18,6 +18,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from . import export, systems
 from .covariance import CovarianceResult, check_cov_options, covariance, difference_scale, numerical_jacobian
 from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
+from .effects import EffectsNormal
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .layout import WideLayout, build_layout, level_name, position_name
@@ -27,7 +28,6 @@ from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
 from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots, time_key
 from .residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes, unstructured_model
-from .effects import EffectsNormal
 from .spec import INTERCEPT, EffectBlock, ParameterTable, specify
 
 __all__ = ["MultilevelSEM"]

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .layout import position_order
-from .layout import identifier
+from .layout import identifier, position_order
 
 __all__ = ["RESIDUAL", "Siblings", "label_groups", "normalized_among", "sibling_pairs"]
 

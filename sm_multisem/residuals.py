@@ -185,8 +185,8 @@ def unstructured_model(model, t: str, within: str | None, by=None):
         never observed together in one unit, within any label (their variance or covariance is
         not identified).
     """
-    from .relax import Relaxation, _times
     from .ram import conditioned_covariates
+    from .relax import Relaxation, _times
     from .wide_model import WideSEM
 
     changes = exchangeable_changes(model, within, "unstructured")

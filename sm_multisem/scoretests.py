@@ -30,9 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .hypothesis import InformationNotPositiveDefinite, score_test
-from .layout import join_parts
+from .layout import identifier, join_parts
 from .relax import MIN_PER_LABEL
-from .layout import identifier
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
 

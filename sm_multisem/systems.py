@@ -26,8 +26,8 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .data import RowAccounting
-from .ram import conditioned_covariates
 from .layout import identifier
+from .ram import conditioned_covariates
 from .wide_model import ExtraTest, WideSEM
 
 __all__ = ["estimates_by_label", "instrumental_model", "joint_model", "split_endogenous"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .likelihood import _segment_outer_sums, _Segments
+from .segments import Segments, segment_outer_sums
 
 __all__ = ["AR1Residuals", "BlockResiduals", "IndependentResiduals", "WhitenedSums"]
 
@@ -58,25 +58,25 @@ class IndependentResiduals:
         The residual variance entry of every row.
     residual_variances : ndarray of int
         The distinct entries, sorted.
-    clusters, unit_clusters : _Segments
+    clusters, unit_clusters : Segments
         The rows, and the lowest units, of every top-level cluster.
     """
 
-    def __init__(self, effect_values, columns, row_starts, row_variance, residual_variances, clusters: _Segments,
-                 unit_clusters: _Segments):
+    def __init__(self, effect_values, columns, row_starts, row_variance, residual_variances, clusters: Segments,
+                 unit_clusters: Segments):
         self.unit_clusters = unit_clusters
         n_rows = len(columns)
         counts = np.diff(np.append(row_starts, n_rows))
-        units = _Segments(row_starts, np.repeat(np.arange(len(row_starts)), counts))
+        units = Segments(row_starts, np.repeat(np.arange(len(row_starts)), counts))
         slot = np.searchsorted(residual_variances, row_variance)
         zz, zw, ww, resid_counts = [], [], [], []
         for r in range(len(residual_variances)):
             share = (slot == r).astype(float) if len(residual_variances) > 1 else None
             z = effect_values if share is None else effect_values * share[:, None]
-            zz.append(np.moveaxis(_segment_outer_sums(z, effect_values, units, symmetric=True), 0, -1))
-            zw.append(np.moveaxis(_segment_outer_sums(z, columns, units), 0, -1))
+            zz.append(np.moveaxis(segment_outer_sums(z, effect_values, units, symmetric=True), 0, -1))
+            zw.append(np.moveaxis(segment_outer_sums(z, columns, units), 0, -1))
             w = columns if share is None else columns * share[:, None]
-            ww.append(np.moveaxis(_segment_outer_sums(w, columns, clusters, symmetric=True), 0, -1))
+            ww.append(np.moveaxis(segment_outer_sums(w, columns, clusters, symmetric=True), 0, -1))
             resid_counts.append(np.diff(np.append(clusters.starts, n_rows)).astype(float) if share is None
                                 else clusters.sum(share))
         self._zz, self._zw = np.ascontiguousarray(np.stack(zz)), np.ascontiguousarray(np.stack(zw))
@@ -112,7 +112,7 @@ class _DenseBlocks:
     where some ``R`` is not positive definite) and ``_add_gradient(state, r_bar, out)``.
     """
 
-    def __init__(self, effect_values, columns, row_starts, slot, n_slots: int, unit_clusters: _Segments):
+    def __init__(self, effect_values, columns, row_starts, slot, n_slots: int, unit_clusters: Segments):
         n_rows, u = effect_values.shape
         counts = np.diff(np.append(row_starts, n_rows))
         unit = np.repeat(np.arange(len(row_starts)), counts)
@@ -178,7 +178,7 @@ class BlockResiduals(_DenseBlocks):
         The occasion (0 .. T - 1) of every row, distinct within a unit.
     entries : ndarray of int, shape (T, T)
         The entry of the variance vector that is every entry of ``R`` (symmetric; -1 for 0).
-    unit_clusters : _Segments
+    unit_clusters : Segments
         The lowest units of every top-level cluster.
 
     Raises
@@ -187,7 +187,7 @@ class BlockResiduals(_DenseBlocks):
         Two rows of one unit at one occasion.
     """
 
-    def __init__(self, effect_values, columns, row_starts, occasion, entries, unit_clusters: _Segments):
+    def __init__(self, effect_values, columns, row_starts, occasion, entries, unit_clusters: Segments):
         super().__init__(effect_values, columns, row_starts, occasion, len(entries), unit_clusters)
         self.entries = np.asarray(entries, dtype=np.intp)
         off = self.entries[~np.eye(len(entries), dtype=bool)]
@@ -239,10 +239,10 @@ class AR1Residuals(_DenseBlocks):
         The variance entry of every row.
     rho : int
         The entry of the correlation.
-    unit_clusters : _Segments
+    unit_clusters : Segments
     """
 
-    def __init__(self, effect_values, columns, row_starts, time, row_variance, rho: int, unit_clusters: _Segments):
+    def __init__(self, effect_values, columns, row_starts, time, row_variance, rho: int, unit_clusters: Segments):
         n_rows = len(columns)
         counts = np.diff(np.append(row_starts, n_rows))
         unit = np.repeat(np.arange(len(row_starts)), counts)

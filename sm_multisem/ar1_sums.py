@@ -113,7 +113,10 @@ class AR1Sums:
 
 @dataclass(frozen=True)
 class AR1Derivative:
-    """What the derivative pass needs of the AR(1) units (see :meth:`~sm_multisem.likelihood.ClusterMoments.contract`)."""
+    """What the derivative pass needs of the AR(1) units.
+
+    See :meth:`sm_multisem.likelihood.ClusterMoments.contract`.
+    """
 
     d_q: np.ndarray  # derivative in rho of every cluster's whitened W'W (centred rows)
     a: np.ndarray  # 1' R^{-1} 1 times sigma^2, per unit

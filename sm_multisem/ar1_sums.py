@@ -115,7 +115,7 @@ class AR1Sums:
 class AR1Derivative:
     """What the derivative pass needs of the AR(1) units.
 
-    See :meth:`sm_multisem.likelihood.ClusterMoments.contract`.
+    See :meth:`sm_multisem.moments.ClusterMoments.contract`.
     """
 
     d_q: np.ndarray  # derivative in rho of every cluster's whitened W'W (centred rows)

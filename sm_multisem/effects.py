@@ -39,7 +39,7 @@ their parent sums ``A`` and ``b``. The lowest units start from their rows,
 
 The derivatives are exact, by reverse-mode differentiation of the same recursion: the
 likelihood only ever needs ``d log|Sigma_k| + tr(A dC_k)`` for one symmetric ``A`` (see
-:class:`~sm_multisem.likelihood.ClusterMoments`), so one pass back down the levels, with the
+:class:`~sm_multisem.moments.ClusterMoments`), so one pass back down the levels, with the
 adjoints of every unit's ``A`` and ``b``, gives it for every parameter at once. A pass down the
 levels also gives the predictions of every unit's effects and their conditional covariance.
 
@@ -317,7 +317,7 @@ class _SelectedStep:
 class _EffectMoments:
     """``log|Sigma_k|`` and ``C_k`` per cluster, with their derivatives on demand.
 
-    The same interface as :class:`~sm_multisem.likelihood.ClusterMoments` (``logdet``,
+    The same interface as :class:`~sm_multisem.moments.ClusterMoments` (``logdet``,
     ``cross``, ``d_logdet``, ``contract``, ``gradient``), which is all the log-likelihoods need.
     """
 

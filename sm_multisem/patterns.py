@@ -179,7 +179,7 @@ class _SizeGroup:
 class PatternMoments:
     """``log|Sigma|`` and ``C`` summed over the clusters of every pattern, with derivatives.
 
-    The interface of :class:`~sm_multisem.likelihood.ClusterMoments`, one row per pattern.
+    The interface of :class:`~sm_multisem.moments.ClusterMoments`, one row per pattern.
     """
 
     logdet: np.ndarray

@@ -55,7 +55,7 @@ class Relaxing:
             With ``structure="independent"``: one residual variance per label (Stata
             ``mixed, residuals(independent, by(role))``; nlme ``varIdent(form = ~ 1 | role)``);
             the new model has ``var(Residual)[a]``, ``var(Residual)[b]``, ...
-        structure : {"independent", "ar1"}
+        structure : {"independent", "ar1", "exchangeable", "unstructured", "toeplitz", "banded"}
             ``"ar1"``: residuals of one unit of the lowest level are correlated
             ``rho^|t - s|`` along the integer time ``t`` (Stata ``residuals(ar 1, t(time))``;
             nlme ``corCAR1(form = ~ time | k/j)``); the new model has ``rho(Residual)``.

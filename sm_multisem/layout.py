@@ -20,8 +20,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .segments import dense_codes
+
 __all__ = ["WideLayout", "build_layout", "nesting_chain", "identifier", "level_name", "position_name", "position_order",
-           "join_parts", "time_order"]
+           "join_parts"]
 
 
 def identifier(name: str) -> str:
@@ -48,7 +50,7 @@ def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     kind, size = values.dtype.kind, getattr(values.dtype, "itemsize", 0)
     if len(values) and (kind == "i" or (kind == "u" and size < 8)):  # integer ids: no sort if their range is small
         array = np.asarray(values, dtype=np.int64)
-        dense = _dense_codes(array - array.min())
+        dense = dense_codes(array - array.min())
         if dense is not None:
             return dense
     try:
@@ -58,25 +60,10 @@ def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64), len(uniques)
 
 
-def _dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """Codes of non-negative integer keys by marking the keys present and counting them in order.
-
-    O(rows + largest key), several times faster than a sort; None when the keys spread too
-    far above the number of rows for that to pay.
-    """
-    n_keys = int(keys.max()) + 1
-    if n_keys > 4 * len(keys) + 1024:
-        return None
-    present = np.zeros(n_keys, dtype=bool)
-    present[keys] = True
-    number = np.cumsum(present, dtype=np.int64) - 1
-    return number[keys], int(number[-1]) + 1
-
-
 def _combine(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndarray, int]:
     """Codes of the pairs (left, right), in lexicographic order."""
     key = left * n_right + right
-    return _dense_codes(key) or _codes(key, "combined id")
+    return dense_codes(key) or _codes(key, "combined id")
 
 
 def _parent_units(fine: np.ndarray, n_fine: int, coarse: np.ndarray) -> np.ndarray | None:
@@ -341,13 +328,6 @@ def _rank_within(group: np.ndarray) -> np.ndarray:
     rank = np.empty(len(group), dtype=np.intp)
     rank[order] = at - np.maximum.accumulate(np.where(first, at, 0))
     return rank
-
-
-def time_order(times: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """The rows sorted by unit and, inside each, by time; no sort when they already are."""
-    if np.all((np.diff(unit) > 0) | ((np.diff(unit) == 0) & (np.diff(times) > 0))):
-        return np.arange(len(times))
-    return np.lexsort((times, unit))
 
 
 def join_parts(parts: list[np.ndarray]) -> np.ndarray:

@@ -39,9 +39,8 @@ import numpy as np
 
 from .ar1_sums import AR1Derivative, AR1Group, AR1Sums
 from .centring import NO_CENTRING, Centring
-from .layout import time_order as sorted_by_time
 from .moments import CellGrid, ClusterMoments, Pooling, Units
-from .segments import Segments
+from .segments import Segments, time_order
 
 __all__ = ["Centring", "ClusterMoments", "MomentNormal", "NestedNormal", "NotPositiveDefinite"]
 
@@ -398,7 +397,7 @@ class NestedNormal(MomentNormal):
         if len(np.unique(pairs[:, 0])) < len(pairs) or len(np.unique(pairs[:, 1])) < len(pairs):
             raise ValueError("AR(1) residuals need one rho per residual variance and one residual variance per "
                              "rho; give them the same labels")
-        order = sorted_by_time(time, np.repeat(np.arange(len(counts)), counts))
+        order = time_order(time, np.repeat(np.arange(len(counts)), counts))
         if np.any(order != np.arange(len(order))):  # a unit's rows stay at its place, sorted by time
             columns, time = columns[order], time[order]
         self._unit_clusters = self._cell_clusters  # one cell per unit

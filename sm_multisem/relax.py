@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .layout import WideLayout, time_order
+from .layout import WideLayout
+from .segments import time_order
 
 __all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots", "time_key"]
 

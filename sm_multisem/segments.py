@@ -1,16 +1,15 @@
 """Sums over consecutive runs of rows: the one reduction every likelihood of the recursion is made of.
 
 A level's units are runs of its rows (the layout sorts them so), a cluster's children are runs
-of their units; summing a column over every run is all the likelihood asks of the data.
+of their units; summing a column over every run is all the likelihood asks of the data. Here
+too the two orderings the runs are made from: integer codes without a sort, and rows by time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .layout import _dense_codes
-
-__all__ = ["Segments", "distinct_integers", "segment_outer_sums", "sums_by_key"]
+__all__ = ["Segments", "dense_codes", "distinct_integers", "segment_outer_sums", "sums_by_key", "time_order"]
 
 
 class Segments:
@@ -93,11 +92,11 @@ def segment_outer_sums(
 def distinct_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of non-negative integers (sorted, as floats) and the index of every value among them.
 
-    The layout's marking of the values present (:func:`~sm_multisem.layout._dense_codes`) when they
+    The marking of the values present (:func:`dense_codes`) when they
     are small (AR(1) gaps between occasions), a sort otherwise.
     """
     values = np.asarray(values, dtype=np.int64)
-    dense = _dense_codes(values) if len(values) else None
+    dense = dense_codes(values) if len(values) else None
     if dense is None:
         distinct, code = np.unique(values, return_inverse=True)
         return distinct.astype(float), code.ravel()
@@ -117,3 +116,25 @@ def sums_by_key(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarra
         order = np.argsort(key, kind="stable")
         key, values = key[order], values[:, order]
     return Segments(np.searchsorted(key, np.arange(n_groups)), key).sum_last(values)
+
+
+def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Codes of non-negative integer keys by marking the keys present and counting them in order.
+
+    O(rows + largest key), several times faster than a sort; None when the keys spread too
+    far above the number of rows for that to pay.
+    """
+    n_keys = int(keys.max()) + 1
+    if n_keys > 4 * len(keys) + 1024:
+        return None
+    present = np.zeros(n_keys, dtype=bool)
+    present[keys] = True
+    number = np.cumsum(present, dtype=np.int64) - 1
+    return number[keys], int(number[-1]) + 1
+
+
+def time_order(times: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """The rows sorted by unit and, inside each, by time; no sort when they already are."""
+    if np.all((np.diff(unit) > 0) | ((np.diff(unit) == 0) & (np.diff(times) > 0))):
+        return np.arange(len(times))
+    return np.lexsort((times, unit))

@@ -62,7 +62,7 @@ def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
         handles unbalanced data), or covariates conditioned on (the moments are those of
         all observed variables: model the covariates with ``covariates="joint"``).
     """
-    from .wide_model import ExtraTest, WideSEMResults, WideSEMResultsWrapper, _Fit
+    from .wide_model import ExtraTest, WideFit, WideSEMResults, WideSEMResultsWrapper
 
     data = np.asarray(model.endog, dtype=float)
     incomplete = int(np.isnan(data).any(axis=1).sum())
@@ -114,7 +114,7 @@ def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
     j_test = ExtraTest("Test of over-identifying restrictions (J)", j_statistic, df, float(stats.chi2.sf(j_statistic,
                                                                                                       df)))
     gradient = jacobian.T @ weight @ residual
-    fitted = _Fit(params, converged, "converged" if converged else "iteration limit", gradient, iterations,
+    fitted = WideFit(params, converged, "converged" if converged else "iteration limit", gradient, iterations,
                   np.zeros(k, dtype=bool))
     results = WideSEMResults(model, params, cov, fit=fitted, method="gmm", cov_type="gmm",
                              cov_description="GMM (ADF weight)", extra_tests=[j_test])

@@ -22,8 +22,8 @@ import pandas as pd
 
 from .segments import dense_codes
 
-__all__ = ["WideLayout", "build_layout", "nesting_chain", "identifier", "level_name", "position_name", "position_order",
-           "join_parts"]
+__all__ = ["WideLayout", "build_layout", "combine_codes", "identifier", "join_parts", "level_name", "nesting_chain",
+           "position_name", "position_order"]
 
 
 def identifier(name: str) -> str:
@@ -60,7 +60,7 @@ def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64), len(uniques)
 
 
-def _combine(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndarray, int]:
+def combine_codes(left: np.ndarray, n_right: int, right: np.ndarray) -> tuple[np.ndarray, int]:
     """Codes of the pairs (left, right), in lexicographic order."""
     key = left * n_right + right
     return dense_codes(key) or _codes(key, "combined id")
@@ -127,7 +127,7 @@ def nesting_chain(
 def _grouping_codes(grouping: tuple[str, ...], id_codes) -> tuple[np.ndarray, int]:
     codes, n = id_codes[grouping[0]]
     for column in grouping[1:]:
-        codes, n = _combine(codes, id_codes[column][1], id_codes[column][0])
+        codes, n = combine_codes(codes, id_codes[column][1], id_codes[column][0])
     return codes, n
 
 

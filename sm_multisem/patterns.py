@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import WideLayout, _combine
+from .layout import WideLayout, combine_codes
 from .likelihood import MomentNormal, NestedNormal
 
 __all__ = ["MAX_POSITIONS", "MIN_CLUSTERS_PER_PATTERN", "PatternNormal", "Patterns", "Positions", "missingness_patterns",
@@ -108,15 +108,15 @@ def position_codes(layout: WideLayout, unit_variance, row_variance: np.ndarray, 
         n_units = len(unit_variance[level])
         parent = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_units)))
         slot = np.arange(n_units) - starts[parent]
-        code = _combine(code[parent], int(slot.max()) + 1, slot)[0]
-        code = _combine(code, n_var, np.asarray(unit_variance[level]))[0]
+        code = combine_codes(code[parent], int(slot.max()) + 1, slot)[0]
+        code = combine_codes(code, n_var, np.asarray(unit_variance[level]))[0]
         prefixes.append(code)
         parents.append(parent)
     sizes = np.diff(np.append(layout.row_starts, layout.n_rows))
     row_unit = np.repeat(np.arange(len(sizes)), sizes)
     row_slot = np.arange(layout.n_rows) - np.repeat(layout.row_starts, sizes)
-    code = _combine(code[row_unit], int(row_slot.max()) + 1, row_slot)[0]
-    of_row, n_positions = _combine(code, n_var, np.asarray(row_variance))
+    code = combine_codes(code[row_unit], int(row_slot.max()) + 1, row_slot)[0]
+    of_row, n_positions = combine_codes(code, n_var, np.asarray(row_variance))
 
     # a row standing for every position, and its unit at every level (bottom up): what the position shares
     row_of_position = np.empty(n_positions, dtype=np.intp)

@@ -47,7 +47,8 @@ import pandas as pd
 from .layout import WideLayout
 from .segments import time_order
 
-__all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots", "time_key"]
+__all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots",
+           "occasion_times", "time_key"]
 
 KINDS = ("variance", "residual variance", "slope", "intercept", "residual correlation", "residual covariance",
          "covariance", "residual block")
@@ -189,7 +190,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
     for relax in relaxations:
         column, target = relax.by, relax.target
         if relax.kind == "residual block":
-            times = _times(relax.by, columns[time_key(relax.by)], layout, whole=relax.per != "ar1")
+            times = occasion_times(relax.by, columns[time_key(relax.by)], layout, whole=relax.per != "ar1")
             values[(relax.kind, relax.target)] = (times, [])
             if relax.per.split(":")[0] in ("unstructured", "banded"):  # a residual variance per time
                 distinct = np.unique(times)
@@ -198,7 +199,7 @@ def collect_labels(relaxations: tuple[Relaxation, ...], columns: dict[str, np.nd
                 codes_of[("residual variance", "Residual")] = np.searchsorted(distinct, times)
             continue
         if relax.kind == "residual correlation":
-            times = _times(relax.by, columns[time_key(relax.by)], layout)
+            times = occasion_times(relax.by, columns[time_key(relax.by)], layout)
             values[(relax.kind, relax.target)] = (times, [])
             if not relax.per:
                 continue
@@ -367,7 +368,7 @@ def _coarsest_constant_level(values: np.ndarray, layout: WideLayout) -> tuple[in
     return None, values
 
 
-def _times(name: str, values: np.ndarray, layout: WideLayout, whole: bool = True) -> np.ndarray:
+def occasion_times(name: str, values: np.ndarray, layout: WideLayout, whole: bool = True) -> np.ndarray:
     """Times of the sorted rows (integers, unless ``whole`` is False), distinct within every lowest unit."""
     values = np.asarray(values)
     if values.dtype.kind not in "iuf":  # text or mixed: what reads as a number (a numeric column is used as it is)

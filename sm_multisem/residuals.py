@@ -186,7 +186,7 @@ def unstructured_model(model, t: str, within: str | None, by=None):
         not identified).
     """
     from .ram import conditioned_covariates
-    from .relax import Relaxation, _times
+    from .relax import Relaxation, occasion_times
     from .wide_model import WideSEM
 
     changes = exchangeable_changes(model, within, "unstructured")
@@ -196,7 +196,7 @@ def unstructured_model(model, t: str, within: str | None, by=None):
     layout = blocks.layout
     if not isinstance(t, str) or t not in model._recipe["frame"].columns:
         raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
-    times = _times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
+    times = occasion_times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
     occasions, code = np.unique(times, return_inverse=True)
     if by is None:
         _check_occasions(layout, code, occasions, t)
@@ -234,11 +234,11 @@ def check_occasions(model, t, layout, band: int | None = None) -> None:
     """Refuse occasions of ``t`` whose unstructured variances or covariances (those ``band`` apart at
     most, if given) the units of the residual grouping (the lowest level of ``layout``) cannot identify
     (see :func:`_check_occasions`)."""
-    from .relax import _times
+    from .relax import occasion_times
 
     if not isinstance(t, str) or t not in model._recipe["frame"].columns:
         raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
-    times = _times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
+    times = occasion_times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
     occasions, code = np.unique(times, return_inverse=True)
     _check_occasions(layout, code, occasions, t, band=band)
 

@@ -9,20 +9,21 @@ from statsmodels.iolib.summary2 import Summary
 from .residuals import with_residual_heading
 from .spec import power_constraints
 
-__all__ = ["STYLES", "build_summary"]
+__all__ = ["STYLES", "build_summary", "estimates_table", "format_number"]
 
 STYLES = ("mixed", "sem")
 _WEIGHTS_NOTE = ("Sampling weights of the top-level clusters: the estimates maximise a pseudo-likelihood; "
                  "LR tests are not valid and are not shown.")
 
 
-def _num(value: float, digits: int = 6) -> str:
+def format_number(value: float, digits: int = 6) -> str:
+    """``digits`` significant digits, in scientific notation below 1e-4; empty for a missing value."""
     if value is None or not np.isfinite(value):
         return ""
     return f"{value:.{digits}g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
 
 
-def _estimates(res, alpha: float) -> pd.DataFrame:
+def estimates_table(res, alpha: float) -> pd.DataFrame:
     """Every parameter formatted for a table: estimate, SE, z, p and the ``1 - alpha`` interval.
 
     Variances and correlations get no z test (0 is on the boundary); a variance estimated at 0
@@ -34,12 +35,13 @@ def _estimates(res, alpha: float) -> pd.DataFrame:
     z, p = np.asarray(res.tvalues), np.asarray(res.pvalues)
     rows = []
     for i, name in enumerate(names):
+        estimate, interval = format_number(params[i]), [format_number(ci[i, 0]), format_number(ci[i, 1])]
         if name in res.boundary:
-            rows.append([_num(params[i]), "(boundary)", "", "", "", ""])
+            rows.append([estimate, "(boundary)", "", "", "", ""])
         elif np.isnan(z[i]):
-            rows.append([_num(params[i]), _num(bse[i]), "", "", _num(ci[i, 0]), _num(ci[i, 1])])
+            rows.append([estimate, format_number(bse[i]), "", "", *interval])
         else:
-            rows.append([_num(params[i]), _num(bse[i]), f"{z[i]:.2f}", f"{p[i]:.3f}", _num(ci[i, 0]), _num(ci[i, 1])])
+            rows.append([estimate, format_number(bse[i]), f"{z[i]:.2f}", f"{p[i]:.3f}", *interval])
     columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2:.3g}", f"{1 - alpha / 2:.3g}]"]
     return pd.DataFrame(rows, index=names, columns=columns)
 
@@ -102,7 +104,7 @@ def _mixed_summary(res, alpha: float, summary: Summary, max_equations: int) -> l
     groups.index.name = None
     groups.columns = ["No. of groups", "Obs. min", "Obs. mean", "Obs. max"]
     summary.add_df(groups.astype(str))
-    estimates = _estimates(res, alpha)
+    estimates = estimates_table(res, alpha)
     plan = res.model.plan
     summary.add_df(estimates.iloc[plan.beta_index])
     random = estimates.iloc[np.flatnonzero(plan.variance_mask | plan.correlation_mask | plan.covariance_mask)]
@@ -117,7 +119,7 @@ def _mixed_summary(res, alpha: float, summary: Summary, max_equations: int) -> l
 
 def _sem_summary(res, alpha: float, summary: Summary, max_equations: int) -> list[str]:
     """Stata ``sem``: one block per equation of the wide model, then the variances."""
-    table, n_equations, collapsed = _sem_table(res, _estimates(res, alpha), max_equations)
+    table, n_equations, collapsed = _sem_table(res, estimates_table(res, alpha), max_equations)
     info = {
         "Estimation method:": res.method,
         "Number of obs (clusters):": f"{res.nobs:,}",

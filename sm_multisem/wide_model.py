@@ -33,7 +33,7 @@ from .covariance import check_cov_options, covariance, difference_scale, numeric
 from .ram import RamModel, compile_ram
 from .wide_normal import PatternedNormal
 
-__all__ = ["MAX_POSITIONS", "ExtraTest", "WideSEM", "WideSEMResults"]
+__all__ = ["MAX_POSITIONS", "ExtraTest", "WideFit", "WideSEM", "WideSEMResults"]
 
 #: Widest model fitted by the dense wide engine (observed outcomes).
 MAX_POSITIONS = 400
@@ -54,7 +54,9 @@ class ExtraTest:
 
 
 @dataclass(frozen=True)
-class _Fit:
+class WideFit:
+    """What an optimizer leaves of a wide model's fit (the ML fit and GMM build their results from it)."""
+
     params: np.ndarray
     converged: bool
     message: str
@@ -328,7 +330,7 @@ class WideSEM(GenericLikelihoodModel):
                                  cov_type=cov_type, cov_description=cov.description)
         return WideSEMResultsWrapper(results)
 
-    def _fit_ml(self, start: np.ndarray, maxiter: int) -> _Fit:
+    def _fit_ml(self, start: np.ndarray, maxiter: int) -> WideFit:
         """L-BFGS-B (variances bounded at 0), then Newton steps to the gradient's precision."""
         n = max(self.nobs, 1)
         bounds = [(0.0, None) if is_var else (None, None) for is_var in self._variance_mask]
@@ -347,7 +349,7 @@ class WideSEM(GenericLikelihoodModel):
         gradient = self.score(params) / n
         converged = bool(np.max(np.abs(gradient[~boundary]), initial=0.0) < _CONVERGED_GRADIENT * 10)
         message = "converged" if converged else f"largest gradient {np.max(np.abs(gradient[~boundary])):.2e}"
-        return _Fit(params, converged, message, gradient, int(first.nit) + steps, boundary)
+        return WideFit(params, converged, message, gradient, int(first.nit) + steps, boundary)
 
     def _newton(self, params: np.ndarray, free: np.ndarray, steps: int = 20) -> tuple[np.ndarray, int]:
         """Newton steps on the free parameters, halved until the log-likelihood rises.
@@ -396,7 +398,7 @@ class WideSEMResults(GenericLikelihoodModelResults):
         over-identification (J) of a GMM fit.
     """
 
-    def __init__(self, model: WideSEM, params: np.ndarray, cov: np.ndarray, *, fit: _Fit, method: str,
+    def __init__(self, model: WideSEM, params: np.ndarray, cov: np.ndarray, *, fit: WideFit, method: str,
                  cov_type: str, cov_description: str, extra_tests: list[ExtraTest] = ()):
         LikelihoodModelResults.__init__(self, model, params, normalized_cov_params=cov, scale=1.0)
         self._cache = {}
@@ -426,7 +428,7 @@ class WideSEMResults(GenericLikelihoodModelResults):
 
     def summary(self, alpha: float = 0.05) -> Summary:
         """Estimates with their labels, as Stata ``sem`` reports a constrained model."""
-        from .summary import _estimates, _num
+        from .summary import estimates_table, format_number
 
         summary = Summary()
         summary.add_title(self.model.title)
@@ -434,12 +436,12 @@ class WideSEMResults(GenericLikelihoodModelResults):
             "Estimation method:": "ml (FIML)" if self.method == "ml" else "gmm (ADF)",
             "Clusters (wide rows):": f"{self.model.nobs:,}",
             "Observed outcomes:": f"{len(self.model.ram.observed)}",
-            "Log likelihood:": _num(self.llf, 8) if self.method == "ml" else "",
+            "Log likelihood:": format_number(self.llf, 8) if self.method == "ml" else "",
             "Parameters:": f"{len(self.params)}",
             "Covariance:": self.cov_description,
         }
         summary.add_dict(info)
-        table = _estimates(self, alpha)
+        table = estimates_table(self, alpha)
         table.insert(0, "Label", self.model.labels)
         summary.add_df(table)
         notes = [] if self.row_accounting is None else [f"Rows: {self.row_accounting.describe()}."]

@@ -46,13 +46,7 @@ KNOWN_CYCLIC = {
 }
 
 #: Private names imported from another module, (importer, module, name).
-KNOWN_PRIVATE = {
-    ("gmm", "wide_model", "_Fit"),
-    ("patterns", "layout", "_combine"),
-    ("residuals", "relax", "_times"),
-    ("wide_model", "summary", "_estimates"),
-    ("wide_model", "summary", "_num"),
-}
+KNOWN_PRIVATE: set[tuple[str, str, str]] = set()
 
 
 def _is_type_checking(node: ast.If) -> bool:

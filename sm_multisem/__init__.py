@@ -10,11 +10,12 @@ from .compare import compare_mixedlm, mixedlm_equivalent
 from .data import RowAccounting
 from .estimation import fit_profiled
 from .formula import FormulaError, parse_formula
+from .hypothesis import LRTest
 from .layout import WideLayout, build_layout
 from .likelihood import NestedNormal
 from .model import MultilevelSEM
 from .plan import Plan, compile_plan
-from .results import LRTest, MultilevelSEMResults
+from .results import MultilevelSEMResults
 from .simulate import simulate_article_data, simulate_districts, simulate_nested
 from .spec import ParameterTable, specify
 

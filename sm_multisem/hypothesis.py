@@ -17,11 +17,10 @@ import pandas as pd
 from scipy import stats
 
 from .gof import fit_saturated, wide_data_of
-from .results import LRTest
+from .plan import Plan
 from .spec import INTERCEPT
-from .wide_model import WideSEM
 
-__all__ = ["ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
+__all__ = ["LRTest", "ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
            "constraint_map"]
 
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
@@ -31,6 +30,32 @@ HELD_VALUES = {"rho(Residual)": 0.0}
 
 class InformationNotPositiveDefinite(ValueError):
     """The information of a relaxed model at the constrained estimate is not positive definite."""
+
+
+@dataclass(frozen=True)
+class LRTest:
+    """A likelihood-ratio test with the reference distribution it was referred to.
+
+    Attributes
+    ----------
+    statistic : float
+    df : int
+    pvalue : float
+    distribution : str
+        ``"chibar2(01)"`` for a single variance tested at its boundary (a 50:50 mixture of
+        chi2(0) and chi2(1)), ``"chi2(df)"`` otherwise.
+    note : str
+        Caveat to print with the test, empty when there is none.
+    """
+
+    statistic: float
+    df: int
+    pvalue: float
+    distribution: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.distribution} = {self.statistic:.2f}   Prob > chi2 = {self.pvalue:.4f}"
 
 
 @dataclass(frozen=True)
@@ -162,7 +187,7 @@ def _covariances_held_at_zero(model) -> dict[str, float]:
     """The parameters a model without them holds at 0, by name: the free covariances of a wide model
     (``a ~~ b``, ``a != b``); of a nested one, the variances and covariances of random effects other than
     intercepts, and the covariances of correlated siblings."""
-    if not isinstance(model, WideSEM):
+    if isinstance(getattr(model, "plan", None), Plan):  # a nested model; a wide one has a table
         plan = model.plan
         columns = model.model_data.effects.names if model.model_data.effects is not None else (INTERCEPT,)
         held = set() if plan.siblings is None else set(plan.siblings.covariance_entries.tolist())

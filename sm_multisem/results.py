@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -18,35 +17,10 @@ from statsmodels.base.model import (
 from .data import check_columns, effect_values_of_new_rows
 from .estimation import Optimum, ProfiledObjective, fit_profiled
 from .graphics import plot_random_effects
+from .hypothesis import LRTest, lr_test, lr_test_saturated, score_test
 from .spec import INTERCEPT
 
-__all__ = ["MultilevelSEMResults", "LRTest"]
-
-
-@dataclass(frozen=True)
-class LRTest:
-    """A likelihood-ratio test with the reference distribution it was referred to.
-
-    Attributes
-    ----------
-    statistic : float
-    df : int
-    pvalue : float
-    distribution : str
-        ``"chibar2(01)"`` for a single variance tested at its boundary (a 50:50 mixture of
-        chi2(0) and chi2(1)), ``"chi2(df)"`` otherwise.
-    note : str
-        Caveat to print with the test, empty when there is none.
-    """
-
-    statistic: float
-    df: int
-    pvalue: float
-    distribution: str
-    note: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.distribution} = {self.statistic:.2f}   Prob > chi2 = {self.pvalue:.4f}"
+__all__ = ["MultilevelSEMResults"]
 
 
 class MultilevelSEMResults(GenericLikelihoodModelResults):
@@ -217,8 +191,6 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         covariances is tested the same way, ``res.score_test(res.model.relax_covariance("k:j",
         by="region"))`` (Stata ``estat scoretests``: are the effects uncorrelated?).
         """
-        from .hypothesis import score_test
-
         return score_test(self, relaxed_model, information=information)
 
     def score_tests(self, families=None, *, release=None, information: str = "expected", t=None):
@@ -234,8 +206,6 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def lr_test_saturated(self) -> LRTest:
         """LR test against the saturated model of the wide data (see
         :func:`sm_multisem.hypothesis.lr_test_saturated`)."""
-        from .hypothesis import lr_test_saturated
-
         return lr_test_saturated(self)
 
     def gof(self):
@@ -251,8 +221,6 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
     def lr_test(self, other) -> LRTest:
         """LR test of this fit against a fit of a relaxation of its model (or the reverse)."""
-        from .hypothesis import lr_test
-
         small, large = (self, other) if len(self.params) < len(other.params) else (other, self)
         return lr_test(small, large)
 

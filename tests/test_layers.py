@@ -36,8 +36,6 @@ KNOWN_UPWARD = {
     ("patterns", "layout"),  # the pattern path reads positions off the wide layout
     ("residuals", "wide_model"),  # unstructured residuals by label are a wide model
     ("gmm", "wide_model"),  # GMM fits the wide model
-    ("hypothesis", "results"),
-    ("hypothesis", "wide_model"),
 }
 
 #: Imports inside one stage that close a cycle, (importer, imported).

@@ -24,22 +24,29 @@ groups stay uncorrelated.
 
 The model is not a mixed model any more, so it is fitted by the dense wide engine
 (:class:`~sm_multisem.wide_model.WideSEM`), from the nested model's own table (see
-:meth:`~sm_multisem.model.MultilevelSEM.as_wide`) with the covariance rows freed.
+:meth:`~sm_multisem.model.MultilevelSEM.as_wide`) with the covariance rows freed. The same engine
+fits unstructured residuals with a set of variances and covariances per label of the residual
+grouping's units (:func:`unstructured_model`), from the exchangeable model's table.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from .layout import join_parts, position_name
+from .layout import join_parts, level_name, position_name
 from .pairs import RESIDUAL, Siblings, label_groups, sibling_pairs
+from .ram import conditioned_covariates
+from .relax import Relaxation, occasion_times
+from .residuals import check_occasion_pairs, exchangeable_changes
+from .wide_model import WideSEM
 
-__all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "relax_covariances"]
+__all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "relax_covariances", "unstructured_model"]
 
 @dataclass(frozen=True)
 class Covariances:
@@ -208,3 +215,60 @@ def _free(table: pd.DataFrame, siblings: Siblings, pairs: pd.DataFrame, names: d
     table.loc[freed, "value"] = np.nan
     return table
 
+
+def unstructured_model(model, t: str, within: str | None, by=None):
+    """The model with unstructured residuals within ``within`` along the occasions ``t``, as a
+    :class:`~sm_multisem.wide_model.WideSEM` started from the exchangeable fit.
+
+    With ``by`` (a label constant within the units of ``within``) every label has its own
+    variances and covariances: the positions are keyed by the label (``y_a1_2``: the first unit
+    labelled ``a``, occasion 2), and the parameters are ``var(Residual)[a,2]`` and
+    ``cov(Residual)[a,1,2]``.
+
+    Raises
+    ------
+    ValueError
+        The groupings :func:`exchangeable_changes` refuses; an occasion repeated within a unit;
+        no more units than occasions, an occasion seen in a single unit or a pair of occasions
+        never observed together in one unit, within any label (their variance or covariance is
+        not identified).
+    """
+    changes = exchangeable_changes(model, within, "unstructured")
+    target = level_name(changes["groupings"][-1])
+    blocks = model._relaxed(Relaxation("residual covariance", target, "" if by is None else model._label_name(by)),
+                            by, **changes)
+    layout = blocks.layout
+    if not isinstance(t, str) or t not in model._recipe["frame"].columns:
+        raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
+    times = occasion_times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
+    occasions, code = np.unique(times, return_inverse=True)
+    if by is None:
+        check_occasion_pairs(layout, code, occasions, t)
+    else:
+        unit_labels, names = blocks.labels.values[("residual covariance", target)]
+        for name in names:
+            check_occasion_pairs(layout, code, occasions, t, unit_labels == name, f" labelled {name}")
+    exchangeable_fit = blocks.fit()
+    # the same model with the positions of a unit numbered by occasion: one position, one time
+    timed = copy.copy(blocks)
+    timed.layout = dataclasses.replace(layout, slots=(*layout.slots[:-1], code))
+    table = timed.parameter_table
+    start = dict(zip(blocks.plan.labels, exchangeable_fit.params))
+    names = dict(zip(blocks.plan.labels, blocks.plan.param_names))
+    occasion_of = {y: occasions[int(y.rsplit("_", 1)[1]) - 1] for y in table.loc[table["op"] == "~1", "lhs"]}
+    residual = table["op"].eq("~~") & table["label"].str.match(r"^[SC]_e(_|$)") & ~table["lhs"].isin(
+        set(table.loc[table["op"] == "=~", "lhs"]))
+    for at, row in table[residual].iterrows():
+        pair = sorted({occasion_of[row.lhs], occasion_of[row.rhs]})
+        kind, group = row.label[:3], row.label[4:]  # "S_e" / "C_e", then the label's identifier, if any
+        label = f"{kind}{'_' + group if group else ''}_t" + "_t".join(map(str, pair))
+        table.loc[at, "label"] = label
+        where = names[row.label].rsplit("[", 1)[1].rstrip("]") + "," if group else ""
+        names[label] = f"{'var' if len(pair) == 1 else 'cov'}(Residual)[{where}{','.join(map(str, pair))}]"
+        start[label] = start[row.label]
+    exogenous = conditioned_covariates(table)
+    labelled = f", by {blocks.relaxations[-1].by}" if by is not None else ""
+    title = (f"Residual: Unstructured within {target} along {t}{labelled} "
+             f"(wide SEM: {model.formula or model.endog_names})")
+    return WideSEM(table, timed.wide_data(fill_absent_covariates=True), exogenous=exogenous, names=names,
+                   start=start, source=blocks, title=title)

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .correlate import unstructured_model
 from .data import ModelData
 from .layout import level_name
 from .relax import LabelColumn, Relaxation, time_key
-from .residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes, unstructured_model
+from .residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes
 
 if TYPE_CHECKING:
     from .model import MultilevelSEM

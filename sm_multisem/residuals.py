@@ -26,14 +26,13 @@ of the residual grouping, evaluated in the recursion (:class:`~sm_multisem.white
 Their wide form numbers the positions of a unit by occasion, with one label per occasion and per
 pair (``S_e_t2``, ``C_e_t1_t2``) or per lag (``C_e_lag1``). Unstructured residuals by a label of
 the units (a set per label) are fitted by the dense wide engine
-(:class:`~sm_multisem.wide_model.WideSEM`) from the exchangeable model's table, so their number of
+(:func:`~sm_multisem.correlate.unstructured_model`) from the exchangeable model's table, so their number of
 positions (units of the residual grouping per cluster times occasions) is bounded by
 :data:`~sm_multisem.wide_model.MAX_POSITIONS`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from itertools import combinations
 
@@ -42,8 +41,8 @@ import pandas as pd
 
 from .layout import build_layout, level_name
 
-__all__ = ["RESIDUAL_KINDS", "STRUCTURES", "check_occasions", "exchangeable_changes", "exchangeable_rows",
-           "with_residual_heading"]
+__all__ = ["RESIDUAL_KINDS", "STRUCTURES", "check_occasion_pairs", "check_occasions", "exchangeable_changes",
+           "exchangeable_rows", "with_residual_heading"]
 
 #: The residual structures :meth:`~sm_multisem.MultilevelSEM.relax_residuals` fits.
 STRUCTURES = ("independent", "ar1", "exchangeable", "unstructured", "banded", "toeplitz")
@@ -168,82 +167,20 @@ def with_residual_heading(model, random: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces)
 
 
-def unstructured_model(model, t: str, within: str | None, by=None):
-    """The model with unstructured residuals within ``within`` along the occasions ``t``, as a
-    :class:`~sm_multisem.wide_model.WideSEM` started from the exchangeable fit.
-
-    With ``by`` (a label constant within the units of ``within``) every label has its own
-    variances and covariances: the positions are keyed by the label (``y_a1_2``: the first unit
-    labelled ``a``, occasion 2), and the parameters are ``var(Residual)[a,2]`` and
-    ``cov(Residual)[a,1,2]``.
-
-    Raises
-    ------
-    ValueError
-        The groupings :func:`exchangeable_changes` refuses; an occasion repeated within a unit;
-        no more units than occasions, an occasion seen in a single unit or a pair of occasions
-        never observed together in one unit, within any label (their variance or covariance is
-        not identified).
-    """
-    from .ram import conditioned_covariates
-    from .relax import Relaxation, occasion_times
-    from .wide_model import WideSEM
-
-    changes = exchangeable_changes(model, within, "unstructured")
-    target = level_name(changes["groupings"][-1])
-    blocks = model._relaxed(Relaxation("residual covariance", target, "" if by is None else model._label_name(by)),
-                            by, **changes)
-    layout = blocks.layout
-    if not isinstance(t, str) or t not in model._recipe["frame"].columns:
-        raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
-    times = occasion_times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
-    occasions, code = np.unique(times, return_inverse=True)
-    if by is None:
-        _check_occasions(layout, code, occasions, t)
-    else:
-        unit_labels, names = blocks.labels.values[("residual covariance", target)]
-        for name in names:
-            _check_occasions(layout, code, occasions, t, unit_labels == name, f" labelled {name}")
-    exchangeable_fit = blocks.fit()
-    # the same model with the positions of a unit numbered by occasion: one position, one time
-    timed = copy.copy(blocks)
-    timed.layout = dataclasses.replace(layout, slots=(*layout.slots[:-1], code))
-    table = timed.parameter_table
-    start = dict(zip(blocks.plan.labels, exchangeable_fit.params))
-    names = dict(zip(blocks.plan.labels, blocks.plan.param_names))
-    occasion_of = {y: occasions[int(y.rsplit("_", 1)[1]) - 1] for y in table.loc[table["op"] == "~1", "lhs"]}
-    residual = table["op"].eq("~~") & table["label"].str.match(r"^[SC]_e(_|$)") & ~table["lhs"].isin(
-        set(table.loc[table["op"] == "=~", "lhs"]))
-    for at, row in table[residual].iterrows():
-        pair = sorted({occasion_of[row.lhs], occasion_of[row.rhs]})
-        kind, group = row.label[:3], row.label[4:]  # "S_e" / "C_e", then the label's identifier, if any
-        label = f"{kind}{'_' + group if group else ''}_t" + "_t".join(map(str, pair))
-        table.loc[at, "label"] = label
-        where = names[row.label].rsplit("[", 1)[1].rstrip("]") + "," if group else ""
-        names[label] = f"{'var' if len(pair) == 1 else 'cov'}(Residual)[{where}{','.join(map(str, pair))}]"
-        start[label] = start[row.label]
-    exogenous = conditioned_covariates(table)
-    labelled = f", by {blocks.relaxations[-1].by}" if by is not None else ""
-    title = (f"Residual: Unstructured within {target} along {t}{labelled} "
-             f"(wide SEM: {model.formula or model.endog_names})")
-    return WideSEM(table, timed.wide_data(fill_absent_covariates=True), exogenous=exogenous, names=names,
-                   start=start, source=blocks, title=title)
-
-
 def check_occasions(model, t, layout, band: int | None = None) -> None:
     """Refuse occasions of ``t`` whose unstructured variances or covariances (those ``band`` apart at
     most, if given) the units of the residual grouping (the lowest level of ``layout``) cannot identify
-    (see :func:`_check_occasions`)."""
+    (see :func:`check_occasion_pairs`)."""
     from .relax import occasion_times
 
     if not isinstance(t, str) or t not in model._recipe["frame"].columns:
         raise ValueError(f"t={t!r} must name a column of the data (the occasion of every row)")
     times = occasion_times(t, model._recipe["frame"][t].to_numpy()[model._recipe["source"].rows_used], layout)
     occasions, code = np.unique(times, return_inverse=True)
-    _check_occasions(layout, code, occasions, t, band=band)
+    check_occasion_pairs(layout, code, occasions, t, band=band)
 
 
-def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, units=None, which: str = "",
+def check_occasion_pairs(layout, code: np.ndarray, occasions: np.ndarray, t: str, units=None, which: str = "",
                      band: int | None = None) -> None:
     """Refuse occasions whose variances or covariances the units (``units``: a mask of the residual
     grouping's units, all by default; ``which`` says which in the messages) cannot identify."""
@@ -256,8 +193,9 @@ def _check_occasions(layout, code: np.ndarray, occasions: np.ndarray, t: str, un
     n_units, n_times = seen.shape
     together = seen.T @ seen  # units observing both occasions
     if n_units <= n_times:
-        raise ValueError(f"{n_units} units of {layout.level_names[-1]}{which} cannot estimate a {n_times} x {n_times} "
-                         f"unstructured covariance of the {n_times} occasions of {t}: it needs more units than occasions")
+        raise ValueError(f"{n_units} units of {layout.level_names[-1]}{which} cannot estimate a {n_times} x "
+                         f"{n_times} unstructured covariance of the {n_times} occasions of {t}: it needs more units "
+                         "than occasions")
     lonely = np.flatnonzero(np.diag(together) < 2)
     if len(lonely):
         raise ValueError(f"occasion {t} = {occasions[lonely[0]]} is observed in fewer than two units{which}: its "

@@ -34,7 +34,6 @@ STAGE_OF = {
 #: Imports against the stages that the package still has, (importer, imported).
 KNOWN_UPWARD = {
     ("patterns", "layout"),  # the pattern path reads positions off the wide layout
-    ("residuals", "wide_model"),  # unstructured residuals by label are a wide model
     ("gmm", "wide_model"),  # GMM fits the wide model
 }
 

@@ -24,7 +24,7 @@ from .formula import parse_formula
 from .identification import check_absorbed_levels, check_effects, check_identification, check_rank
 from .layout import WideLayout, build_layout, level_name, position_name
 from .likelihood import Centring, NestedNormal, NotPositiveDefinite
-from .patterns import pattern_likelihood
+from .pattern_path import pattern_likelihood
 from .plan import Plan, compile_plan
 from .ram import conditioned_covariates
 from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots

@@ -23,7 +23,7 @@ STAGE_OF = {
     **dict.fromkeys(("segments", "ar1_sums", "centring", "moments", "likelihood", "whitened", "siblings", "effects",
                      "patterns", "wide_normal", "ram"), "engine"),
     **dict.fromkeys(("formula", "data", "layout", "pairs", "relax", "residuals", "spec"), "spec"),
-    **dict.fromkeys(("plan",), "compile"),
+    **dict.fromkeys(("plan", "pattern_path"), "compile"),
     **dict.fromkeys(("estimation", "covariance", "identification", "gmm"), "fit"),
     **dict.fromkeys(("hypothesis", "scoretests", "gof"), "inference"),
     **dict.fromkeys(("summary", "export", "diagram", "graphics", "compare"), "output"),
@@ -33,7 +33,6 @@ STAGE_OF = {
 
 #: Imports against the stages that the package still has, (importer, imported).
 KNOWN_UPWARD = {
-    ("patterns", "layout"),  # the pattern path reads positions off the wide layout
     ("gmm", "wide_model"),  # GMM fits the wide model
 }
 

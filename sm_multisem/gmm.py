@@ -20,12 +20,31 @@ differ from the all-``n`` convention by a factor ``n/(n - 1)`` only.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-__all__ = ["fit_gmm", "sample_moments"]
+__all__ = ["GMMEstimate", "fit_gmm", "sample_moments"]
+
+
+@dataclass(frozen=True)
+class GMMEstimate:
+    """The outcome of :func:`fit_gmm`: estimates, their covariance and the over-identification test."""
+
+    params: np.ndarray
+    cov: np.ndarray
+    converged: bool
+    iterations: int
+    gradient: np.ndarray  # of the discrepancy's half, ``Delta' W (s - sigma)``, at the estimates
+    j_statistic: float  # ``(n - 1) F_min``
+    j_df: int  # moments less parameters
+
+    @property
+    def j_pvalue(self) -> float:
+        return float(stats.chi2.sf(self.j_statistic, self.j_df))
 
 
 def sample_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +71,18 @@ def _implied_moments(model, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return moments, jacobian
 
 
-def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
+def fit_gmm(model, ml_estimates: Callable[[], np.ndarray], maxiter: int = 200) -> GMMEstimate:
     """Two-step GMM (ADF) fit of a :class:`~sm_multisem.wide_model.WideSEM`.
+
+    Parameters
+    ----------
+    model : WideSEM
+        Read for its data (``endog``) and its implied moments (``ram``).
+    ml_estimates : callable
+        Returns the ML estimates, where the Gauss-Newton steps start (consistent, so in the basin
+        of the GMM minimum); called once the data are known to suit GMM, as the ML fit is the
+        costly part.
+    maxiter : int
 
     Raises
     ------
@@ -62,8 +91,6 @@ def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
         handles unbalanced data), or covariates conditioned on (the moments are those of
         all observed variables: model the covariates with ``covariates="joint"``).
     """
-    from .wide_model import ExtraTest, WideFit, WideSEMResults, WideSEMResultsWrapper
-
     data = np.asarray(model.endog, dtype=float)
     incomplete = int(np.isnan(data).any(axis=1).sum())
     if incomplete:
@@ -82,8 +109,7 @@ def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
         raise ValueError(f"GMM (ADF) needs more wide rows ({n:,}) than moments ({n_moments:,}) to estimate "
                          "the fourth-moment weight matrix; use ML")
     weight = np.linalg.inv(gamma)
-    # start from the ML estimates: consistent, so Gauss-Newton starts in the basin of the GMM minimum
-    params = model._fit_ml(start, maxiter).params
+    params = np.asarray(ml_estimates(), dtype=float)
 
     def discrepancy(theta):
         moments, jacobian = _implied_moments(model, theta)
@@ -107,16 +133,7 @@ def fit_gmm(model, start: np.ndarray, maxiter: int = 200):
             converged = True
             break
     if not converged:
-        warnings.warn("the GMM iterations did not converge", ConvergenceWarning, stacklevel=3)
+        warnings.warn("the GMM iterations did not converge", ConvergenceWarning, stacklevel=4)
     cov = np.linalg.inv(jacobian.T @ weight @ jacobian) / (n - 1)
-    j_statistic = (n - 1) * value
-    df = n_moments - k
-    j_test = ExtraTest("Test of over-identifying restrictions (J)", j_statistic, df, float(stats.chi2.sf(j_statistic,
-                                                                                                      df)))
-    gradient = jacobian.T @ weight @ residual
-    fitted = WideFit(params, converged, "converged" if converged else "iteration limit", gradient, iterations,
-                  np.zeros(k, dtype=bool))
-    results = WideSEMResults(model, params, cov, fit=fitted, method="gmm", cov_type="gmm",
-                             cov_description="GMM (ADF weight)", extra_tests=[j_test])
-    results.j_statistic = j_test
-    return WideSEMResultsWrapper(results)
+    return GMMEstimate(params, cov, converged, iterations, jacobian.T @ weight @ residual, (n - 1) * value,
+                       n_moments - k)

@@ -30,6 +30,7 @@ from statsmodels.iolib.summary2 import Summary
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
+from .gmm import fit_gmm
 from .ram import RamModel, compile_ram
 from .wide_normal import PatternedNormal
 
@@ -312,12 +313,10 @@ class WideSEM(GenericLikelihoodModel):
             raise ValueError(f"method must be 'ml' or 'gmm', got {method!r}")
         start = self.start_params if start_params is None else np.asarray(start_params, dtype=float)
         if method == "gmm":
-            from .gmm import fit_gmm
-
             if cov_type != "oim" or cov_kwds:
                 raise ValueError("GMM estimates have their own covariance (the sandwich of the moment conditions); "
                                  "cov_type does not apply")
-            return fit_gmm(self, start, maxiter=maxiter)
+            return self._fit_gmm(start, maxiter)
         check_cov_options(cov_type, cov_kwds, reml=False)
         fitted = self._fit_ml(start, maxiter)
         if not fitted.converged:
@@ -328,6 +327,17 @@ class WideSEM(GenericLikelihoodModel):
                          cov_kwds=cov_kwds)
         results = WideSEMResults(self, fitted.params, cov.cov, fit=fitted, method="ml",
                                  cov_type=cov_type, cov_description=cov.description)
+        return WideSEMResultsWrapper(results)
+
+    def _fit_gmm(self, start: np.ndarray, maxiter: int) -> WideSEMResultsWrapper:
+        """GMM (ADF) estimates from the ML ones, as results (see :func:`~sm_multisem.gmm.fit_gmm`)."""
+        estimate = fit_gmm(self, lambda: self._fit_ml(start, maxiter).params, maxiter=maxiter)
+        j_test = ExtraTest("Test of over-identifying restrictions (J)", estimate.j_statistic, estimate.j_df,
+                           estimate.j_pvalue)
+        fitted = WideFit(estimate.params, estimate.converged, "converged" if estimate.converged else "iteration limit",
+                         estimate.gradient, estimate.iterations, np.zeros(len(estimate.params), dtype=bool))
+        results = WideSEMResults(self, estimate.params, estimate.cov, fit=fitted, method="gmm", cov_type="gmm",
+                                 cov_description="GMM (ADF weight)", extra_tests=[j_test])
         return WideSEMResultsWrapper(results)
 
     def _fit_ml(self, start: np.ndarray, maxiter: int) -> WideFit:
@@ -420,6 +430,11 @@ class WideSEMResults(GenericLikelihoodModelResults):
     @property
     def llf(self) -> float:
         return self.model.loglike(self.params) if self.method == "ml" else np.nan
+
+    @property
+    def j_statistic(self) -> ExtraTest | None:
+        """Hansen's J test of the over-identifying restrictions of a GMM fit; None for an ML fit."""
+        return self._extra_tests[0] if self.method == "gmm" else None
 
     @property
     def tests(self) -> list[ExtraTest]:

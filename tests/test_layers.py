@@ -32,9 +32,7 @@ STAGE_OF = {
 }
 
 #: Imports against the stages that the package still has, (importer, imported).
-KNOWN_UPWARD = {
-    ("gmm", "wide_model"),  # GMM fits the wide model
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 #: Imports inside one stage that close a cycle, (importer, imported).
 KNOWN_CYCLIC = {

@@ -166,7 +166,7 @@ def test_gmm_solves_its_first_order_condition_and_counts_its_moments():
     res = MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit(method="gmm")
     assert res.method == "gmm" and np.isnan(res.llf)
     j_test = res.tests[0]
-    assert j_test.df == 8 + 36 - 19
+    assert j_test is res.j_statistic and j_test.df == 8 + 36 - 19
     assert np.max(np.abs(res.fit_outcome.gradient)) < 1e-7
     ml = MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
     assert np.all(np.abs(res.params[ml.params.index] - ml.params) < 4 * res.bse[ml.params.index])

@@ -16,6 +16,7 @@ from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import export, systems
+from .centring import Centring
 from .covariance import CovarianceResult, check_cov_options, covariance, difference_scale, numerical_jacobian
 from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
 from .effects import EffectsNormal
@@ -23,7 +24,8 @@ from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .identification import check_absorbed_levels, check_effects, check_identification, check_rank
 from .layout import WideLayout, build_layout, level_name, position_name
-from .likelihood import Centring, NestedNormal, NotPositiveDefinite
+from .likelihood import NestedNormal
+from .moment_normal import NotPositiveDefinite
 from .pattern_path import pattern_likelihood
 from .plan import Plan, compile_plan
 from .ram import conditioned_covariates

@@ -17,7 +17,7 @@ one pattern) that is microseconds against tens of milliseconds at 100,000 cluste
 
 :class:`PatternNormal` provides the moments of every pattern, ``log|Sigma_g|`` and ``C_g``
 summed over its clusters, so every log-likelihood of
-:class:`~sm_multisem.likelihood.MomentNormal` (profiled, restricted, score, information) and
+:class:`~sm_multisem.moment_normal.MomentNormal` (profiled, restricted, score, information) and
 :func:`~sm_multisem.estimation.fit_profiled` work on it unchanged: the optimum is the same
 as by the recursion, to rounding. :func:`~sm_multisem.pattern_path.pattern_likelihood` says when
 to use it.
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .likelihood import MomentNormal, NestedNormal
+from .likelihood import NestedNormal
+from .moment_normal import MomentNormal
 
 __all__ = ["PatternMoments", "PatternNormal", "Patterns", "Positions", "missingness_patterns"]
 

@@ -20,8 +20,8 @@ STAGES = ("engine", "spec", "compile", "fit", "inference", "output", "face")
 
 #: The stage of every module. The engine knows nothing of structural equation models.
 STAGE_OF = {
-    **dict.fromkeys(("segments", "ar1_sums", "centring", "moments", "likelihood", "whitened", "siblings", "effects",
-                     "patterns", "wide_normal", "ram"), "engine"),
+    **dict.fromkeys(("segments", "ar1_sums", "centring", "moments", "moment_normal", "likelihood", "whitened",
+                     "siblings", "effects", "patterns", "wide_normal", "ram"), "engine"),
     **dict.fromkeys(("formula", "data", "layout", "pairs", "relax", "residuals", "spec"), "spec"),
     **dict.fromkeys(("plan", "pattern_path"), "compile"),
     **dict.fromkeys(("estimation", "covariance", "identification", "gmm"), "fit"),

@@ -15,9 +15,10 @@ import pandas as pd
 from statsmodels.formula._manager import FormulaManager, NAAction
 
 from .formula import ParsedFormula
+from .layout import WideLayout
 
-__all__ = ["RowAccounting", "ModelData", "EffectColumns", "data_from_formula", "data_from_arrays",
-           "design_of_new_rows", "effect_values_of_new_rows", "check_columns"]
+__all__ = ["EffectColumns", "ModelData", "RowAccounting", "check_columns", "cluster_weights", "data_from_arrays",
+           "data_from_formula", "design_of_new_rows", "effect_values_of_new_rows", "sampling_weights"]
 
 
 @dataclass(frozen=True)
@@ -489,3 +490,30 @@ def data_from_arrays(endog, exog, groups, group_names=None) -> ModelData:
         accounting=RowAccounting(n, int(used.sum()), reasons),
         endog_name=endog_name,
     )
+
+
+def sampling_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:
+    """Sampling weights of the rows used (a column of ``frame``, or one value per input row)."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        if frame is None or weights not in frame.columns:
+            raise ValueError(f"weights column {weights!r} is not a column of the data")
+        weights = frame[weights]
+    values = pd.to_numeric(pd.Series(np.asarray(weights)), errors="coerce").to_numpy(dtype=float)
+    if values.shape != model_data.rows_used.shape:
+        raise ValueError(f"weights has {len(values):,} values; give one per input row ({len(model_data.rows_used):,})")
+    values = values[model_data.rows_used]
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError("weights must be positive and finite in every row used")
+    return values
+
+
+def cluster_weights(row_weights: np.ndarray, layout: WideLayout) -> np.ndarray:
+    """One weight per top-level cluster; refuses weights that vary inside a cluster."""
+    per_cluster, varies = layout.per_unit(row_weights[layout.order], 0)
+    if varies is not None:
+        top = layout.level_names[0]
+        raise ValueError(f"weights vary within units of {top!r}: sampling weights belong to the top-level "
+                         f"clusters (one {top} unit is one row of the wide model)")
+    return per_cluster

@@ -15,28 +15,36 @@ import pandas as pd
 from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from . import export, systems
+from . import systems
 from .centring import Centring
 from .covariance import CovarianceResult, check_cov_options, covariance, difference_scale, numerical_jacobian
-from .data import ModelData, check_columns, data_from_arrays, data_from_formula, design_of_new_rows
+from .data import (
+    ModelData,
+    check_columns,
+    cluster_weights,
+    data_from_arrays,
+    data_from_formula,
+    design_of_new_rows,
+    sampling_weights,
+)
 from .effects import EffectsNormal
 from .estimation import ProfiledObjective, convergence_problems, fit_profiled
 from .formula import parse_formula
 from .identification import check_absorbed_levels, check_effects, check_identification, check_rank
-from .layout import WideLayout, build_layout, level_name, position_name
+from .layout import WideLayout, build_layout
 from .likelihood import NestedNormal
 from .moment_normal import NotPositiveDefinite
 from .pattern_path import pattern_likelihood
 from .plan import Plan, compile_plan
-from .ram import conditioned_covariates
 from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
 from .relaxing import Relaxing
-from .spec import INTERCEPT, EffectBlock, ParameterTable, specify
+from .spec import INTERCEPT, ParameterTable, effect_blocks, specify
+from .wide_form import WideForm
 
 __all__ = ["MultilevelSEM"]
 
 
-class MultilevelSEM(Relaxing, GenericLikelihoodModel):
+class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
     """Nested random-intercept model estimated as a wide, constrained SEM by FIML.
 
     Parameters
@@ -81,7 +89,7 @@ class MultilevelSEM(Relaxing, GenericLikelihoodModel):
         names = tuple(model_data.ids.columns)
         groupings = tuple(names[: i + 1] for i in range(len(names)))
         self._build(model_data, groupings, terms="groups " + "/".join(names), formula=None,
-                    weights=_row_weights(weights, None, model_data), **kwargs)
+                    weights=sampling_weights(weights, None, model_data), **kwargs)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args, **kwargs):
@@ -145,7 +153,7 @@ class MultilevelSEM(Relaxing, GenericLikelihoodModel):
         terms = " + ".join(term.text for term in parsed.terms)
         model = cls.__new__(cls)
         model._build(model_data, parsed.groupings, terms=terms, formula=formula, frame=data,
-                     weights=_row_weights(weights, data, model_data), effects=_effect_blocks(parsed, model_data),
+                     weights=sampling_weights(weights, data, model_data), effects=effect_blocks(parsed, model_data),
                      **kwargs)
         return model
 
@@ -178,7 +186,7 @@ class MultilevelSEM(Relaxing, GenericLikelihoodModel):
         self._recipe = {"source": source, "groupings": groupings, "terms": terms, "formula": formula,
                         "frame": frame, "relaxations": relaxations, "label_columns": label_columns,
                         "weights": weights, "layout": base_layout, "effects": effects}
-        self.cluster_weights = None if weights is None else _cluster_weights(weights, layout)
+        self.cluster_weights = None if weights is None else cluster_weights(weights, layout)
         self.relaxations = relaxations
         self._centring = Centring.of(model_data.exog, model_data.endog)
         columns = self._centring.columns(model_data.exog, model_data.endog, layout.sort_rows)
@@ -231,66 +239,6 @@ class MultilevelSEM(Relaxing, GenericLikelihoodModel):
         """Rows used and dropped, by reason (:class:`~sm_multisem.data.RowAccounting`)."""
         return self.model_data.accounting
 
-    @property
-    def parameter_table(self) -> pd.DataFrame:
-        """The wide SEM, one row per parameter at every position, with its constraint label.
-
-        When a parameter differs by a label of the top-level clusters the wide form is a
-        multi-group SEM: the rows of every group, under a first column ``group``.
-        """
-        if self._wide_form_problem:
-            raise NotImplementedError(self._wide_form_problem)
-        from .correlate import free_sibling_covariances
-
-        table = self.table.expand(self.layout, self.labels, groups=None if self._groups is None else self._groups[1])
-        return free_sibling_covariances(self, table)
-
-    def single_group_table(self, what: str) -> pd.DataFrame:
-        """:attr:`parameter_table`, for a use (``what``) that needs a single-group wide form.
-
-        Raises
-        ------
-        NotImplementedError
-            For a multi-group wide form, saying why.
-        """
-        table = self.parameter_table
-        if self._groups is not None:
-            raise NotImplementedError(
-                f"{what} of a multi-group SEM (parameters differ by {self._groups[0]!r}, a label of the top-level "
-                "clusters, so every label is a group of wide rows) is not written here; parameter_table and "
-                "to_lavaan() show the multi-group form"
-            )
-        return table
-
-    def wide_data(self, fill_absent_covariates: bool = False, max_cells: int = 10_000_000) -> pd.DataFrame:
-        """The data reshaped to one row per top-level cluster (``y1_1, x1_1, ...``).
-
-        Parameters
-        ----------
-        fill_absent_covariates : bool
-            Set the covariates of absent positions (where the outcome is missing) to 0.
-            Their value does not enter the likelihood, which conditions on covariates,
-            but software that drops incomplete covariates (lavaan with ``fixed.x=TRUE``)
-            would otherwise discard whole clusters. Use it to fit :meth:`to_lavaan`.
-        max_cells : int
-            Refuse to build a larger frame.
-        """
-        source: ModelData = self._recipe["source"]  # covariates before any slope was split by label
-        long = pd.DataFrame({self.table.outcome: source.endog})
-        for column, ident in zip(source.exog.T, self._covariate_identifiers(source.exog_names)):
-            if ident is not None:
-                long[ident] = column
-        wide = self.layout.wide_frame(long, max_cells=max_cells)
-        if fill_absent_covariates:
-            for suffix in np.unique(self.layout.position_names()):
-                absent = wide[position_name(self.table.outcome, suffix)].isna()
-                for ident in self.table.covariates:
-                    wide.loc[absent, position_name(ident, suffix)] = 0.0
-        if self._groups is not None:  # the multi-group form's group of every row
-            by, labels = self._groups
-            wide.insert(len(self.layout.levels[0]), by, labels)
-        return wide
-
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self.formula is None or self._recipe is None:  # no formula, or its data removed (remove_data)
@@ -329,69 +277,6 @@ class MultilevelSEM(Relaxing, GenericLikelihoodModel):
                                  f"the slope of {relax.target} depends on it")
         columns = {r.by: LabelColumn.of(frame[r.by].to_numpy(), r.by) for r in slopes}
         return expand_slopes(exog, source.exog_names, self.relaxations, columns, fitted=self.labels)[0]
-
-    def _covariate_identifiers(self, exog_names: list[str]) -> list[str | None]:
-        covariates = iter(self.table.covariates)
-        return [None if name == "Intercept" else next(covariates) for name in exog_names]
-
-    def as_wide(self, start_params=None):
-        """The same model as a :class:`~sm_multisem.wide_model.WideSEM`, fitted by the dense wide engine.
-
-        Its table is :attr:`parameter_table`; edit it and call ``with_table`` to fit what the
-        nested likelihood cannot (covariances among effects or residuals, fixed parameters).
-        Start values are ``start_params`` (in the order of :attr:`param_names`) or this model's
-        ML estimates.
-
-        Raises
-        ------
-        NotImplementedError
-            Where the model has no single wide form (see :attr:`parameter_table`), or its
-            residuals are AR(1) (a nonlinear constraint the wide engine does not take).
-        """
-        from .wide_model import WideSEM
-
-        table = self.single_group_table("the dense wide engine's fit")
-        if (table["op"] == "==").any():
-            raise NotImplementedError("AR(1) residuals tie the residual covariances by a nonlinear constraint "
-                                      "(S_e * rho^d), which the dense wide engine does not take")
-        wide = self.wide_data(fill_absent_covariates=True)
-        exogenous = conditioned_covariates(table)
-        free = self.table.free_parameters
-        start = (systems.estimates_by_label(self) if start_params is None
-                 else dict(zip(free["label"], np.asarray(start_params, dtype=float))))
-        return WideSEM(table, wide, exogenous=exogenous, names=dict(zip(free["label"], free["name"])), start=start,
-                       source=self, title=f"Wide SEM: {self.formula or self.endog_names}")
-
-    def to_stata(self) -> str:
-        """The wide constrained model as a Stata ``sem`` command."""
-        return export.to_stata(self.table, self.single_group_table("Stata sem syntax"), balanced=self._balanced())
-
-    def to_lavaan(self) -> str:
-        """The wide constrained model in lavaan model syntax."""
-        return export.to_lavaan(self.parameter_table)
-
-    def path_diagram(self, *, max_positions: int | None = 6):
-        """The wide SEM as a path diagram, every path labelled with its constraint label.
-
-        Parameters
-        ----------
-        max_positions : int or None
-            Draw this many positions and one node for the rest (``None``: all).
-
-        Returns
-        -------
-        sm_multisem.diagram.PathDiagram
-            DOT source (``.source``), shown as SVG in Jupyter and written by ``.render(path)``
-            when Graphviz is installed; see :func:`sm_multisem.diagram.path_diagram`.
-        """
-        from .diagram import path_diagram
-
-        return path_diagram(self.single_group_table("the path diagram"), max_positions=max_positions)
-
-    def _balanced(self) -> bool:
-        counts = np.bincount(self.layout.cluster_of_rows())
-        # by name: slots keyed by a label number each label from 1, so numbers alone repeat
-        return bool(np.all(counts == counts[0])) and len(np.unique(self.layout.position_names())) == counts[0]
 
     # -------------------------------------------------------------- likelihood
     def _arguments(self, params) -> tuple[np.ndarray, np.ndarray]:
@@ -687,57 +572,3 @@ _DEFINITION_VARIABLES = (
     "for all rows, so this model has no parameter table, Stata or lavaan syntax or path diagram here; "
     "fit the long form instead (Stata mixed, lme4 lmer)"
 )
-
-
-def _effect_blocks(parsed, model_data: ModelData) -> dict[str, tuple[EffectBlock, ...]]:
-    """The random effects of every level with more than a random intercept, one block per random
-    term of the level (its effect columns, and whether they are correlated).
-
-    Raises
-    ------
-    ValueError
-        An effect of one level written in two terms (its variance would be counted twice).
-    """
-    if model_data.effects is None:
-        return {}
-    level_of = {frozenset(grouping): level_name(grouping) for grouping in parsed.groupings}
-    blocks: dict[str, list[EffectBlock]] = {}
-    written: dict[tuple[str, str], str] = {}
-    for term, names in zip(parsed.terms, model_data.effects.of_term):
-        for grouping in term.grouping:
-            level = level_of[frozenset(grouping)]
-            for name in names:
-                if (level, name) in written:
-                    effect = "the random intercept" if name == INTERCEPT else f"the random slope of {name!r}"
-                    raise ValueError(f"{effect} of {level} is written twice, in {written[level, name]} and "
-                                     f"{term.text}; write each effect of a grouping factor once")
-                written[level, name] = term.text
-            blocks.setdefault(level, []).append(EffectBlock(names, term.correlated))
-    return {level: tuple(b) for level, b in blocks.items() if [block.names for block in b] != [(INTERCEPT,)]}
-
-
-def _row_weights(weights, frame, model_data: ModelData) -> np.ndarray | None:
-    """Sampling weights of the rows used (a column of ``frame``, or one value per input row)."""
-    if weights is None:
-        return None
-    if isinstance(weights, str):
-        if frame is None or weights not in frame.columns:
-            raise ValueError(f"weights column {weights!r} is not a column of the data")
-        weights = frame[weights]
-    values = pd.to_numeric(pd.Series(np.asarray(weights)), errors="coerce").to_numpy(dtype=float)
-    if values.shape != model_data.rows_used.shape:
-        raise ValueError(f"weights has {len(values):,} values; give one per input row ({len(model_data.rows_used):,})")
-    values = values[model_data.rows_used]
-    if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError("weights must be positive and finite in every row used")
-    return values
-
-
-def _cluster_weights(row_weights: np.ndarray, layout: WideLayout) -> np.ndarray:
-    """One weight per top-level cluster; refuses weights that vary inside a cluster."""
-    per_cluster, varies = layout.per_unit(row_weights[layout.order], 0)
-    if varies is not None:
-        top = layout.level_names[0]
-        raise ValueError(f"weights vary within units of {top!r}: sampling weights belong to the top-level "
-                         f"clusters (one {top} unit is one row of the wide model)")
-    return per_cluster

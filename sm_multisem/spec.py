@@ -35,8 +35,8 @@ from .pairs import Siblings, label_groups, sibling_pairs
 from .relax import Relaxation
 from .residuals import exchangeable_rows
 
-__all__ = ["EffectBlock", "ParameterTable", "specify", "constrained_values", "power_constraints", "effect_name",
-           "unit_slots", "block_occasions", "INTERCEPT"]
+__all__ = ["INTERCEPT", "EffectBlock", "ParameterTable", "block_occasions", "constrained_values", "effect_blocks",
+           "effect_name", "power_constraints", "specify", "unit_slots"]
 
 INTERCEPT = "Intercept"
 RULE_COLUMNS = ["kind", "lhs", "op", "rhs", "label", "free", "value", "name", "applies_to", "level", "by", "where",
@@ -490,3 +490,30 @@ def _variance_rules(kind, lhs, rhs, label, level, applies_to, relax, labels, nam
     return [(kind, lhs, "~~", rhs, f"{label}_{identifier(value)}", True, np.nan, f"{name}[{value}]",
              f"{unit_word} with {relax.by} = {value}", level, relax.by, value)
             for value in labels.of(relax)[1]]
+
+
+def effect_blocks(parsed, model_data) -> dict[str, tuple[EffectBlock, ...]]:
+    """The random effects of every level with more than a random intercept, one block per random
+    term of the level (its effect columns, and whether they are correlated).
+
+    Raises
+    ------
+    ValueError
+        An effect of one level written in two terms (its variance would be counted twice).
+    """
+    if model_data.effects is None:
+        return {}
+    level_of = {frozenset(grouping): level_name(grouping) for grouping in parsed.groupings}
+    blocks: dict[str, list[EffectBlock]] = {}
+    written: dict[tuple[str, str], str] = {}
+    for term, names in zip(parsed.terms, model_data.effects.of_term):
+        for grouping in term.grouping:
+            level = level_of[frozenset(grouping)]
+            for name in names:
+                if (level, name) in written:
+                    effect = "the random intercept" if name == INTERCEPT else f"the random slope of {name!r}"
+                    raise ValueError(f"{effect} of {level} is written twice, in {written[level, name]} and "
+                                     f"{term.text}; write each effect of a grouping factor once")
+                written[level, name] = term.text
+            blocks.setdefault(level, []).append(EffectBlock(names, term.correlated))
+    return {level: tuple(b) for level, b in blocks.items() if [block.names for block in b] != [(INTERCEPT,)]}

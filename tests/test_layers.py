@@ -27,8 +27,8 @@ STAGE_OF = {
     **dict.fromkeys(("estimation", "covariance", "identification", "gmm"), "fit"),
     **dict.fromkeys(("hypothesis", "scoretests", "gof"), "inference"),
     **dict.fromkeys(("summary", "export", "diagram", "graphics", "compare"), "output"),
-    **dict.fromkeys(("model", "relaxing", "results", "wide_model", "correlate", "systems", "simulate", "__init__",
-                     "__main__"), "face"),
+    **dict.fromkeys(("model", "relaxing", "wide_form", "results", "wide_model", "correlate", "systems", "simulate",
+                     "__init__", "__main__"), "face"),
 }
 
 #: Imports against the stages that the package still has, (importer, imported).

@@ -31,7 +31,6 @@ grouping's units (:func:`unstructured_model`), from the exchangeable model's tab
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
@@ -116,9 +115,7 @@ def relax_covariances(model, *requests: Covariances, start_params=None):
         if not (layout.slot_keys and np.array_equal(layout.slot_keys[column], keys)):
             layout = layout.keyed(column, keys)
         labelled.append((request, column, keys, names))
-    # the nested likelihood does not depend on how slots are keyed, only the names of the positions do
-    view = copy.copy(model)
-    view.layout = layout
+    view = model.with_positions(layout)
     wide = view.as_wide(start_params=start_params)
     table = wide.parameter_table
     new_names: dict[str, str] = {}
@@ -250,8 +247,7 @@ def unstructured_model(model, t: str, within: str | None, by=None):
             check_occasion_pairs(layout, code, occasions, t, unit_labels == name, f" labelled {name}")
     exchangeable_fit = blocks.fit()
     # the same model with the positions of a unit numbered by occasion: one position, one time
-    timed = copy.copy(blocks)
-    timed.layout = dataclasses.replace(layout, slots=(*layout.slots[:-1], code))
+    timed = blocks.with_positions(dataclasses.replace(layout, slots=(*layout.slots[:-1], code)))
     table = timed.parameter_table
     start = dict(zip(blocks.plan.labels, exchangeable_fit.params))
     names = dict(zip(blocks.plan.labels, blocks.plan.param_names))

@@ -7,6 +7,9 @@ and lavaan syntax, a path diagram, and the same model on the dense wide engine (
 
 from __future__ import annotations
 
+import copy
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +17,9 @@ from . import export, systems
 from .data import ModelData
 from .layout import position_name
 from .ram import conditioned_covariates
+
+if TYPE_CHECKING:
+    from .model import MultilevelSEM
 
 __all__ = ["WideForm"]
 
@@ -138,6 +144,27 @@ class WideForm:
         from .diagram import path_diagram
 
         return path_diagram(self.single_group_table("the path diagram"), max_positions=max_positions)
+
+    def with_positions(self, layout) -> MultilevelSEM:
+        """The same model with the positions of its wide form named by ``layout``: the same rows in the
+        same units, their slots keyed or numbered otherwise (by a label, by occasion).
+
+        The nested likelihood does not depend on how slots are keyed, only the names of the positions
+        and the wide form do, so nothing is refitted or rebuilt; this model is not changed.
+
+        Raises
+        ------
+        ValueError
+            A layout of other rows or other units.
+        """
+        same_units = (np.array_equal(layout.order, self.layout.order) and len(layout.levels) == len(self.layout.levels)
+                      and all(np.array_equal(a, b) for a, b in zip(layout.child_starts, self.layout.child_starts))
+                      and np.array_equal(layout.row_starts, self.layout.row_starts))
+        if not same_units:
+            raise ValueError("the layout holds other rows or other units than the model's; only its slots may differ")
+        renamed = copy.copy(self)
+        renamed.layout = layout
+        return renamed
 
     def _balanced(self) -> bool:
         counts = np.bincount(self.layout.cluster_of_rows())

@@ -186,6 +186,19 @@ def test_pairs_are_siblings_of_one_parent_keyed_by_the_label(long):
     assert (freed["lhs"].str[:3] == freed["rhs"].str[:3]).all()  # J1_... with J1_..., J2_ with J2_
 
 
+def test_positions_keyed_by_a_label_leave_the_model_as_it_was(long):
+    model = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"])
+    names = model.layout.position_names()
+    by_region = model.relax_variance("k:j", by="region").layout  # the same units, slots keyed by region
+    keyed = model.with_positions(by_region)
+    assert keyed.layout is by_region and np.array_equal(model.layout.position_names(), names)
+    assert not np.array_equal(keyed.layout.position_names(), names)
+    assert keyed.loglike(model.start_params) == model.loglike(model.start_params)
+    other = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"].iloc[:-5])
+    with pytest.raises(ValueError, match="other rows or other units"):
+        model.with_positions(other.layout)
+
+
 def test_refusals(long):
     effects = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"])
     schools = MultilevelSEM.from_formula("y ~ x + (1|k)", long["residuals"])

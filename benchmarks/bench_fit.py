@@ -15,7 +15,7 @@ MixedLM
     ``smf.mixedlm("y ~ x", data, groups="k", re_formula="1", vc_formula={"j": "0 + C(j)"})``
     and ``.fit(reml=False, ...)``: from the DataFrame to the results object. The model is
     built once per repeat; the build time is also shown on its own. Two convergence
-    settings are available: ``tight`` is ``sm_multisem.compare.TIGHT_FIT`` (BFGS,
+    settings are available: ``tight`` is ``sm_multisem.output.compare.TIGHT_FIT`` (BFGS,
     gtol 1e-7) and ``default`` is ``MixedLM.fit``'s own defaults.
 lme4
     ``lmer(y ~ x + (1 | k/j), REML = FALSE)`` with lme4's default control, in an
@@ -63,8 +63,8 @@ import statsmodels.formula.api as smf  # noqa: E402
 from statsmodels.tools.sm_exceptions import ConvergenceWarning  # noqa: E402
 
 import sm_multisem as sms  # noqa: E402
-from sm_multisem.compare import TIGHT_FIT  # noqa: E402
-from sm_multisem.patterns import pattern_likelihood  # noqa: E402
+from sm_multisem.output.compare import TIGHT_FIT  # noqa: E402
+from sm_multisem.compile.pattern_path import pattern_likelihood  # noqa: E402
 
 FORMULA = "y ~ x + (1|k) + (1|k:j)"
 MIXEDLM_SETTINGS = {"tight": dict(TIGHT_FIT), "default": {}}

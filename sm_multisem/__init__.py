@@ -6,18 +6,18 @@ The pipeline, each stage a public function:
 -> ``MultilevelSEMResults``; :class:`MultilevelSEM` chains them behind one formula.
 """
 
-from .compare import compare_mixedlm, mixedlm_equivalent
-from .data import RowAccounting
-from .estimation import fit_profiled
-from .formula import FormulaError, parse_formula
-from .hypothesis import LRTest
-from .layout import WideLayout, build_layout
-from .likelihood import NestedNormal
+from .compile.plan import Plan, compile_plan
+from .engine.likelihood import NestedNormal
+from .fit.estimation import fit_profiled
+from .inference.hypothesis import LRTest
 from .model import MultilevelSEM
-from .plan import Plan, compile_plan
+from .output.compare import compare_mixedlm, mixedlm_equivalent
 from .results import MultilevelSEMResults
 from .simulate import simulate_article_data, simulate_districts, simulate_nested
-from .spec import ParameterTable, specify
+from .spec.data import RowAccounting
+from .spec.formula import FormulaError, parse_formula
+from .spec.layout import WideLayout, build_layout
+from .spec.spec import ParameterTable, specify
 
 __version__ = "0.1.0"
 

@@ -17,8 +17,8 @@ import warnings
 
 import pandas as pd
 
-from .diagram import GraphvizMissing
 from .model import MultilevelSEM
+from .output.diagram import GraphvizMissing
 from .simulate import simulate_article_data
 
 

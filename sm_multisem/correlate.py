@@ -38,11 +38,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .layout import join_parts, level_name, position_name
-from .pairs import RESIDUAL, Siblings, label_groups, sibling_pairs
-from .ram import conditioned_covariates
-from .relax import Relaxation, occasion_times
-from .residuals import check_occasion_pairs, exchangeable_changes
+from .engine.ram import conditioned_covariates
+from .spec.layout import join_parts, level_name, position_name
+from .spec.pairs import RESIDUAL, Siblings, label_groups, sibling_pairs
+from .spec.relax import Relaxation, occasion_times
+from .spec.residuals import check_occasion_pairs, exchangeable_changes
 from .wide_model import WideSEM
 
 __all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "relax_covariances", "unstructured_model"]

@@ -16,9 +16,17 @@ from statsmodels.base.model import GenericLikelihoodModel, LikelihoodModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import systems
-from .centring import Centring
-from .covariance import CovarianceResult, check_cov_options, covariance, difference_scale, numerical_jacobian
-from .data import (
+from .compile.pattern_path import pattern_likelihood
+from .compile.plan import Plan, compile_plan
+from .engine.centring import Centring
+from .engine.effects import EffectsNormal
+from .engine.likelihood import NestedNormal
+from .engine.moment_normal import NotPositiveDefinite
+from .fit.covariance import CovarianceResult, check_cov_options, covariance, difference_scale, numerical_jacobian
+from .fit.estimation import ProfiledObjective, convergence_problems, fit_profiled
+from .fit.identification import check_absorbed_levels, check_effects, check_identification, check_rank
+from .relaxing import Relaxing
+from .spec.data import (
     ModelData,
     check_columns,
     cluster_weights,
@@ -27,18 +35,10 @@ from .data import (
     design_of_new_rows,
     sampling_weights,
 )
-from .effects import EffectsNormal
-from .estimation import ProfiledObjective, convergence_problems, fit_profiled
-from .formula import parse_formula
-from .identification import check_absorbed_levels, check_effects, check_identification, check_rank
-from .layout import WideLayout, build_layout
-from .likelihood import NestedNormal
-from .moment_normal import NotPositiveDefinite
-from .pattern_path import pattern_likelihood
-from .plan import Plan, compile_plan
-from .relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
-from .relaxing import Relaxing
-from .spec import INTERCEPT, ParameterTable, effect_blocks, specify
+from .spec.formula import parse_formula
+from .spec.layout import WideLayout, build_layout
+from .spec.relax import LabelColumn, Relaxation, collect_labels, expand_slopes, key_slots
+from .spec.spec import INTERCEPT, ParameterTable, effect_blocks, specify
 from .wide_form import WideForm
 
 __all__ = ["MultilevelSEM"]
@@ -236,7 +236,7 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
 
     @property
     def row_accounting(self):
-        """Rows used and dropped, by reason (:class:`~sm_multisem.data.RowAccounting`)."""
+        """Rows used and dropped, by reason (:class:`~sm_multisem.spec.data.RowAccounting`)."""
         return self.model_data.accounting
 
     def __setstate__(self, state: dict) -> None:
@@ -471,7 +471,7 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
         reml : bool
             Restricted maximum likelihood.
         cov_type : {"oim", "eim", "opg", "robust", "cluster", "survey"}
-            Covariance of the estimates (see :mod:`sm_multisem.covariance`); by default
+            Covariance of the estimates (see :mod:`sm_multisem.fit.covariance`); by default
             ``"oim"``, or ``"robust"`` with sampling weights.
         cov_kwds : dict, optional
             Options of ``cov_type``: ``groups`` (cluster) and ``use_correction`` (robust,
@@ -482,7 +482,7 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
             ``"gmm"``: asymptotically distribution-free GMM on the means and covariances of
             the outcomes and covariates of complete wide data (Stata ``sem, method(adf)``),
             the wide model with the covariates modelled jointly (see
-            :func:`sm_multisem.gmm.fit_gmm`); it returns a ``WideSEMResults``.
+            :func:`sm_multisem.fit.gmm.fit_gmm`); it returns a ``WideSEMResults``.
         gtol : float
             Largest gradient of the profiled deviance accepted as converged.
         disp : bool
@@ -545,7 +545,7 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
 
     def _evaluated_by(self, likelihood) -> MultilevelSEM:
         """This model with its likelihood evaluated by ``likelihood``, another form of the same one
-        (:class:`~sm_multisem.patterns.PatternNormal`), for the information at a fit's estimates."""
+        (:class:`~sm_multisem.engine.patterns.PatternNormal`), for the information at a fit's estimates."""
         view = type(self).__new__(type(self))  # not copy.copy, whose __setstate__ rebuilds the design
         view.__dict__.update(self.__dict__, likelihood=likelihood)
         return view

@@ -2,7 +2,7 @@
 
 Each ``relax_*`` method names what it frees in Stata's and nlme's words, checks the request
 against the data (a label constant where it must be, a time column where one is needed),
-and rebuilds the model from its recipe with one more :class:`~sm_multisem.relax.Relaxation`.
+and rebuilds the model from its recipe with one more :class:`~sm_multisem.spec.relax.Relaxation`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from .correlate import unstructured_model
-from .data import ModelData
-from .layout import level_name
-from .relax import LabelColumn, Relaxation, time_key
-from .residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes
+from .spec.data import ModelData
+from .spec.layout import level_name
+from .spec.relax import LabelColumn, Relaxation, time_key
+from .spec.residuals import RESIDUAL_KINDS, STRUCTURES, check_occasions, exchangeable_changes
 
 if TYPE_CHECKING:
     from .model import MultilevelSEM
@@ -67,12 +67,12 @@ class Relaxing:
             a covariance (Stata ``residuals(exchangeable)``; nlme ``corCompSymm``); the new model
             has ``cov(Residual)``, and ``var(Residual)[g]``, ``cov(Residual)[g]`` per label with
             ``by=`` (a column constant within the units of ``within``). See
-            :mod:`sm_multisem.residuals`.
+            :mod:`sm_multisem.spec.residuals`.
             ``"unstructured"``: a variance per occasion of the integer ``t`` and a covariance per
             pair of occasions within a unit of ``within`` (Stata ``residuals(unstructured, t(time))``;
             nlme ``corSymm`` with ``varIdent(form = ~ 1 | time)``), with ``var(Residual)[t]`` and
             ``cov(Residual)[s,t]``: a dense block of every unit in the recursion
-            (:class:`~sm_multisem.whitened.BlockResiduals`). With ``by=`` every label has its own
+            (:class:`~sm_multisem.engine.whitened.BlockResiduals`). With ``by=`` every label has its own
             (``var(Residual)[a,t]``), returned as a :class:`~sm_multisem.wide_model.WideSEM` fitted by
             the dense wide engine.
             ``"toeplitz"``: one residual variance and a covariance per lag of the integer ``t``
@@ -194,7 +194,7 @@ class Relaxing:
         the covariance of two siblings whose labels are in one group of ``among`` is freed,
         ``cov(k:j)[north1,north2]`` for every pair of keyed slots, or one ``cov(k:j)[north]``
         per group with ``equal=True``. Every parent then carries its children's effects as one
-        vector with a dense covariance, evaluated in the recursion (:mod:`sm_multisem.siblings`),
+        vector with a dense covariance, evaluated in the recursion (:mod:`sm_multisem.engine.siblings`),
         so the model fits at the scale of the nested one.
 
         Parameters
@@ -225,7 +225,7 @@ class Relaxing:
             the level; no two siblings of one group in any parent; every pair of siblings in
             the data correlated (then their covariance is confounded with the parent's variance).
         """
-        from .pairs import normalized_among
+        from .spec.pairs import normalized_among
 
         names = self.layout.level_names
         if level == names[0]:

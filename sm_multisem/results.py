@@ -14,11 +14,11 @@ from statsmodels.base.model import (
     LikelihoodResultsWrapper,
 )
 
-from .data import check_columns, effect_values_of_new_rows
-from .estimation import Optimum, ProfiledObjective, fit_profiled
-from .graphics import plot_random_effects
-from .hypothesis import LRTest, lr_test, lr_test_saturated, score_test
-from .spec import INTERCEPT
+from .fit.estimation import Optimum, ProfiledObjective, fit_profiled
+from .inference.hypothesis import LRTest, lr_test, lr_test_saturated, score_test
+from .output.graphics import plot_random_effects
+from .spec.data import check_columns, effect_values_of_new_rows
+from .spec.spec import INTERCEPT
 
 __all__ = ["MultilevelSEMResults"]
 
@@ -186,7 +186,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def score_test(self, relaxed_model, information: str = "expected"):
         """Score test of the constraints a relaxation of this model releases.
 
-        See :func:`sm_multisem.hypothesis.score_test`. Example:
+        See :func:`sm_multisem.inference.hypothesis.score_test`. Example:
         ``res.score_test(res.model.relax_variance("k:j", by="type"))``; a wide model freeing
         covariances is tested the same way, ``res.score_test(res.model.relax_covariance("k:j",
         by="region"))`` (Stata ``estat scoretests``: are the effects uncorrelated?).
@@ -196,16 +196,16 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def score_tests(self, families=None, *, release=None, information: str = "expected", t=None):
         """Score tests of every constraint of the wide model, position by position (Stata ``estat scoretests``).
 
-        See :func:`sm_multisem.scoretests.score_tests`. Example: ``print(res.score_tests())``;
+        See :func:`sm_multisem.inference.scoretests.score_tests`. Example: ``print(res.score_tests())``;
         ``res.score_tests(["S_e"])`` tests the residual variances only.
         """
-        from .scoretests import score_tests
+        from .inference.scoretests import score_tests
 
         return score_tests(self, families, release=release, information=information, t=t)
 
     def lr_test_saturated(self) -> LRTest:
         """LR test against the saturated model of the wide data (see
-        :func:`sm_multisem.hypothesis.lr_test_saturated`)."""
+        :func:`sm_multisem.inference.hypothesis.lr_test_saturated`)."""
         return lr_test_saturated(self)
 
     def gof(self):
@@ -213,9 +213,9 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         chi2 against the saturated and the baseline models, RMSEA with its 90% interval and
         pclose, CFI, TLI, SRMR, AIC and BIC (``N`` = top-level clusters, the rows of the wide
-        model); see :func:`sm_multisem.gof.goodness_of_fit`. Printing it gives Stata's layout.
+        model); see :func:`sm_multisem.inference.gof.goodness_of_fit`. Printing it gives Stata's layout.
         """
-        from .gof import goodness_of_fit
+        from .inference.gof import goodness_of_fit
 
         return goodness_of_fit(self)
 
@@ -404,7 +404,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def plot_random_effects(self, level: str | None = None, *, ax=None, alpha: float = 0.05):
         """Caterpillar plot of a level's predicted effects with ``1 - alpha`` intervals (needs matplotlib).
 
-        See :func:`sm_multisem.graphics.plot_random_effects`; returns the matplotlib Figure.
+        See :func:`sm_multisem.output.graphics.plot_random_effects`; returns the matplotlib Figure.
         """
         return plot_random_effects(self, level, ax=ax, alpha=alpha)
 
@@ -412,9 +412,9 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
     def compare_mixedlm(self, **fit_kwargs) -> pd.DataFrame:
         """Fit statsmodels ``MixedLM`` to the same data and set the two fits side by side.
 
-        See :func:`sm_multisem.compare.compare_mixedlm`.
+        See :func:`sm_multisem.output.compare.compare_mixedlm`.
         """
-        from .compare import compare_mixedlm
+        from .output.compare import compare_mixedlm
 
         return compare_mixedlm(self, **fit_kwargs)
 
@@ -441,7 +441,7 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
         statsmodels.iolib.summary2.Summary
             Printable, with ``as_text()``, ``as_html()`` and ``as_latex()``.
         """
-        from .summary import build_summary
+        from .output.summary import build_summary
 
         return build_summary(self, alpha=alpha, style=style, max_equations=max_equations)
 
@@ -455,10 +455,10 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         Returns
         -------
-        sm_multisem.diagram.PathDiagram
+        sm_multisem.output.diagram.PathDiagram
             See :meth:`MultilevelSEM.path_diagram <sm_multisem.MultilevelSEM.path_diagram>`.
         """
-        from .diagram import path_diagram
+        from .output.diagram import path_diagram
 
         estimates = dict(zip(self.model.plan.labels, np.asarray(self.params)))
         table = self.model.single_group_table("the path diagram")

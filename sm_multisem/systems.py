@@ -25,9 +25,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .data import RowAccounting
-from .layout import identifier
-from .ram import conditioned_covariates
+from .engine.ram import conditioned_covariates
+from .spec.data import RowAccounting
+from .spec.layout import identifier
 from .wide_model import ExtraTest, WideSEM
 
 __all__ = ["estimates_by_label", "instrumental_model", "joint_model", "split_endogenous"]

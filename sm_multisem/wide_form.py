@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import export, systems
-from .data import ModelData
-from .layout import position_name
-from .ram import conditioned_covariates
+from . import systems
+from .engine.ram import conditioned_covariates
+from .output import export
+from .spec.data import ModelData
+from .spec.layout import position_name
 
 if TYPE_CHECKING:
     from .model import MultilevelSEM
@@ -137,11 +138,11 @@ class WideForm:
 
         Returns
         -------
-        sm_multisem.diagram.PathDiagram
+        sm_multisem.output.diagram.PathDiagram
             DOT source (``.source``), shown as SVG in Jupyter and written by ``.render(path)``
-            when Graphviz is installed; see :func:`sm_multisem.diagram.path_diagram`.
+            when Graphviz is installed; see :func:`sm_multisem.output.diagram.path_diagram`.
         """
-        from .diagram import path_diagram
+        from .output.diagram import path_diagram
 
         return path_diagram(self.single_group_table("the path diagram"), max_positions=max_positions)
 

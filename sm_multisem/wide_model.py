@@ -1,11 +1,11 @@
 """A wide SEM given by its per-position parameter table, fitted by FIML or by GMM (ADF).
 
-The nested likelihood (:mod:`sm_multisem.likelihood`) is fast because the wide model of a
+The nested likelihood (:mod:`sm_multisem.engine.likelihood`) is fast because the wide model of a
 mixed model has block structure it can exploit. Models outside that family (outcomes
 regressed on other outcomes, covariates modelled jointly with the outcomes, several
 equations per position) are fitted here, from the table alone: the table is compiled into
-RAM matrices (:mod:`sm_multisem.ram`) and the rows of the wide data are evaluated by
-missingness pattern (:mod:`sm_multisem.wide_normal`). The cost grows with the number of
+RAM matrices (:mod:`sm_multisem.engine.ram`) and the rows of the wide data are evaluated by
+missingness pattern (:mod:`sm_multisem.engine.wide_normal`). The cost grows with the number of
 positions cubed, so this is for wide models of modest width (up to a few hundred
 positions), as in Stata ``sem`` and lavaan.
 """
@@ -29,10 +29,10 @@ from statsmodels.base.model import (
 from statsmodels.iolib.summary2 import Summary
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
-from .gmm import fit_gmm
-from .ram import RamModel, compile_ram
-from .wide_normal import PatternedNormal
+from .engine.ram import RamModel, compile_ram
+from .engine.wide_normal import PatternedNormal
+from .fit.covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
+from .fit.gmm import fit_gmm
 
 __all__ = ["MAX_POSITIONS", "ExtraTest", "WideFit", "WideSEM", "WideSEMResults"]
 
@@ -215,13 +215,16 @@ class WideSEM(GenericLikelihoodModel):
     def to_lavaan(self) -> str:
         """The model in lavaan syntax; fit it with ``sem(model, data = wide, fixed.x = TRUE, missing = "ml")``,
         ``wide`` being :attr:`wide` (the covariates conditioned on are its exogenous columns)."""
-        from .export import to_lavaan
+        from .output.export import to_lavaan
 
         return to_lavaan(self.table)
 
     def to_stata(self) -> str:
-        """The model as a Stata ``sem`` command for :attr:`wide` (see :func:`sm_multisem.export.to_stata_wide`)."""
-        from .export import to_stata_wide
+        """The model as a Stata ``sem`` command for :attr:`wide`.
+
+        See :func:`sm_multisem.output.export.to_stata_wide`.
+        """
+        from .output.export import to_stata_wide
 
         columns = [*self.ram.observed, *self.exogenous]
         return to_stata_wide(self.table, balanced=not self.wide[columns].isna().any().any())
@@ -330,7 +333,7 @@ class WideSEM(GenericLikelihoodModel):
         return WideSEMResultsWrapper(results)
 
     def _fit_gmm(self, start: np.ndarray, maxiter: int) -> WideSEMResultsWrapper:
-        """GMM (ADF) estimates from the ML ones, as results (see :func:`~sm_multisem.gmm.fit_gmm`)."""
+        """GMM (ADF) estimates from the ML ones, as results (see :func:`~sm_multisem.fit.gmm.fit_gmm`)."""
         estimate = fit_gmm(self, lambda: self._fit_ml(start, maxiter).params, maxiter=maxiter)
         j_test = ExtraTest("Test of over-identifying restrictions (J)", estimate.j_statistic, estimate.j_df,
                            estimate.j_pvalue)
@@ -443,7 +446,7 @@ class WideSEMResults(GenericLikelihoodModelResults):
 
     def summary(self, alpha: float = 0.05) -> Summary:
         """Estimates with their labels, as Stata ``sem`` reports a constrained model."""
-        from .summary import estimates_table, format_number
+        from .output.summary import estimates_table, format_number
 
         summary = Summary()
         summary.add_title(self.model.title)

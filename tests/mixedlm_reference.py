@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 
-from sm_multisem.compare import mixedlm_equivalent
+from sm_multisem.output.compare import mixedlm_equivalent
 
 
 def mixedlm_profiled_loglike(model, theta: np.ndarray, reml: bool, mixed: MixedLM | None = None) -> float:

@@ -12,7 +12,7 @@ import pytest
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 import sm_multisem as sms
-from sm_multisem.compare import TIGHT_FIT, mixedlm_equivalent, mixedlm_params
+from sm_multisem.output.compare import TIGHT_FIT, mixedlm_equivalent, mixedlm_params
 
 
 def fit_both(model, reml):

@@ -52,7 +52,7 @@ def test_small_variance_is_not_mistaken_for_a_boundary():
     MixedLM (converged tightly) finds the same optimum."""
     import warnings
 
-    from sm_multisem.compare import TIGHT_FIT, mixedlm_equivalent
+    from sm_multisem.output.compare import TIGHT_FIT, mixedlm_equivalent
 
     data = sms.simulate_nested((30, 3, 2, 3), sd=(1.0, 0.8, 0.6, 1.0), beta=(1.0, 2.0), seed=21)
     model = sms.MultilevelSEM.from_formula("y ~ x + (1|l1/l2/l3)", data.sample(frac=0.85, random_state=3))

@@ -14,7 +14,7 @@ import pytest
 
 from sm_multisem import MultilevelSEM
 from sm_multisem.correlate import Covariances, relax_covariances
-from sm_multisem.covariance import numerical_jacobian
+from sm_multisem.fit.covariance import numerical_jacobian
 
 REFERENCE = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REFERENCE))
@@ -271,8 +271,8 @@ def test_siblings_with_random_slopes(long):
 def test_one_covariance_per_group_takes_the_grouped_steps_with_the_dense_block_likelihood(long):
     """equal=True: a scalar step per sibling and one per (parent, group), the same log-determinant, cross
     products and derivatives as one dense block per parent."""
-    from sm_multisem.effects import _EffectMoments
-    from sm_multisem.siblings import GroupedSiblings
+    from sm_multisem.engine.effects import _EffectMoments
+    from sm_multisem.engine.siblings import GroupedSiblings
 
     model = MultilevelSEM.from_formula("y ~ x + (1|k/j)", long["effects"]).relax_variance(
         "k:j", by="region").relax_covariance("k:j", by="region", equal=True)

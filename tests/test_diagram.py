@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import sm_multisem as sms
-from sm_multisem.diagram import GraphvizMissing, PathDiagram, path_diagram
+from sm_multisem.output.diagram import GraphvizMissing, PathDiagram, path_diagram
 
 REFERENCE = Path(__file__).parent / "reference"
 NODE = re.compile(r'^  "([^"]+)" \[(.*)\];$', re.MULTILINE)

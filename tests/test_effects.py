@@ -14,7 +14,7 @@ import pytest
 from dense_reference import dense_covariances, dense_loglike, dense_random_effects
 
 import sm_multisem as sms
-from sm_multisem.estimation import ProfiledObjective
+from sm_multisem.fit.estimation import ProfiledObjective
 
 REFERENCE = Path(__file__).parent / "reference"
 FORMULAS = {

@@ -12,7 +12,7 @@ from scipy import optimize
 
 import sm_multisem as sms
 from mixedlm_reference import mixedlm_profiled_loglike
-from sm_multisem.compare import mixedlm_equivalent
+from sm_multisem.output.compare import mixedlm_equivalent
 
 
 @pytest.mark.parametrize("reml", [False, True])

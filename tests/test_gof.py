@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import sm_multisem as sms
-from sm_multisem.gof import SINGULAR, WideData, cfi, fit_saturated, rmsea, rmsea_interval, rmsea_pclose, tli
+from sm_multisem.inference.gof import SINGULAR, WideData, cfi, fit_saturated, rmsea, rmsea_interval, rmsea_pclose, tli
 
 REFERENCE = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REFERENCE))

@@ -6,8 +6,8 @@ import pytest
 
 from sm_multisem import MultilevelSEM, simulate_article_data, simulate_districts
 from sm_multisem import model as model_module
-from sm_multisem.pattern_path import MAX_POSITIONS, MIN_CLUSTERS_PER_PATTERN, pattern_likelihood
-from sm_multisem.patterns import PatternNormal
+from sm_multisem.compile.pattern_path import MAX_POSITIONS, MIN_CLUSTERS_PER_PATTERN, pattern_likelihood
+from sm_multisem.engine.patterns import PatternNormal
 
 
 def article(n_clusters: int, drop: float = 0.0, seed: int = 5) -> pd.DataFrame:

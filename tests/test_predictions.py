@@ -10,7 +10,7 @@ import pytest
 
 import sm_multisem as sms
 from dense_reference import dense_random_effects
-from sm_multisem.compare import TIGHT_FIT, mixedlm_equivalent
+from sm_multisem.output.compare import TIGHT_FIT, mixedlm_equivalent
 from statsmodels.api import add_constant as sm_add_constant
 
 

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 
 import sm_multisem as sms
-from sm_multisem.hypothesis import score_test
-from sm_multisem.scoretests import constraint_families, position_labels
+from sm_multisem.inference.hypothesis import score_test
+from sm_multisem.inference.scoretests import constraint_families, position_labels
 
 REFERENCE = Path(__file__).parent / "reference"
 FAMILY_OF_KIND = {"c": "intercept", "bx": "slope", "S_j": "variance", "S_e": "residual variance",

@@ -55,7 +55,7 @@ def test_parameter_names(small):
 
 
 def test_profiled_deviance_gradient_in_cholesky_factor(small):
-    from sm_multisem.estimation import ProfiledObjective
+    from sm_multisem.fit.estimation import ProfiledObjective
 
     objective = ProfiledObjective(small.likelihood, reml=True)
     theta = np.array([0.9, 0.4, -0.3, 0.7, 0.2, 0.5])  # (l11, l21, l22) of each level's relative factor

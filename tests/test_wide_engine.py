@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from sm_multisem import MultilevelSEM, simulate_article_data
-from sm_multisem.gmm import sample_moments
+from sm_multisem.fit.gmm import sample_moments
 from sm_multisem.wide_model import WideSEM
 
 

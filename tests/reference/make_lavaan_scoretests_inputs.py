@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 import sm_multisem as sms
-from sm_multisem.export import to_lavaan
+from sm_multisem.output.export import to_lavaan
 
 HERE = Path(__file__).parent
 #: Constraint label of the wide model -> the name of its parameter in the results

@@ -9,7 +9,7 @@ rank of the child among its parent's children of that label):
 with a variance per child (its label's, or the level's) on the diagonal and a parameter (or a
 structural zero) for every pair of slots. The parent then carries the children's effects as a
 vector with a dense covariance ``Gamma_p`` over its own children, and the recursion of
-:mod:`sm_multisem.effects` adds them in one Woodbury step at the parent, on the information
+:mod:`sm_multisem.engine.effects` adds them in one Woodbury step at the parent, on the information
 extended by one column per child: the child's indicator ``z_c`` (1 on its rows),
 
 .. math::

@@ -20,7 +20,7 @@ values label the units (or observations) it is released across:
 * ``Relaxation("residual covariance", "k:j", "type")``: residuals of one unit of the
   residual grouping ``k:j`` share a covariance (exchangeable; nlme ``corCompSymm``), one
   variance and one covariance per label constant within those units (``by=""``: one of
-  each). See :mod:`sm_multisem.residuals`;
+  each). See :mod:`sm_multisem.spec.residuals`;
 * ``Relaxation("residual block", "k:j", "time", per="toeplitz")``: residuals of one unit of the
   residual grouping ``k:j`` have one variance and a covariance per lag of the integer ``time``
   (Stata ``mixed, residuals(toeplitz, t(time))``), a dense block of every unit; ``per="unstructured"``
@@ -29,10 +29,10 @@ values label the units (or observations) it is released across:
 * ``Relaxation("covariance", "k:j", "region", among=(("north",),), equal=False)``: the effects of
   sibling units of ``k:j`` (units of one ``k``) whose labels are in one group of ``among`` are
   correlated, a covariance per pair of keyed slots (one per group with ``equal``). See
-  :mod:`sm_multisem.pairs` and :mod:`sm_multisem.siblings`.
+  :mod:`sm_multisem.spec.pairs` and :mod:`sm_multisem.engine.siblings`.
 
 Everything downstream sees a relaxation only as different labels in the parameter
-table: :func:`sm_multisem.spec.specify` writes them, :func:`sm_multisem.plan.compile_plan`
+table: :func:`sm_multisem.spec.spec.specify` writes them, :func:`sm_multisem.compile.plan.compile_plan`
 maps them to indices.
 """
 
@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..engine.segments import time_order
 from .layout import WideLayout
-from .segments import time_order
 
 __all__ = ["KINDS", "LabelColumn", "Labels", "Relaxation", "collect_labels", "expand_slopes", "key_slots",
            "occasion_times", "time_key"]
@@ -74,7 +74,7 @@ class Relaxation:
         residual variance and rho (``""``: one of each for every unit).
     among : tuple of tuple of str, or None
         For a covariance, the groups of labels whose siblings are correlated (None: every label
-        its own group; see :func:`sm_multisem.pairs.normalized_among`).
+        its own group; see :func:`sm_multisem.spec.pairs.normalized_among`).
     equal : bool
         For a covariance, one per group of labels instead of one per pair of keyed slots.
     """

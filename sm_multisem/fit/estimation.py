@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 from scipy import optimize
 
-from .likelihood import NestedNormal
-from .moment_normal import NotPositiveDefinite
+from ..engine.likelihood import NestedNormal
+from ..engine.moment_normal import NotPositiveDefinite
 
 __all__ = ["Optimum", "ProfiledObjective", "fit_profiled", "convergence_problems", "START_MULTIPLIERS"]
 

@@ -113,7 +113,7 @@ class ParameterTable:
         ----------
         layout : WideLayout
             With slots keyed by the labelling columns of any relaxation (see
-            :func:`sm_multisem.relax.key_slots`), so that one position means one label.
+            :func:`sm_multisem.spec.relax.key_slots`), so that one position means one label.
         labels : Labels, optional
             The label values of the relaxations.
         groups : ndarray, optional
@@ -231,7 +231,7 @@ def _block_rows(rules: pd.DataFrame, times: np.ndarray, y_names: list[str], unit
 def _ar1_rows(pairs: list[tuple[str, str]], times: np.ndarray, y_names: list[str], units) -> list[tuple]:
     """Residual covariances of the positions of one lowest unit, and the constraints that tie them.
 
-    Positions are numbered by time (see :func:`sm_multisem.relax.key_slots`), so the covariance
+    Positions are numbered by time (see :func:`sm_multisem.spec.relax.key_slots`), so the covariance
     of two positions of a unit is one constant, labelled by their distance in time ``d`` and
     constrained to ``scale * rho^d`` (a nonlinear equality constraint, lavaan's ``==``), where
     ``pairs`` holds the ``(scale, rho)`` labels of every position (those of its unit's label).
@@ -277,7 +277,7 @@ def specify(outcome: str, exog_names: list[str], layout: WideLayout, relaxations
         constant), with relaxed slopes already split by label (``x[pub]``, ``x[prv]``).
     layout : WideLayout
     relaxations : tuple of Relaxation
-        Constraints to release (see :mod:`sm_multisem.relax`).
+        Constraints to release (see :mod:`sm_multisem.spec.relax`).
     labels : Labels, optional
         The label values of the relaxations (required when there are relaxations).
     effects : dict, optional

@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .segments import dense_codes
+from ..engine.segments import dense_codes
 
 __all__ = ["WideLayout", "build_layout", "combine_codes", "identifier", "join_parts", "level_name", "nesting_chain",
            "position_name", "position_order"]

@@ -2,16 +2,16 @@
 
 :func:`position_codes` numbers the positions of the wide model from the layout and the plan;
 :func:`pattern_likelihood` applies the rule that says where the pattern path pays and builds
-:class:`~sm_multisem.patterns.PatternNormal`, which knows nothing of the layout.
+:class:`~sm_multisem.engine.patterns.PatternNormal`, which knows nothing of the layout.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .layout import WideLayout, combine_codes
-from .likelihood import NestedNormal
-from .patterns import PatternNormal, Positions, missingness_patterns
+from ..engine.likelihood import NestedNormal
+from ..engine.patterns import PatternNormal, Positions, missingness_patterns
+from ..spec.layout import WideLayout, combine_codes
 
 __all__ = ["MAX_POSITIONS", "MIN_CLUSTERS_PER_PATTERN", "pattern_likelihood", "position_codes"]
 

@@ -4,9 +4,9 @@ Whatever the covariance of a cluster is made of, the log-likelihood, its score, 
 (REML) log-likelihood and the deviance profiled over the fixed effects and a common scale need
 only ``log|Sigma_k|`` and ``C_k = W_k' Sigma_k^{-1} W_k`` (``W = [X, y]``) and their derivatives:
 :class:`MomentNormal` computes them all from a subclass's ``moments``. The nested recursion
-(:class:`~sm_multisem.likelihood.NestedNormal`), random effects with dense blocks
-(:class:`~sm_multisem.effects.EffectsNormal`) and the patterns
-(:class:`~sm_multisem.patterns.PatternNormal`) are such subclasses.
+(:class:`~sm_multisem.engine.likelihood.NestedNormal`), random effects with dense blocks
+(:class:`~sm_multisem.engine.effects.EffectsNormal`) and the patterns
+(:class:`~sm_multisem.engine.patterns.PatternNormal`) are such subclasses.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class MomentNormal:
     ``d_logdet`` and ``gradient(weight)``, as :class:`ClusterMoments`), with the attributes
     ``n_columns``, ``cluster_size``, ``cluster_weights`` and ``weighted_obs``. A "cluster"
     may be any set of independent rows whose moments are summed, such as every cluster
-    sharing one missingness pattern (:class:`~sm_multisem.patterns.PatternNormal`).
+    sharing one missingness pattern (:class:`~sm_multisem.engine.patterns.PatternNormal`).
 
     The columns may be centred (:attr:`centring`, see :class:`Centring`); every method takes and
     returns the fixed effects of the columns as the caller gave them.

@@ -1,7 +1,7 @@
 """Sums by unit and gap that carry AR(1) residuals within the lowest units of the recursion.
 
 With the sums made once, every evaluation costs O(units x distinct gaps) whatever the
-number of rows; :class:`~sm_multisem.likelihood.NestedNormal` reads them in its pooling.
+number of rows; :class:`~sm_multisem.engine.likelihood.NestedNormal` reads them in its pooling.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class AR1Sums:
 class AR1Derivative:
     """What the derivative pass needs of the AR(1) units.
 
-    See :meth:`sm_multisem.moments.ClusterMoments.contract`.
+    See :meth:`sm_multisem.engine.moments.ClusterMoments.contract`.
     """
 
     d_q: np.ndarray  # derivative in rho of every cluster's whitened W'W (centred rows)

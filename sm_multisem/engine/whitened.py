@@ -1,6 +1,6 @@
 """The residuals' share of the recursion: every lowest unit's prewhitened sums, and their adjoints.
 
-The recursion of :mod:`sm_multisem.effects` starts from the lowest units with the residual
+The recursion of :mod:`sm_multisem.engine.effects` starts from the lowest units with the residual
 covariance ``R_u`` of each unit's rows alone, and needs of the rows only
 
 .. math:: A_u = U_u' R_u^{-1} U_u, \\qquad b_u = U_u' R_u^{-1} W_u, \\qquad

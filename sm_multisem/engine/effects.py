@@ -1,6 +1,6 @@
 """Gaussian log-likelihood of nested random effects on any columns, evaluated from per-unit sums.
 
-Like :mod:`sm_multisem.likelihood`, this module knows normal vectors with a nested block
+Like :mod:`sm_multisem.engine.likelihood`, this module knows normal vectors with a nested block
 covariance and nothing about structural equation models. The rows carry effect columns
 ``U`` (the column of ones, covariates, indicators of a factor's levels); every unit ``u`` of
 level ``l`` has effects ``b_u ~ N(0, G_l)`` on the ``q_l`` columns ``Z_l = U S_l`` of its
@@ -39,7 +39,7 @@ their parent sums ``A`` and ``b``. The lowest units start from their rows,
 
 The derivatives are exact, by reverse-mode differentiation of the same recursion: the
 likelihood only ever needs ``d log|Sigma_k| + tr(A dC_k)`` for one symmetric ``A`` (see
-:class:`~sm_multisem.moments.ClusterMoments`), so one pass back down the levels, with the
+:class:`~sm_multisem.engine.moments.ClusterMoments`), so one pass back down the levels, with the
 adjoints of every unit's ``A`` and ``b``, gives it for every parameter at once. A pass down the
 levels also gives the predictions of every unit's effects and their conditional covariance.
 
@@ -181,7 +181,7 @@ class _Step:
 
     ``a`` (u, u, units) and ``b`` (u, m, units) are the units' information before the step, ``g``
     the level's ``G`` on all u effect columns (zero outside its own; one for every unit, (u, u, units),
-    for the blocks of sibling effects of :mod:`sm_multisem.siblings`), ``n_inv = N^{-1}`` with
+    for the blocks of sibling effects of :mod:`sm_multisem.engine.siblings`), ``n_inv = N^{-1}`` with
     ``N = I + A G``; ``a_new = N^{-1} A`` and ``b_new = N^{-1} b`` after the step, and
     ``removed = b' G N^{-1} b`` (m, m, units), what the effects remove from ``C``. With ``G``
     zero outside the level's columns these are the Woodbury step of the module docstring
@@ -317,7 +317,7 @@ class _SelectedStep:
 class _EffectMoments:
     """``log|Sigma_k|`` and ``C_k`` per cluster, with their derivatives on demand.
 
-    The same interface as :class:`~sm_multisem.moments.ClusterMoments` (``logdet``,
+    The same interface as :class:`~sm_multisem.engine.moments.ClusterMoments` (``logdet``,
     ``cross``, ``d_logdet``, ``contract``, ``gradient``), which is all the log-likelihoods need.
     """
 
@@ -325,7 +325,7 @@ class _EffectMoments:
         self._lik = lik
         self._whitened = lik._residuals.forward(variances)
         #: Whether every cluster's covariance is positive definite: every structure but a residual block and
-        #: the covariances of siblings keeps it so (see :meth:`~sm_multisem.siblings.SiblingSteps.definite`)
+        #: the covariances of siblings keeps it so (see :meth:`~sm_multisem.engine.siblings.SiblingSteps.definite`)
         self.positive = self._whitened is not None
         self._steps: list[_Step | _SelectedStep | None] = [None] * lik.n_levels
         self._sibling_steps = None
@@ -483,7 +483,7 @@ class EffectsNormal(NestedNormal):
         Data columns ``[X, y]``, rows sorted so that every unit at every level is a
         contiguous run.
     row_starts, child_starts
-        As for :class:`~sm_multisem.likelihood.NestedNormal`.
+        As for :class:`~sm_multisem.engine.likelihood.NestedNormal`.
     effect_values : ndarray, shape (n_rows, u)
         The effect columns ``U`` (the column of ones among them, where a level has a random
         intercept), in the order of ``columns``.
@@ -494,12 +494,12 @@ class EffectsNormal(NestedNormal):
         The residual variance parameter of every row.
     residual_block : (ndarray, ndarray), optional
         The occasion of every row and the entries of ``R`` over the occasions: residuals with a
-        dense covariance within every lowest unit (:class:`~sm_multisem.whitened.BlockResiduals`);
+        dense covariance within every lowest unit (:class:`~sm_multisem.engine.whitened.BlockResiduals`);
         ``row_variance`` then holds the variance of every row's occasion.
     residual_ar1 : (ndarray, int), optional
         The time (any real number) of every row and the entry of ``rho``: residuals correlated
         ``rho^|t - s|`` within every lowest unit, each row with its ``row_variance``
-        (:class:`~sm_multisem.whitened.AR1Residuals`).
+        (:class:`~sm_multisem.engine.whitened.AR1Residuals`).
     cluster_weights : ndarray, optional
         Sampling weight of every top-level cluster.
     centring : Centring, optional
@@ -507,7 +507,7 @@ class EffectsNormal(NestedNormal):
     Notes
     -----
     ``cholesky_blocks`` lists the entries of every unstructured block of correlated effects
-    (a q x q matrix each): :class:`~sm_multisem.estimation.ProfiledObjective` optimises their
+    (a q x q matrix each): :class:`~sm_multisem.fit.estimation.ProfiledObjective` optimises their
     relative Cholesky factor, lme4's ``theta``.
     """
 

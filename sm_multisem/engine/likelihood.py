@@ -94,7 +94,7 @@ class NestedNormal(MomentNormal):
     _sums_within_cells = True
 
     #: The entries (a q x q matrix each) of every block of correlated effects optimised by its
-    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.effects.EffectsNormal`)
+    #: Cholesky factor; none here (random slopes: :class:`~sm_multisem.engine.effects.EffectsNormal`)
     cholesky_blocks: tuple[np.ndarray, ...] = ()
     #: ``(covariance, variance a, variance b)`` entries of every covariance that is optimised as its share
     #: ``c / sqrt(v_a v_b)``, and the lower bound of that share (:attr:`covariance_lower`): the covariances

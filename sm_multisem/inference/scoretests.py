@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..spec.layout import identifier, join_parts
+from ..spec.relax import MIN_PER_LABEL
 from .hypothesis import InformationNotPositiveDefinite, score_test
-from .layout import identifier, join_parts
-from .relax import MIN_PER_LABEL
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
 
@@ -189,7 +189,7 @@ def constraint_families(model, t=None) -> list[Family]:
         Intercept, slopes, the variance of every level below the top, the residual variance,
         and the AR(1) correlation of the residuals. A family that cannot be freed (already
         relaxed, a single position, a position held by fewer than
-        :data:`~sm_multisem.relax.MIN_PER_LABEL` rows or units) carries a note instead of
+        :data:`~sm_multisem.spec.relax.MIN_PER_LABEL` rows or units) carries a note instead of
         positions.
     """
     rules = model.table.rules
@@ -269,7 +269,7 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     """Score tests of every constraint of the wide model, one position at a time and family by family.
 
     For every family (:func:`constraint_families`) the relaxed model frees the constrained
-    parameter at every position (``x[1_1]``, ``x[1_2]``, ...); :func:`~sm_multisem.hypothesis.score_test`
+    parameter at every position (``x[1_1]``, ``x[1_2]``, ...); :func:`~sm_multisem.inference.hypothesis.score_test`
     at the constrained estimate gives the statistic of freeing each position alone (df 1, the
     others keeping a shared value) and of freeing them all (df = positions - 1):
 
@@ -305,7 +305,7 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     ValueError
         For a REML fit, an unknown family label, or a constraint in ``release`` that names no
         position of any family. A family the data cannot identify (a position with fewer
-        than :data:`~sm_multisem.relax.MIN_PER_LABEL` units or rows, a covariate constant
+        than :data:`~sm_multisem.spec.relax.MIN_PER_LABEL` units or rows, a covariate constant
         within a position) is not an error: it is left out with the reason in ``families``.
     """
     if results.reml:

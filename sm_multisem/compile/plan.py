@@ -15,10 +15,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .effects import LevelEffects
-from .layout import WideLayout
-from .siblings import SiblingCovariances
-from .spec import INTERCEPT, ParameterTable, block_occasions, unit_slots
+from ..engine.effects import LevelEffects
+from ..engine.siblings import SiblingCovariances
+from ..spec.layout import WideLayout
+from ..spec.spec import INTERCEPT, ParameterTable, block_occasions, unit_slots
 
 __all__ = ["Plan", "compile_plan"]
 
@@ -53,7 +53,7 @@ class Plan:
         sorted order); None without AR(1) residuals.
     level_effects : tuple of LevelEffects
         For each grouping level (top first), the effect columns of its random effects (among the
-        model's :class:`~sm_multisem.data.EffectColumns`) and the entries of the vector that are
+        model's :class:`~sm_multisem.spec.data.EffectColumns`) and the entries of the vector that are
         their covariance ``G``; empty when every random effect is an intercept.
     siblings : SiblingCovariances or None
         The covariances of the random intercepts of sibling units of one level, by keyed slot
@@ -66,7 +66,7 @@ class Plan:
         residuals evaluated as a dense block of every lowest unit.
     covariance_entries : ndarray
         The entries that are covariances of exchangeable residuals: the lowest level's
-        ``unit_variance`` then points at them (see :mod:`sm_multisem.residuals`).
+        ``unit_variance`` then points at them (see :mod:`sm_multisem.spec.residuals`).
     """
 
     param_names: tuple[str, ...]
@@ -189,9 +189,9 @@ def compile_plan(table: ParameterTable, exog_names: list[str], layout: WideLayou
                  effect_names: tuple[str, ...] = ()) -> Plan:
     """Build the :class:`Plan` of a parameter table.
 
-    ``labels`` (:class:`~sm_multisem.relax.Labels`) gives the label of every unit or row
+    ``labels`` (:class:`~sm_multisem.spec.relax.Labels`) gives the label of every unit or row
     that a relaxed rule refers to; ``effect_names`` names the effect columns of random effects
-    beyond intercepts (:attr:`~sm_multisem.data.EffectColumns.names`).
+    beyond intercepts (:attr:`~sm_multisem.spec.data.EffectColumns.names`).
 
     Raises
     ------

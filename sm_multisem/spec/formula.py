@@ -71,7 +71,7 @@ class ParsedFormula:
     terms : tuple of RandomTerm
         The random terms as written. Their grouping factors (:attr:`groupings`) are put in
         order from the top level down, and checked for nesting against the data, by
-        :func:`sm_multisem.layout.nesting_chain`.
+        :func:`sm_multisem.spec.layout.nesting_chain`.
     """
 
     formula: str

@@ -12,11 +12,11 @@ import warnings
 import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .data import ModelData
-from .layout import WideLayout
-from .likelihood import NestedNormal
-from .relax import Relaxation
-from .spec import INTERCEPT
+from ..engine.likelihood import NestedNormal
+from ..spec.data import ModelData
+from ..spec.layout import WideLayout
+from ..spec.relax import Relaxation
+from ..spec.spec import INTERCEPT
 
 __all__ = ["check_absorbed_levels", "check_effects", "check_identification", "check_rank"]
 

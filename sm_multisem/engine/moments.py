@@ -3,7 +3,7 @@
 :class:`Units` summarises the units of one level (log-determinant, ``h``, GLS mean, and their
 derivatives), :meth:`Units.pool` pools children into parents, and :class:`ClusterMoments`
 holds the result per top-level cluster with the records (:class:`Pooling`) its derivative pass
-reads. :class:`~sm_multisem.likelihood.NestedNormal` drives the recursion.
+reads. :class:`~sm_multisem.engine.likelihood.NestedNormal` drives the recursion.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..compile.plan import Plan
+from ..spec.spec import INTERCEPT
 from .gof import fit_saturated, wide_data_of
-from .plan import Plan
-from .spec import INTERCEPT
 
 __all__ = ["LRTest", "ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
            "constraint_map"]
@@ -234,7 +234,7 @@ def lr_test_saturated(results) -> LRTest:
     model vs. saturated", lavaan's chi-square with ``fixed.x = TRUE``).
 
     The saturated model regresses every position's outcome on every covariate of every
-    position with an unrestricted covariance matrix (:func:`sm_multisem.gof.fit_saturated`:
+    position with an unrestricted covariance matrix (:func:`sm_multisem.inference.gof.fit_saturated`:
     closed form with complete wide data, EM for full-information ML with missing positions);
     ``df`` is its number of parameters less the model's.
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.iolib.summary2 import Summary
 
-from .residuals import with_residual_heading
-from .spec import power_constraints
+from ..spec.residuals import with_residual_heading
+from ..spec.spec import power_constraints
 
 __all__ = ["STYLES", "build_summary", "estimates_table", "format_number"]
 

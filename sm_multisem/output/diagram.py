@@ -10,7 +10,7 @@ value shows the value. Covariances that are free or fixed away from 0 are curved
 two-headed edges; effects fixed uncorrelated get no edge, as in the article.
 
 The picture is read off the per-position parameter table
-(:meth:`~sm_multisem.spec.ParameterTable.expand`) and nothing else, so a relaxation shows
+(:meth:`~sm_multisem.spec.spec.ParameterTable.expand`) and nothing else, so a relaxation shows
 as the labels it writes there.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .spec import constrained_values
+from ..spec.spec import constrained_values
 
 __all__ = ["GraphvizMissing", "PathDiagram", "path_diagram"]
 

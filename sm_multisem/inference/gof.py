@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .layout import position_name, position_order
-from .spec import constrained_values
+from ..spec.layout import position_name, position_order
+from ..spec.spec import constrained_values
 
 __all__ = [
     "GoodnessOfFit",

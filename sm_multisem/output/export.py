@@ -7,7 +7,7 @@ import textwrap
 
 import pandas as pd
 
-from .spec import ParameterTable, power_constraints
+from ..spec.spec import ParameterTable, power_constraints
 
 __all__ = ["to_lavaan", "to_stata", "to_stata_wide"]
 

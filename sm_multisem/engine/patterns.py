@@ -4,22 +4,22 @@ In wide form a nested random-intercept model has one outcome per *position* (a s
 level below the top, and the observation's slot inside its lowest unit), and a cluster is a
 row whose absent positions are missing. Clusters with the same set of present positions (a
 *missingness pattern*) share one covariance matrix ``Sigma_o``, so, as in full-information
-ML by pattern (:mod:`sm_multisem.wide_normal`), the data enter only through
+ML by pattern (:mod:`sm_multisem.engine.wide_normal`), the data enter only through
 
 .. math:: T_g[p, q] = \\sum_{k \\in g} w_{kp} w_{kq}', \\qquad
           C_g = \\sum_{p, q} (\\Sigma_o^{-1})_{pq} T_g[p, q] = \\sum_{k \\in g} W_k' \\Sigma_o^{-1} W_k,
 
 summed once over the clusters ``k`` of pattern ``g`` (``w_{kp}`` is the row ``[x, y]`` at
 position ``p`` of cluster ``k``). An evaluation then costs O(patterns x positions^3), whatever
-the number of clusters, where the recursion of :class:`~sm_multisem.likelihood.NestedNormal`
+the number of clusters, where the recursion of :class:`~sm_multisem.engine.likelihood.NestedNormal`
 costs O(units). For the article's design (two units of two observations: four positions,
 one pattern) that is microseconds against tens of milliseconds at 100,000 clusters.
 
 :class:`PatternNormal` provides the moments of every pattern, ``log|Sigma_g|`` and ``C_g``
 summed over its clusters, so every log-likelihood of
-:class:`~sm_multisem.moment_normal.MomentNormal` (profiled, restricted, score, information) and
-:func:`~sm_multisem.estimation.fit_profiled` work on it unchanged: the optimum is the same
-as by the recursion, to rounding. :func:`~sm_multisem.pattern_path.pattern_likelihood` says when
+:class:`~sm_multisem.engine.moment_normal.MomentNormal` (profiled, restricted, score, information) and
+:func:`~sm_multisem.fit.estimation.fit_profiled` work on it unchanged: the optimum is the same
+as by the recursion, to rounding. :func:`~sm_multisem.compile.pattern_path.pattern_likelihood` says when
 to use it.
 """
 
@@ -122,7 +122,7 @@ class _SizeGroup:
 class PatternMoments:
     """``log|Sigma|`` and ``C`` summed over the clusters of every pattern, with derivatives.
 
-    The interface of :class:`~sm_multisem.moments.ClusterMoments`, one row per pattern.
+    The interface of :class:`~sm_multisem.engine.moments.ClusterMoments`, one row per pattern.
     """
 
     logdet: np.ndarray
@@ -163,7 +163,8 @@ class PatternNormal(MomentNormal):
     cluster_starts : ndarray
         First sorted row of every top-level cluster.
     positions : Positions
-        The position of every sorted row and what positions share (:func:`~sm_multisem.pattern_path.position_codes`).
+        The position of every sorted row and what positions share
+        (:func:`~sm_multisem.compile.pattern_path.position_codes`).
     patterns : Patterns
         The missingness pattern of every cluster (:func:`missingness_patterns`).
     nested : NestedNormal

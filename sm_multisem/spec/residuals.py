@@ -11,7 +11,7 @@ The residuals of one unit of the *residual grouping* share a covariance:
 negative (down to :math:`-\\sigma^2_e/(n_u - 1)` for the largest unit). It is a random
 intercept of the unit with "variance" ``c`` on top of independent residuals of variance
 ``var - cov``, so the nested likelihood evaluates it in closed form from the same per-unit
-sums (:class:`~sm_multisem.likelihood.NestedNormal` with ``residual_covariance=True``).
+sums (:class:`~sm_multisem.engine.likelihood.NestedNormal` with ``residual_covariance=True``).
 
 The residual grouping must not carry a random intercept of its own: ``var(level) 1 1' + R_u``
 with an exchangeable ``R_u`` identifies only ``var(level) + cov``. It is therefore a grouping
@@ -22,7 +22,7 @@ covariances ``y1_1 ~~ C_e*y1_2`` between the positions of one unit.
 
 Unstructured residuals give every occasion its variance and every pair of occasions its
 covariance, Toeplitz residuals one variance and a covariance per lag: a dense block of every unit
-of the residual grouping, evaluated in the recursion (:class:`~sm_multisem.whitened.BlockResiduals`).
+of the residual grouping, evaluated in the recursion (:class:`~sm_multisem.engine.whitened.BlockResiduals`).
 Their wide form numbers the positions of a unit by occasion, with one label per occasion and per
 pair (``S_e_t2``, ``C_e_t1_t2``) or per lag (``C_e_lag1``). Unstructured residuals by a label of
 the units (a set per label) are fitted by the dense wide engine

@@ -1,0 +1,1 @@
+"""The parameter table compiled to the arguments of a likelihood."""

@@ -1,0 +1,1 @@
+"""The normal likelihoods, from per-unit sums; nothing here knows of structural equation models."""

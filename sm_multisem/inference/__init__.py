@@ -1,0 +1,1 @@
+"""Tests and fit indices: score, Wald and LR tests, goodness of fit."""

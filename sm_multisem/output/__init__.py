@@ -1,0 +1,1 @@
+"""What a fit prints and exports: summaries, Stata and lavaan syntax, diagrams, plots, comparisons."""

@@ -1,0 +1,1 @@
+"""The model as specified: formula, data, layout, labels, relaxations and the parameter table."""

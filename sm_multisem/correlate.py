@@ -45,7 +45,8 @@ from .spec.relax import Relaxation, occasion_times
 from .spec.residuals import check_occasion_pairs, exchangeable_changes
 from .wide_model import WideSEM
 
-__all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "relax_covariances", "unstructured_model"]
+__all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "keying_relaxation", "relax_covariances",
+           "unstructured_model"]
 
 @dataclass(frozen=True)
 class Covariances:
@@ -142,29 +143,42 @@ def free_sibling_covariances(model, table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def keying_relaxation(model, level: str, name: str, residual: bool = True) -> Relaxation | None:
+    """The relaxation whose label keys the slots of ``level`` (its variance, or the residual variance,
+    relaxed by a label), or None, for freeing covariances among its siblings by the label ``name``.
+
+    Raises
+    ------
+    ValueError
+        The top level (no siblings); a level the model does not have (``Residual`` counts as one
+        when ``residual``); slots keyed by another label than ``name``.
+    """
+    names = model.layout.level_names
+    if level == names[0]:
+        raise ValueError(
+            f"{level} is the top level: each of its units is one row of the wide model, so its effects have "
+            "no siblings to be correlated with (covariances across rows are not a wide SEM)")
+    if level not in names and not (residual and level == RESIDUAL):
+        raise ValueError(f"level must be one of {list(names[1:])} (the levels below the top) or {RESIDUAL!r}, "
+                         f"got {level!r}")
+    kind = "residual variance" if level == RESIDUAL else "variance"
+    done = next((r for r in model.relaxations if (r.kind, r.target) == (kind, level)), None)
+    if done is not None and done.by != name:
+        raise ValueError(f"the {kind} of {level} is relaxed by {done.by!r}: its slots are keyed by that label, "
+                         f"so its covariances are freed by {done.by!r} too, not by {name!r}")
+    return done
+
+
 def _keys(model, request: Covariances) -> tuple[int, np.ndarray, list[str]]:
     """The column of the layout's slots the request keys, the label of every unit (or sorted row) there,
     and the distinct labels; checked as a variance (residual variance) relaxed by the same column is."""
     layout = model.layout
-    name = model._label_name(request.by)
+    done = keying_relaxation(model, request.level, model._label_name(request.by))
     if request.level == RESIDUAL:
-        kind, column, relax = "residual variance", len(layout.slots) - 1, model.relax_residuals
-    elif request.level == layout.level_names[0]:
-        raise ValueError(
-            f"{request.level} is the top level: each of its units is one row of the wide model, so its effects have "
-            "no siblings to be correlated with (covariances across rows are not a wide SEM)"
-        )
-    elif request.level in layout.level_names:
-        kind, column = "variance", layout.level_names.index(request.level) - 1
-        relax = partial(model.relax_variance, request.level)
+        column, relax = len(layout.slots) - 1, model.relax_residuals
     else:
-        raise ValueError(f"level must be one of {list(layout.level_names[1:])} (the levels below the top) or "
-                         f"{RESIDUAL!r}, got {request.level!r}")
-    done = next((r for r in model.relaxations if (r.kind, r.target) == (kind, request.level)), None)
+        column, relax = layout.level_names.index(request.level) - 1, partial(model.relax_variance, request.level)
     if done is not None:
-        if done.by != name:
-            raise ValueError(f"the {kind} of {request.level} is relaxed by {done.by!r}: its slots are keyed by that "
-                             f"label, so its covariances are freed by {done.by!r} too, not by {name!r}")
         return (column, *model.labels.of(done))
     probe = relax(request.by)  # labels every unit (row), with the relaxation's own checks
     return (column, *probe.labels.of(probe.relaxations[-1]))

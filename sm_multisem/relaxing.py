@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .correlate import unstructured_model
+from .correlate import keying_relaxation, unstructured_model
 from .spec.data import ModelData
 from .spec.layout import level_name
 from .spec.relax import LabelColumn, Relaxation, time_key
@@ -227,19 +227,8 @@ class Relaxing:
         """
         from .spec.pairs import normalized_among
 
-        names = self.layout.level_names
-        if level == names[0]:
-            raise ValueError(
-                f"{level} is the top level: each of its units is one row of the wide model, so its effects have "
-                "no siblings to be correlated with (covariances across rows are not a wide SEM)")
-        if level not in names:
-            raise ValueError(f"level must be one of {list(names[1:])} (the levels below the top) or 'Residual', "
-                             f"got {level!r}")
         name = self._label_name(by)
-        done = next((r for r in self.relaxations if (r.kind, r.target) == ("variance", level)), None)
-        if done is not None and done.by != name:
-            raise ValueError(f"the variance of {level} is relaxed by {done.by!r}: its slots are keyed by that label, "
-                             f"so its covariances are freed by {done.by!r} too, not by {name!r}")
+        keying_relaxation(self, level, name, residual=False)  # residual covariances: relax_residual_covariance
         return self._relaxed(Relaxation("covariance", level, name, among=normalized_among(among), equal=equal), by)
 
     def relax_residual_covariance(self, by, *, among=None, equal: bool = False, start_params=None):

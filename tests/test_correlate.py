@@ -206,6 +206,11 @@ def test_refusals(long):
         effects.relax_covariance("k", by="region")
     with pytest.raises(ValueError, match=r"level must be one of \['k:j'\] \(the levels below the top\) or 'Residual'"):
         effects.relax_covariance("j", by="region")
+    other = effects.relax_variance("k:j", by="region")
+    keyed = r"the variance of k:j is relaxed by 'region': its slots are keyed by that label, so its covariances"
+    for relax in (other.relax_covariance, lambda level, by: relax_covariances(other, Covariances(level, by))):
+        with pytest.raises(ValueError, match=keyed):
+            relax(level="k:j", by=pd.Series(long["effects"]["region"].to_numpy(), name="area"))
     confounded = r"Cov\(y_a, y_b\) = var\(k\) \+ cov\(k:j\)\[a,b\], so var\(k\) cannot be told apart"
     for equal in (False, True):
         with pytest.raises(ValueError, match=confounded):

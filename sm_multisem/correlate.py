@@ -48,6 +48,7 @@ from .wide_model import WideSEM
 __all__ = ["RESIDUAL", "Covariances", "free_sibling_covariances", "keying_relaxation", "relax_covariances",
            "unstructured_model"]
 
+
 @dataclass(frozen=True)
 class Covariances:
     """Covariances to free among siblings of a level, by a label.

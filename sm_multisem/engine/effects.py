@@ -593,4 +593,3 @@ class EffectsNormal(NestedNormal):
     def random_effects_variance(self, variances: np.ndarray) -> list[np.ndarray]:
         """The diagonals of :meth:`random_effects_covariance`: (units, q) per level."""
         return [np.diagonal(cov, axis1=1, axis2=2) for cov in self.random_effects_covariance(variances)]
-

@@ -45,6 +45,7 @@ from .segments import Segments, time_order
 
 __all__ = ["NestedNormal"]
 
+
 class NestedNormal(MomentNormal):
     """Normal model with nested random intercepts and independent residuals.
 

@@ -34,6 +34,7 @@ from .moment_normal import MomentNormal
 
 __all__ = ["PatternMoments", "PatternNormal", "Patterns", "Positions", "missingness_patterns"]
 
+
 @dataclass(frozen=True)
 class Positions:
     """The position of every sorted row and what every position shares with the others.

@@ -187,18 +187,47 @@ def test_release_refuses_unknown_constraints(article, release, message):
 
 
 # ------------------------------------------------------------------ what is not tested
-def test_unidentified_family_is_skipped_with_a_note():
-    """A cluster with a fourth unit: positions 4_1.. hold one unit each, so those families are left out."""
+def test_thin_positions_share_a_group_or_leave_the_family_out():
+    """A cluster with a fourth unit of 9 rows: positions 4_1 .. 4_9 hold one row each and share the group
+    ``pooled``; the slot 4 of k:j holds one unit, too few even alone, so S_j is left out."""
     data = simulate(30, seed=5)
     extra = data[data["k"] == 1].assign(j=4)
     data = pd.concat([data, extra], ignore_index=True)
-    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    res = model.fit()
     tests = res.score_tests()
-    for family in ("c", "bx", "S_j", "S_e"):
-        assert "holds only 1 of the" in tests.families.loc[family, "note"]
-        assert family not in tests.table.index.get_level_values("family")
-    assert tests.families.loc["rho", "note"] == ""
-    assert "Not tested: bx" in str(tests)
+    assert "position 4 holds only 1 of the units of k:j" in tests.families.loc["S_j", "note"]
+    assert "S_j" not in tests.table.index.get_level_values("family")
+    assert "Not tested: S_j" in str(tests)
+    by_hand = data["j"].astype(str) + "_" + (data.groupby(["k", "j"]).cumcount() + 1).astype(str)
+    by_hand = by_hand.where(data["j"] < 4, "pooled").rename("ids")
+    for family, relaxed in {"c": model.relax_intercept(by=by_hand), "bx": model.relax_slope("x", by=by_hand),
+                            "S_e": model.relax_residuals(by=by_hand)}.items():
+        assert tests.families.loc[family, "note"] == ""
+        assert "9 positions holding fewer than 2 observations (9 in all) share one group, 'pooled'" in \
+            tests.families.loc[family, "grouping"]
+        assert tests.families.loc[family, "df"] == 9  # 9 positions and the pooled group
+        direct = score_test(res, relaxed)
+        assert tests.families.loc[family, "chi2"] == pytest.approx(direct.statistic, rel=1e-9)
+        pooled = tests.table.loc[family].index[-2]
+        assert pooled.endswith("[pooled]")
+        assert tests.table.loc[(family, pooled), "chi2"] == pytest.approx(direct.table.loc[pooled, "chi2"], rel=1e-9)
+
+
+def test_many_positions_are_freed_by_the_slots_of_a_level_above():
+    """Ragged districts: hundreds of (school, pupil) positions give way to the school slots."""
+    data = sms.simulate_districts(6000, seed=3)
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    res = model.fit()
+    tests = res.score_tests(["bx", "S_j"])
+    grouping = tests.families.loc["bx", "grouping"]
+    assert grouping.startswith("by the slot of k:j (")
+    assert "positions, more than the 50 groups a family frees" in grouping
+    assert tests.families.loc["S_j", "grouping"].startswith("by position")
+    slots = position_labels(model, "k:j")
+    direct = score_test(res, model.relax_slope("x", by=pd.Series(slots, name="slot")))
+    assert tests.families.loc["bx", "chi2"] == pytest.approx(direct.statistic, rel=1e-9)
+    assert "freed by the slot of k:j" in str(tests)
 
 
 def test_relaxed_fit_tests_the_other_constraints():

@@ -31,12 +31,17 @@ import pandas as pd
 
 from ..spec.layout import identifier, join_parts
 from ..spec.relax import MIN_PER_LABEL
+from .fixed_scores import fixed_effect_score_test, takes_fixed_effect_shortcut
 from .hypothesis import InformationNotPositiveDefinite, score_test
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
 
 #: The label of the positions a partial release (``release=``) leaves tied together.
 OTHERS = "others"
+#: The label of the positions holding too few rows or units for a parameter each: they share one.
+POOLED = "pooled"
+#: The most groups a family frees; with more positions it is freed by the slots of a level above.
+MAX_RELEASED = 50
 _RELEASED_ROW = re.compile(r"^(?P<base>.+)\[(?P<position>[^\[\]]+)\]$")
 
 
@@ -55,12 +60,20 @@ class Family:
         The fixed-effect column, level or ``"Residual"`` the constraint is about.
     parameter : str
         The name of the constrained parameter in the results (``x``, ``var(k:j)``).
-    positions : ndarray, str or None
-        The position of every input row (None where a row is not used), or, for the
-        residual correlation, its time (or the name of the time column); None when the
-        family cannot be tested.
     note : str
         Why the family is not tested, empty when it is.
+    grouping : str
+        What the groups freed are: ``"by position"``, or by the slots of a level above and why,
+        and which positions share the group ``pooled``.
+    codes, names : ndarray or None
+        The group of every sorted row (the layout's order), as an index into ``names``; None
+        when the family cannot be tested, and for the residual correlation.
+    input_rows : ndarray or None
+        The input row of every sorted row (shared by the families of a model).
+    n_input : int
+        The number of input rows.
+    times : ndarray, str or None
+        The time of the residual correlation: one value per input row, or a column name.
     """
 
     label: str
@@ -68,8 +81,28 @@ class Family:
     kind: str
     target: str
     parameter: str
-    positions: np.ndarray | None
     note: str = ""
+    grouping: str = ""
+    codes: np.ndarray | None = None
+    names: np.ndarray | None = None
+    input_rows: np.ndarray | None = None
+    n_input: int = 0
+    times: np.ndarray | str | None = None
+
+    @property
+    def positions(self) -> np.ndarray | str | None:
+        """The group of every input row (None where a row is not used), or, for the residual correlation,
+        its time (or the name of the time column); None when the family cannot be tested.
+
+        Built when asked for: a million rows of labels are kept as small integer codes until then.
+        """
+        if self.note:
+            return None
+        if self.kind == "residual correlation":
+            return self.times
+        out = np.full(self.n_input, None, dtype=object)
+        out[self.input_rows] = self.names[self.codes]
+        return out
 
     def relax(self, model, labels: np.ndarray | None = None):
         """The model with this constraint released by ``labels`` (by default one label per position)."""
@@ -100,8 +133,8 @@ class ScoreTests:
         the value the other positions share (or from the held value, for ``rho``).
     families : DataFrame
         One row per family (indexed by its label): the ``question`` it answers, ``chi2``,
-        ``df``, ``pvalue`` of the joint test, the ``information`` it used, and the ``note``
-        saying why a family was not tested.
+        ``df``, ``pvalue`` of the joint test, the ``information`` it used, the ``grouping`` of
+        the positions it freed, and the ``note`` saying why a family was not tested.
     information : str
         The information matrix asked for (``"expected"`` by default).
     """
@@ -118,6 +151,9 @@ class ScoreTests:
         for label, family in self.families[self.families["note"] == ""].iterrows():
             used = "" if family["information"] == self.information else f" [{family['information']} information]"
             lines.append(f"{label}: {family['question']}{used}")
+            if family["grouping"] and family["grouping"] != "by position":
+                lines += textwrap.wrap(f"freed {family['grouping']}", width, initial_indent="  ",
+                                       subsequent_indent="    ")
             for constraint, row in self.table.loc[label].iterrows():
                 epc = "" if np.isnan(row["epc"]) else f"{row['epc']:13.4f}"
                 lines.append(f"  {constraint:<38}{row['chi2']:10.4f}{int(row['df']):5d}{row['pvalue']:10.4f}{epc}")
@@ -187,28 +223,27 @@ def constraint_families(model, t=None) -> list[Family]:
     -------
     list of Family
         Intercept, slopes, the variance of every level below the top, the residual variance,
-        and the AR(1) correlation of the residuals. A family that cannot be freed (already
-        relaxed, a single position, a position held by fewer than
-        :data:`~sm_multisem.spec.relax.MIN_PER_LABEL` rows or units) carries a note instead of
-        positions.
+        and the AR(1) correlation of the residuals. Each family frees its parameter by the
+        grouping :func:`_grouping` chooses (by position, or by the slot of a level above when
+        the positions are too many), and says which in ``grouping``; a family that cannot be
+        freed (already relaxed, a single position) carries a note instead of positions.
     """
     rules = model.table.rules
     layout = model.layout
     relaxed = {(r.kind, r.target): r.by for r in model.relaxations}
-    full = _sorted_positions(layout, None)
+    input_rows = np.flatnonzero(model.model_data.rows_used)[layout.order]
     families: list[Family] = []
 
     def add(label: str, question: str, kind: str, target: str, parameter: str, level: str | None = None) -> None:
         """A family freed across the positions of every row (of every unit of ``level``)."""
-        positions = full if level is None else _sorted_positions(layout, level)
         if (kind, target) in relaxed:
-            note = f"already relaxed by {relaxed[(kind, target)]!r}"
-        elif level is None:
-            note = _thin(positions, "observations")
-        else:
-            note = _thin(layout.per_unit(positions, layout.level_names.index(level))[0], f"units of {level}")
-        families.append(Family(label, question, kind, target, parameter,
-                               None if note else _to_input_rows(model, positions), note))
+            families.append(Family(label, question, kind, target, parameter,
+                                   f"already relaxed by {relaxed[(kind, target)]!r}"))
+            return
+        depth = len(layout.levels) if level is None else layout.level_names.index(level)
+        grouping = _grouping(layout, depth, None if level is None else layout.level_names.index(level))
+        families.append(Family(label, question, kind, target, parameter, grouping.note, grouping.description,
+                               grouping.codes, grouping.names, input_rows, len(model.model_data.rows_used)))
 
     fixed = rules[rules["kind"].isin(["intercept", "slope"])]
     for rule in fixed.assign(base=[_shared(r)[1] for r in fixed.itertuples()]).drop_duplicates("base").itertuples():
@@ -232,27 +267,66 @@ def constraint_families(model, t=None) -> list[Family]:
         note = f"every {lowest} unit holds a single observation"
     if t is None:
         first = np.repeat(layout.row_starts, np.diff(np.append(layout.row_starts, layout.n_rows)))
-        t = _to_input_rows(model, np.arange(layout.n_rows) - first)
+        t = np.full(len(model.model_data.rows_used), np.nan)  # the rows not used have no time
+        t[input_rows] = np.arange(layout.n_rows) - first
     families.append(Family("rho", f"residuals of a {lowest} unit uncorrelated: AR(1) rho(Residual) = 0",
-                           "residual correlation", "Residual", "rho(Residual)", None if note else t, note))
+                           "residual correlation", "Residual", "rho(Residual)", note, times=t))
     return families
 
 
-def _thin(positions: np.ndarray, what: str) -> str:
-    """Why the positions cannot each carry a parameter (empty when they can).
+@dataclass(frozen=True)
+class _Grouping:
+    """The groups a family frees (see :func:`_grouping`): the group of every sorted row as a code into
+    ``names``, what the groups are, or why the family cannot be freed."""
 
-    Checked before the relaxed model is built: freeing a slope at thousands of positions
-    held by one row each would expand the design to thousands of columns for nothing.
+    codes: np.ndarray | None
+    names: np.ndarray | None
+    description: str
+    note: str = ""
+
+
+def _grouping(layout, depth: int, level: int | None) -> _Grouping:
+    """The groups a family frees its parameter by, from its positions down to coarser slots.
+
+    A family's positions are the slots of its rows (``level`` None) or of its units of ``level``
+    down to ``depth`` slots. Each group must hold :data:`~sm_multisem.spec.relax.MIN_PER_LABEL`
+    rows or units to carry a parameter: positions holding fewer share one group, ``pooled``.
+    On ragged data the full positions are many and most mean little (the 39th pupil of the 15th
+    school of a district); beyond :data:`MAX_RELEASED` groups the family is freed by the slots
+    one level up instead (the 15th school), and so on up to the slot below the top. Checked
+    before any relaxed model is built, in integer arrays: O(rows) memory at any size.
     """
-    counts = pd.Series(positions).value_counts(sort=False)
-    if len(counts) < 2:
-        return "a single position: no constraint to release"
-    thin = counts[counts < MIN_PER_LABEL]
-    if len(thin):
-        more = f" (and {len(thin) - 1} more positions)" if len(thin) > 1 else ""
-        return (f"position {thin.index[0]} holds only {int(thin.iloc[0])} of the {what}{more}; "
-                f"its parameter would not be identified")
-    return ""
+    what = "observations" if level is None else f"units of {layout.level_names[level]}"
+    problems = []
+    for d in range(depth, 0, -1):
+        codes, names = layout.position_codes(d)
+        counts = np.bincount(codes if level is None else layout.per_unit(codes, level)[0], minlength=len(names))
+        thin = counts < MIN_PER_LABEL
+        n_groups = int((~thin).sum()) + int(thin.any())
+        scope = "by position" if d == depth else f"by the slot of {layout.level_names[d]}"
+        if len(names) < 2:
+            problem = "a single position: no constraint to release"
+        elif thin.any() and counts[thin].sum() < MIN_PER_LABEL:
+            first = int(np.flatnonzero(thin)[0])
+            problem = (f"position {names[first]} holds only {int(counts[first])} of the {what}, too few to carry "
+                       f"a parameter even with the other thin positions")
+        elif n_groups > MAX_RELEASED:
+            problem = f"{len(names):,} positions, more than the {MAX_RELEASED} groups a family frees"
+        elif n_groups < 2:
+            problem = f"no two positions hold {MIN_PER_LABEL} {what} each"
+        else:
+            description = scope if d == depth else f"{scope} ({'; '.join(problems)})"
+            if thin.any():
+                description += (f"; {int(thin.sum())} positions holding fewer than {MIN_PER_LABEL} {what} "
+                                f"({int(counts[thin].sum())} in all) share one group, {POOLED!r}")
+            kept = np.flatnonzero(~thin)  # the groups: every position kept, then the pooled ones
+            group = np.full(len(names) + 1, len(kept))
+            group[kept] = np.arange(len(kept))
+            labels = np.array([*np.asarray(names, dtype=object)[kept], *([POOLED] * int(thin.any()))], dtype=object)
+            codes = group[np.where(thin[codes], len(names), codes)].astype(np.min_scalar_type(len(labels)))
+            return _Grouping(codes, labels, description)
+        problems.append(problem if d == depth else f"{scope}: {problem}")
+    return _Grouping(None, None, "", "; ".join(problems))
 
 
 def _shared(rule) -> tuple[str, str]:
@@ -329,9 +403,14 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     rows, summaries = [], []
     for family in candidates:
         summary = {"question": family.question, "chi2": np.nan, "df": 0, "pvalue": np.nan,
-                   "information": _information_of(family, information), "note": family.note}
+                   "information": _information_of(family, information), "grouping": family.grouping,
+                   "note": family.note}
         if not family.note:
-            outcome = _test(results, lambda m, f=family: f.relax(m), summary["information"])
+            if family.kind in ("intercept", "slope") and information == "expected" and \
+                    takes_fixed_effect_shortcut(model):
+                outcome = _without_relaxing(results, family)
+            else:
+                outcome = _test(results, lambda m, f=family: f.relax(m), summary["information"])
             if isinstance(outcome, str):
                 summary["note"] = outcome
             else:
@@ -346,7 +425,8 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
             raise ValueError(f"the constraints {list(release)} cannot be released together: {outcome}")
         rows.append(("released", outcome))
         summaries.append(("released", {"question": "the constraints " + ", ".join(release), "chi2": outcome.statistic,
-                                       "df": outcome.df, "pvalue": outcome.pvalue, "information": used, "note": ""}))
+                                       "df": outcome.df, "pvalue": outcome.pvalue, "information": used, "grouping": "",
+                                       "note": ""}))
     return ScoreTests(_table(rows), pd.DataFrame.from_dict(dict(summaries), orient="index"), information)
 
 
@@ -367,6 +447,15 @@ def _test(results, relax, information: str):
                 f"var({lowest}) then only enter as their sum, the covariance of the two")
     try:
         return score_test(results, relaxed, information=information)
+    except InformationNotPositiveDefinite as err:
+        return str(err)
+
+
+def _without_relaxing(results, family: Family):
+    """The score test of a fixed-effect family from the fit's own cross products (no relaxed design is
+    built), or why it cannot be computed."""
+    try:
+        return fixed_effect_score_test(results, family.target, family.codes, family.names)
     except InformationNotPositiveDefinite as err:
         return str(err)
 
@@ -398,7 +487,7 @@ def _released(families: list[Family], names: list[str]) -> list[tuple[Family, np
         if family is None or family.note or (position is None) != (family.kind == "residual correlation"):
             raise ValueError(f"{name!r} is not a constraint that can be released; name a parameter at a position, "
                              f"as the rows of score_tests() do (e.g. {families[0].parameter}[...])")
-        if position is not None and position not in set(family.positions):
+        if position is not None and position not in set(family.names):
             raise ValueError(f"{name!r}: {position!r} is not a position of {parameter}")
         chosen.setdefault(family.label, set()).update([position] if position else [])
     out = []
@@ -407,8 +496,9 @@ def _released(families: list[Family], names: list[str]) -> list[tuple[Family, np
             if family.kind == "residual correlation":
                 out.append((family, None))
                 continue
-            keep = np.isin(family.positions, list(chosen[family.label]))
-            out.append((family, np.where(keep | pd.isna(family.positions), family.positions, OTHERS)))
+            positions = family.positions
+            keep = np.isin(positions, list(chosen[family.label]))
+            out.append((family, np.where(keep | pd.isna(positions), positions, OTHERS)))
     return out
 
 

@@ -202,11 +202,10 @@ class NestedNormal(MomentNormal):
             grid = (len(counts), n_residual)
             count, mean = np.zeros(grid), np.zeros(grid + (m,))
             count[cell_unit, cell_slot], mean[cell_unit, cell_slot] = cell_counts, self._cell_mean
-            d_h = np.zeros((count.size, n_residual))
-            d_h[np.arange(count.size), np.tile(np.arange(n_residual), len(counts))] = np.divide(
-                1.0, count, out=np.zeros(grid), where=count > 0).ravel()
-            self._grid = CellGrid(count, mean, d_h, Segments(self._cluster_starts[-1] * n_residual,
-                                                               np.repeat(cluster[-1], n_residual)))
+            own_d_h = np.divide(1.0, count, out=np.zeros(grid), where=count > 0)
+            self._grid = CellGrid(count, mean, own_d_h, Segments(self._cluster_starts[-1] * n_residual,
+                                                                   np.repeat(cluster[-1], n_residual)),
+                                  self._clusters[-1])
         self._ar1: tuple[AR1Group, ...] = ()
         if ar1_time is not None:
             self._ar1 = self._ar1_groups(columns, np.asarray(ar1_time), np.asarray(row_starts), counts, row_variance,

@@ -26,9 +26,10 @@ class Pooling:
     a: np.ndarray  # 1 / h of each child
     dev: np.ndarray  # child GLS mean minus its parent's, (units, m)
     d_mean: np.ndarray | None  # (units, len(active), m); None where the means do not depend on the variances
-    d_h: np.ndarray  # (units, len(active))
-    clusters: Segments  # the children of every top-level cluster
+    d_h: np.ndarray  # (units, len(active)); with a grid, (units, cells): each cell's in its own column only
+    clusters: Segments  # the children of every top-level cluster (with a grid, the units holding the cells)
     active: np.ndarray  # the parameters the derivatives are taken in (see Units)
+    grid: bool = False  # the children are the cells of a CellGrid, ``len(active)`` per unit
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,11 @@ class ClusterMoments:
         out = np.zeros((n_clusters, n_var))
         for pooling in self._poolings:
             weighted = pooling.dev @ weight
-            per_unit = -(pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev))[:, None] * pooling.d_h
+            quadratic = pooling.a**2 * np.einsum("um,um->u", weighted, pooling.dev)
+            if pooling.grid:  # a cell's h depends on its own variance only: a unit's cells are its columns
+                out[:, pooling.active] -= pooling.clusters.sum(quadratic.reshape(pooling.d_h.shape) * pooling.d_h)
+                continue
+            per_unit = -quadratic[:, None] * pooling.d_h
             if pooling.d_mean is not None:
                 per_unit += 2.0 * pooling.a[:, None] * np.einsum("uvm,um->uv", pooling.d_mean, weighted)
             out[:, pooling.active] += pooling.clusters.sum(per_unit)
@@ -205,8 +210,9 @@ class CellGrid:
 
     count: np.ndarray  # (units, R)
     mean: np.ndarray  # (units, R, m)
-    d_h: np.ndarray  # (units * R, R): the derivative of every cell's h = s_r / n_r, 1 / n_r in its own column
+    d_h: np.ndarray  # (units, R): the derivative of every cell's h = s_r / n_r in its own variance, 1 / n_r
     clusters: Segments  # the cells of every top-level cluster, in the flattened grid
+    unit_clusters: Segments  # the units of every top-level cluster
 
     def pool(self, resid: np.ndarray, active: np.ndarray) -> tuple[Units, np.ndarray, Pooling]:
         """The units, the between-cell scatter of every cluster, and the record of :meth:`Units.pool`."""
@@ -225,4 +231,4 @@ class CellGrid:
             d_mean=-(a_cell / resid * h[:, None])[:, :, None] * dev,
             active=active,
         )
-        return units, between, Pooling(flat_a, flat_dev, None, self.d_h, self.clusters, active)
+        return units, between, Pooling(flat_a, flat_dev, None, self.d_h, self.unit_clusters, active, grid=True)

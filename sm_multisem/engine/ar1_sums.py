@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .segments import Segments, distinct_integers, segment_outer_sums, sums_by_key
+from .segments import GroupSums, Segments, distinct_integers, segment_outer_sums
 
 __all__ = ["AR1Derivative", "AR1Group", "AR1Sums"]
 
@@ -39,10 +39,11 @@ class AR1Sums:
         n_rows, m = columns.shape
         counts = np.diff(np.append(row_starts, n_rows))
         unit = np.repeat(np.arange(len(row_starts)), counts)
-        by_column = np.ascontiguousarray(columns.T)  # (m, rows): every sum below runs over contiguous rows
-        unit_mean = np.add.reduceat(by_column, row_starts, axis=1) / counts
+        centred = np.array(columns.T, order="C")  # (m, rows), a copy: every sum below runs over contiguous rows
+        unit_mean = np.add.reduceat(centred, row_starts, axis=1) / counts
         self.unit_mean = np.ascontiguousarray(unit_mean.T)
-        centred = by_column - unit_mean[:, unit]
+        for column, mean in zip(centred, unit_mean):  # in place, a column at a time
+            column -= mean[unit]
         first = np.zeros(n_rows, dtype=bool)
         first[row_starts] = True
         later = np.flatnonzero(~first)
@@ -55,20 +56,20 @@ class AR1Sums:
         n_gaps, n_units, n_clusters = len(self.gaps), len(row_starts), len(unit_clusters)
         now, before = centred[:, later], centred[:, later - 1]
 
-        per_unit = sums_by_key(np.vstack([np.ones(len(later)), now, before]), unit[later] * n_gaps + gap_code,
-                                n_units * n_gaps).reshape(1 + 2 * m, n_units, n_gaps)
-        self.count = per_unit[0]
-        self.now_sum = np.moveaxis(per_unit[1:1 + m], 0, -1)
-        self.before_sum = np.moveaxis(per_unit[1 + m:], 0, -1)
+        by_unit = GroupSums(unit[later] * n_gaps + gap_code, n_units * n_gaps)
+        self.count = by_unit.sum(np.ones(len(later))).reshape(n_units, n_gaps)
+        self.now_sum = np.moveaxis(by_unit.sum(now).reshape(m, n_units, n_gaps), 0, -1)
+        self.before_sum = np.moveaxis(by_unit.sum(before).reshape(m, n_units, n_gaps), 0, -1)
         upper, lower = np.triu_indices(m)
-        products = np.empty((3, len(upper), len(later)))  # S, C + C' and P of every later row, upper triangles
-        for entry, (i, j) in enumerate(zip(upper, lower)):  # row by row into place: no copies of whole blocks
-            np.multiply(now[i], now[j], out=products[0, entry])
-            np.multiply(now[i], before[j], out=products[1, entry])
-            products[1, entry] += before[i] * now[j]
-            np.multiply(before[i], before[j], out=products[2, entry])
-        products = products.reshape(3 * len(upper), len(later))
-        per_cluster = sums_by_key(products, unit_clusters.ids[unit[later]] * n_gaps + gap_code, n_clusters * n_gaps)
+        by_cluster = GroupSums(unit_clusters.ids[unit[later]] * n_gaps + gap_code, n_clusters * n_gaps)
+        per_cluster = np.empty((3, len(upper), n_clusters * n_gaps))
+        product, other = np.empty(len(later)), np.empty(len(later))  # one product of two rows at a time
+        for entry, (i, j) in enumerate(zip(upper, lower)):  # S, C + C' and P, upper triangles
+            per_cluster[0, entry] = by_cluster.sum(np.multiply(now[i], now[j], out=product))
+            np.multiply(now[i], before[j], out=product)
+            product += np.multiply(before[i], now[j], out=other)
+            per_cluster[1, entry] = by_cluster.sum(product)
+            per_cluster[2, entry] = by_cluster.sum(np.multiply(before[i], before[j], out=product))
         per_cluster = per_cluster.reshape(3, len(upper), n_clusters, n_gaps)
 
         def symmetric(entries: np.ndarray) -> np.ndarray:

@@ -207,6 +207,7 @@ class NestedNormal(MomentNormal):
                                                                    np.repeat(cluster[-1], n_residual)),
                                   self._clusters[-1])
         self._ar1: tuple[AR1Group, ...] = ()
+        del by_column, centred, row_buffer  # row-length copies: not held while the AR(1) sums make their own
         if ar1_time is not None:
             self._ar1 = self._ar1_groups(columns, np.asarray(ar1_time), np.asarray(row_starts), counts, row_variance,
                                          row_rho)

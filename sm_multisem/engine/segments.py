@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Segments", "dense_codes", "distinct_integers", "segment_outer_sums", "sums_by_key", "time_order"]
+__all__ = ["Segments", "dense_codes", "distinct_integers", "segment_outer_sums", "GroupSums", "time_order"]
 
 
 class Segments:
@@ -106,16 +106,25 @@ def distinct_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, code
 
 
-def sums_by_key(values: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sums of the columns of ``values`` (k, n) over every group ``0..n_groups-1`` of ``key``: (k, n_groups).
+class GroupSums:
+    """Sums of row-length arrays over the groups ``0..n_groups-1`` of a key of every row.
 
     ``key`` is almost always sorted (rows in unit order), and then every group is one run of
-    :class:`Segments`; otherwise the columns are sorted by it first.
+    :class:`Segments`; otherwise the rows are put in key order first, by one permutation kept
+    for every sum. Summing one product of columns at a time through it keeps one row-length
+    buffer alive, never a stack of them.
     """
-    if np.any(key[1:] < key[:-1]):
-        order = np.argsort(key, kind="stable")
-        key, values = key[order], values[:, order]
-    return Segments(np.searchsorted(key, np.arange(n_groups)), key).sum_last(values)
+
+    def __init__(self, key: np.ndarray, n_groups: int):
+        self._order = None
+        if np.any(key[1:] < key[:-1]):
+            self._order = np.argsort(key, kind="stable")
+            key = key[self._order]
+        self._runs = Segments(np.searchsorted(key, np.arange(n_groups)), key)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Sums along the last axis: ``(..., rows)`` -> ``(..., n_groups)``."""
+        return self._runs.sum_last(values if self._order is None else values[..., self._order])
 
 
 def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int] | None:

@@ -121,9 +121,11 @@ def test_positions_are_the_slots_of_the_wide_model():
                             "S_j": model.relax_variance("k:j", by=data["j"].astype(str).rename("ids"))}.items():
         direct = score_test(res, relaxed)
         rows = tests.table.loc[family]
-        np.testing.assert_allclose(rows.loc[direct.table.index, "chi2"], direct.table["chi2"], rtol=1e-10)
-        np.testing.assert_allclose(rows.loc[direct.table.index, "epc"], direct.table["epc"], rtol=1e-10)
-        assert rows.loc["joint", "chi2"] == pytest.approx(direct.statistic, rel=1e-10)
+        # the families are tested from the fit, exactly; the relaxed model's information of its variances
+        # is a numerical Jacobian of their exact gradient (about 1e-10)
+        np.testing.assert_allclose(rows.loc[direct.table.index, "chi2"], direct.table["chi2"], rtol=1e-8)
+        np.testing.assert_allclose(rows.loc[direct.table.index, "epc"], direct.table["epc"], rtol=1e-8)
+        assert rows.loc["joint", "chi2"] == pytest.approx(direct.statistic, rel=1e-8)
     assert list(position_labels(model, "k:j")) == list(data["j"].astype(str))
 
 

@@ -36,12 +36,12 @@ import dataclasses
 from functools import cached_property
 
 import numpy as np
-import scipy.sparse as sp
 
 from .ar1_sums import AR1Derivative, AR1Group, AR1Sums
 from .centring import NO_CENTRING, Centring
 from .moment_normal import MomentNormal
 from .moments import CellGrid, ClusterMoments, Pooling, Units
+from .precision import NestedPrecision
 from .segments import Segments, time_order
 
 __all__ = ["NestedNormal"]
@@ -409,65 +409,21 @@ class NestedNormal(MomentNormal):
             level_units=tuple(level_units),
         )
 
-    def cross_products(self, variances: np.ndarray, left, right) -> np.ndarray:
-        """``L' Sigma^{-1} R`` summed over the clusters (weighted), for any columns of the sorted rows.
-
-        Parameters
-        ----------
-        variances : ndarray
-        left, right : ndarray or scipy sparse matrix
-            One row per sorted row. A column split by a label of P values is a sparse matrix of
-            P columns with one entry per row: the cost is O(rows + P^2), never rows x P.
-
-        Returns
-        -------
-        ndarray, shape (left columns, right columns)
-
-        Notes
-        -----
-        With ``h_v`` the variance of unit ``v``'s GLS mean before its own intercept ``tau_v`` is
-        added and ``m_v(a)`` the GLS mean of a column ``a`` over its rows, the pooling of the
-        recursion telescopes to
-
-        .. math::
-
-            L'\\Sigma^{-1}R = \\sum_i l_i r_i' / \\sigma_i^2 - \\sum_v c_v\\, m_v(L)' m_v(R), \\qquad
-            c_v = \\frac{\\tau_v}{h_v (h_v + \\tau_v)},
-
-        and ``m_v`` weighs the rows of ``v``: ``lambda_i = h_u / sigma_i^2`` in the row's lowest unit
-        ``u``, times ``h_p / (h_c + tau_c)`` from a child ``c`` up to its parent ``p``.
-        """
+    def precision(self, variances: np.ndarray) -> NestedPrecision:
+        """``Sigma^{-1}`` at ``variances`` by its pieces (:class:`~sm_multisem.engine.precision.NestedPrecision`):
+        cross products of columns split by a label, and the sums a score test of a variance by groups needs."""
         if self._ar1:
-            raise NotImplementedError("cross products of columns under AR(1) residuals are not implemented")
+            raise NotImplementedError("the precision of AR(1) residuals by its pieces is not implemented")
         mom = self.moments(variances)
         internal = self.internal(variances)
-        n_rows = self.n_obs
-        weighted = np.any(self.cluster_weights != 1.0)
-        unit = np.repeat(np.arange(len(self._row_starts)), np.diff(np.append(self._row_starts, n_rows)))
-        inverse_variance = 1.0 / internal[self._row_variance]
-        row_weight = self.cluster_weights[self._clusters[-1].ids[unit]] * inverse_variance if weighted else \
-            inverse_variance
-        total = _weighted_cross(left, row_weight, right)
-        del row_weight
-        # the rows of a unit are a run at every level, so the units' means are a CSR matrix as it stands
-        row_index = np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64)
-        weight, child_h = None, None
-        for level in range(self.n_levels - 1, -1, -1):
-            below, h, _ = mom.level_units[level]
-            if weight is None:
-                weight = below[unit] * inverse_variance
-            else:
-                parent = self._parents[level][unit]
-                weight *= below[parent] / child_h[unit]
-                unit = parent
-            coefficient = internal[self.unit_variance[level]] / (below * h)
-            if weighted:
-                coefficient *= self.cluster_weights[self._clusters[level].ids]
-            starts = np.searchsorted(unit, np.arange(len(below) + 1))
-            means = sp.csr_matrix((weight, row_index, starts), shape=(len(below), n_rows))
-            total -= _weighted_cross(means @ left, coefficient, means @ right)
-            child_h = h
-        return total
+        row_unit = np.repeat(np.arange(len(self._row_starts)), np.diff(np.append(self._row_starts, self.n_obs)))
+        weights = None
+        if np.any(self.cluster_weights != 1.0):
+            weights = (*(self.cluster_weights[clusters.ids] for clusters in self._clusters),
+                       self.cluster_weights[self._clusters[-1].ids[row_unit]])
+        below, total, _ = zip(*mom.level_units)
+        return NestedPrecision(1.0 / internal[self._row_variance], row_unit, self._parents, below, total,
+                               [internal[which] for which in self.unit_variance], weights)
 
     def random_effects(self, beta: np.ndarray, variances: np.ndarray) -> list[np.ndarray]:
         """Best linear unbiased predictions of every unit's random intercept, level by level (top first).
@@ -523,11 +479,3 @@ class NestedNormal(MomentNormal):
                 ancestors = (own + keep**2 * ancestors)[self._parents[level]]
         return out
 
-
-def _weighted_cross(left, weight: np.ndarray, right) -> np.ndarray:
-    """``left' diag(weight) right`` as a dense array, for dense or sparse operands."""
-    scaled = right.multiply(weight[:, None]).tocsr() if sp.issparse(right) else right * weight[:, None]
-    if sp.issparse(scaled) and not sp.issparse(left):
-        return np.asarray((scaled.T @ left).T)
-    product = left.T @ scaled
-    return product.toarray() if sp.issparse(product) else np.asarray(product)

@@ -20,8 +20,8 @@ from ..compile.plan import Plan
 from ..spec.spec import INTERCEPT
 from .gof import fit_saturated, wide_data_of
 
-__all__ = ["LRTest", "ScoreTest", "InformationNotPositiveDefinite", "score_test", "lr_test", "lr_test_saturated",
-           "constraint_map"]
+__all__ = ["LRTest", "ScoreTest", "InformationNotPositiveDefinite", "score_test", "score_statistics", "lr_test",
+           "lr_test_saturated", "constraint_map"]
 
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
 #: Parameters a relaxation may add, and the value the constrained model holds them at.
@@ -162,13 +162,34 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
     theta = mapping @ np.asarray(results.params) + held
     score = relaxed_model.score(theta)
     info = relaxed_model.information(theta, kind="eim" if information == "expected" else "oim")
-    smallest = float(np.linalg.eigvalsh(info).min())
-    if smallest <= 0:
+    return score_statistics(score, info, mapping, relaxed_model.param_names, information)
+
+
+def score_statistics(score: np.ndarray, info: np.ndarray, mapping: np.ndarray, names, information: str) -> ScoreTest:
+    """The score test from the relaxed model's score and information at the constrained estimate.
+
+    Parameters
+    ----------
+    score, info : ndarray
+        Of the relaxed model's parameters ``names``, at ``theta_1 = A theta_0``.
+    mapping : ndarray
+        ``A``: the relaxed parameters (rows) as the constrained ones (columns).
+    names : sequence of str
+    information : str
+        The information ``info`` is.
+
+    Raises
+    ------
+    InformationNotPositiveDefinite
+        When ``info`` is not positive definite (relatively to its largest eigenvalue).
+    """
+    eigenvalues = np.linalg.eigvalsh(info)
+    if eigenvalues[0] <= 1e-12 * max(eigenvalues[-1], 0.0):
+        hint = "; use information='expected'" if information == "observed" else (
+            ": the released parameters are not identified apart from the others")
         raise InformationNotPositiveDefinite(
             f"the {information} information of the relaxed model at the constrained estimate is not positive "
-            f"definite (smallest eigenvalue {smallest:.3g}), so the score statistic could be negative; "
-            "use information='expected'"
-        )
+            f"definite (smallest eigenvalue {eigenvalues[0]:.3g}), so the score statistic could be negative{hint}")
     restricted = info @ mapping
     # information of every relaxed direction net of what the constrained parameters explain
     efficient = info - restricted @ np.linalg.solve(mapping.T @ restricted, restricted.T)
@@ -178,7 +199,7 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
     # parameters split from a shared one, and parameters the model held at a value
     for i in np.flatnonzero((mapping @ mapping.sum(0) > 1) | (mapping.sum(1) == 0)):
         chi2 = score[i] ** 2 / efficient[i, i]
-        rows[relaxed_model.param_names[i]] = (chi2, 1, stats.chi2.sf(chi2, 1), score[i] / efficient[i, i])
+        rows[names[i]] = (chi2, 1, stats.chi2.sf(chi2, 1), score[i] / efficient[i, i])
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["chi2", "df", "pvalue", "epc"])
     return ScoreTest(joint, df, float(stats.chi2.sf(joint, df)), information, table)
 

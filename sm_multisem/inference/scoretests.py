@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..spec.layout import identifier, join_parts
 from ..spec.relax import MIN_PER_LABEL
-from .fixed_scores import fixed_effect_score_test, takes_fixed_effect_shortcut
+from .family_scores import fixed_effect_score_test, tested_from_the_fit, variance_score_test
 from .hypothesis import InformationNotPositiveDefinite, score_test
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
@@ -406,8 +406,7 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
                    "information": _information_of(family, information), "grouping": family.grouping,
                    "note": family.note}
         if not family.note:
-            if family.kind in ("intercept", "slope") and information == "expected" and \
-                    takes_fixed_effect_shortcut(model):
+            if information == "expected" and tested_from_the_fit(model, family.kind):
                 outcome = _without_relaxing(results, family)
             else:
                 outcome = _test(results, lambda m, f=family: f.relax(m), summary["information"])
@@ -452,10 +451,14 @@ def _test(results, relax, information: str):
 
 
 def _without_relaxing(results, family: Family):
-    """The score test of a fixed-effect family from the fit's own cross products (no relaxed design is
-    built), or why it cannot be computed."""
+    """The score test of a family from the fit alone (:mod:`~sm_multisem.inference.family_scores`: no
+    relaxed model is built), or why it cannot be computed."""
     try:
-        return fixed_effect_score_test(results, family.target, family.codes, family.names)
+        if family.kind in ("intercept", "slope"):
+            return fixed_effect_score_test(results, family.target, family.codes, family.names)
+        layout = results.model.layout
+        level = len(layout.levels) if family.kind == "residual variance" else layout.level_names.index(family.target)
+        return variance_score_test(results, level, family.codes, family.names)
     except InformationNotPositiveDefinite as err:
         return str(err)
 

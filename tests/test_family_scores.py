@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from dense_reference import dense_covariances
 
 import sm_multisem as sms
-from sm_multisem.inference.family_scores import fixed_effect_score_test, variance_score_test
+from sm_multisem.inference.family_scores import correlation_score_test, fixed_effect_score_test, variance_score_test
 from sm_multisem.inference.hypothesis import InformationNotPositiveDefinite, score_test
 
 
@@ -181,3 +181,56 @@ def test_precision_pieces_equal_dense_sigma(formula):
         np.testing.assert_allclose(precision.quadratic(a, kr), np.bincount(units[a], kr), rtol=1e-9, atol=1e-12)
         for b in range(n_levels + 1):
             np.testing.assert_allclose(precision.squared_sums(a, codes[a], 3, b, codes[b], 3), sums[a, b], rtol=1e-9)
+
+
+# ------------------------------------------------------------------ AR(1) at rho = 0
+def _dense_correlation_test(model, params, times):
+    """The score and expected information of [variances, rho] at rho = 0 from a dense Sigma_k, its derivative
+    in rho ``sigma^2`` at the pairs of rows of a lowest unit one time apart."""
+    beta, variances = model.plan.split(params)
+    layout = model.layout
+    lowest = layout.unit_of_rows(len(layout.levels) - 1)
+    residual = layout.sort_rows(model.model_data.endog) - layout.sort_rows(model.model_data.exog) @ beta
+    units = [layout.unit_of_rows(level) for level in range(len(layout.levels))]
+    entries = sorted({int(e) for level in model.plan.unit_variance for e in np.unique(level)}
+                     | {int(e) for e in np.unique(model.plan.row_variance)})
+    n = len(entries) + 1
+    score, info = np.zeros(n), np.zeros((n, n))
+    for rows, sigma in dense_covariances(model, params):
+        derivatives = []
+        for entry in entries:
+            d = np.diag((model.plan.row_variance[rows] == entry).astype(float))
+            for level, which in enumerate(model.plan.unit_variance):
+                u = units[level][rows]
+                d = d + (which[u] == entry)[:, None] * (u[:, None] == u[None, :])
+            derivatives.append(d)
+        adjacent = (lowest[rows][:, None] == lowest[rows][None, :]) & (
+            np.abs(times[rows][:, None] - times[rows][None, :]) == 1)
+        derivatives.append(variances[model.plan.row_variance[rows]][:, None] * adjacent)
+        inverse = np.linalg.inv(sigma)
+        kr = inverse @ residual[rows]
+        for a, da in enumerate(derivatives):
+            score[a] += 0.5 * (kr @ da @ kr - np.trace(inverse @ da))
+            for b, db in enumerate(derivatives):
+                info[a, b] += 0.5 * np.trace(inverse @ da @ inverse @ db)
+    return score, info
+
+
+@pytest.mark.parametrize("formula, seed", [("y ~ x + (1|k/j)", 4), ("y ~ x + (1|k)", 5), ("y ~ x + (1|k/j)", 6)])
+def test_correlation_test_equals_dense_sigma(formula, seed):
+    data = labelled(seed)
+    model = sms.MultilevelSEM.from_formula(formula, data)
+    if seed == 6:
+        model = model.relax_variance("k:j", by="type")
+    params = np.asarray(model.fit().params)
+    layout = model.layout
+    rng = np.random.default_rng(seed)
+    # times with gaps: a lag-one pair only where two occasions are one apart
+    times = np.arange(layout.n_rows) + rng.integers(0, 2, layout.n_rows).cumsum()
+    res = model.fit()
+    shortcut = correlation_score_test(res, times)
+    score, info = _dense_correlation_test(model, params, times)
+    expected = score @ np.linalg.solve(info, score)
+    assert shortcut.statistic == pytest.approx(expected, rel=1e-8)
+    efficient = info[-1, -1] - info[-1, :-1] @ np.linalg.solve(info[:-1, :-1], info[:-1, -1])
+    assert shortcut.table.loc["rho(Residual)", "epc"] == pytest.approx(score[-1] / efficient, rel=1e-8)

@@ -137,7 +137,7 @@ def test_families_of_a_four_level_model():
     assert list(tests.table.loc["S_l2"].index) == ["var(l1:l2)[1]", "var(l1:l2)[2]", "joint"]
     assert list(tests.table.loc["S_l3"].index) == [f"var(l1:l2:l3)[{p}]" for p in ("1_1", "1_2", "2_1", "2_2")] + [
         "joint"]
-    assert tests.families.loc["S_e", "df"] == 11 and tests.families.loc["rho", "information"] == "observed"
+    assert tests.families.loc["S_e", "df"] == 11 and tests.families.loc["rho", "information"] == "expected"
     assert (tests.families["note"] == "").all()
 
 
@@ -230,6 +230,23 @@ def test_many_positions_are_freed_by_the_slots_of_a_level_above():
     direct = score_test(res, model.relax_slope("x", by=pd.Series(slots, name="slot")))
     assert tests.families.loc["bx", "chi2"] == pytest.approx(direct.statistic, rel=1e-9)
     assert "freed by the slot of k:j" in str(tests)
+
+
+def test_rho_from_the_fit_and_from_the_relaxed_model():
+    """Integer times: rho at 0 from the fit (expected information) or, asked for, from the relaxed model's
+    observed information, both close to the LR statistic under a departure; real times: no score test."""
+    data = simulate(300, seed=7, departure="rho", size=0.2)
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    res = model.fit()
+    expected = res.score_tests(["rho"], t=data["i"].to_numpy())
+    observed = res.score_tests(["rho"], t=data["i"].to_numpy(), information="observed")
+    assert expected.families.loc["rho", "information"] == "expected"
+    assert observed.families.loc["rho", "information"] == "observed"
+    lr = res.lr_test(model.relax_residuals(structure="ar1", t="i").fit())
+    for tests in (expected, observed):
+        assert tests.families.loc["rho", "chi2"] == pytest.approx(lr.statistic, rel=0.15)
+    real = res.score_tests(["rho"], t=data["i"].to_numpy() + 0.5 * (data["k"].to_numpy() % 2))
+    assert "not whole numbers" in real.families.loc["rho", "note"]
 
 
 def test_relaxed_fit_tests_the_other_constraints():

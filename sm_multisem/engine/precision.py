@@ -68,10 +68,11 @@ class NestedPrecision:
             gamma.append(own + self.steps[level] ** 2 * gamma[-1][self.parent_of[level]])
         self.gamma = tuple(gamma)
         # rho (sum of 1/sigma^2) and C (sum of c over a unit and the units inside it), bottom up
-        rho, inside = [row_precision], [np.zeros(len(row_precision))]
+        rho, inside = [row_precision], [0.0]  # a row holds no unit
         for level in range(rows - 1, -1, -1):
             rho.insert(0, self._to_parents(rho[0], level + 1))
-            inside.insert(0, self.coefficient[level] + self._to_parents(inside[0], level + 1))
+            children = 0.0 if level + 1 == rows else self._to_parents(inside[0], level + 1)
+            inside.insert(0, self.coefficient[level] + children)
         self.rho, self.inside = tuple(rho), tuple(inside)
 
     def _to_parents(self, values: np.ndarray, level: int) -> np.ndarray:
@@ -81,7 +82,7 @@ class NestedPrecision:
     def weight(self, level: int) -> np.ndarray | float:
         return 1.0 if self.weights is None else self.weights[level]
 
-    def _walk_up(self, level: int, to: int) -> tuple[np.ndarray, np.ndarray]:
+    def ancestors(self, level: int, to: int) -> tuple[np.ndarray, np.ndarray]:
         """The ancestor at level ``to`` of every entity of ``level`` and its weight ``omega`` there."""
         ancestor, omega = np.arange(self.sizes[level]), np.ones(self.sizes[level])
         for step in range(level, to, -1):
@@ -143,18 +144,29 @@ class NestedPrecision:
         """
         if a > b:
             return self.squared_sums(b, codes_b, n_b, a, codes_a, n_a).T
+        ancestor, entry = self.nested_entries(a, b)
+        inside = np.bincount(codes_a[ancestor] * n_b + codes_b, weights=entry**2 * self.weight(b),
+                             minlength=n_a * n_b).reshape(n_a, n_b)
+        return self.apart_sums(a, codes_a, n_a, b, codes_b, n_b) + inside
+
+    def apart_sums(self, a: int, codes_a: np.ndarray, n_a: int, b: int, codes_b: np.ndarray, n_b: int,
+                   values_a=1.0, values_b=1.0) -> np.ndarray:
+        """``sum value_v value_w gamma_x^2 omega_{x,v}^2 omega_{x,w}^2`` over the pairs of an entity ``v`` of
+        level ``a`` and ``w`` of level ``b`` in different children of their lowest common ancestor ``x``, by
+        their groups: the squares of ``z_v' Sigma^{-1} z_w`` of the pairs neither of which holds the other."""
         out = np.zeros((n_a, n_b))
-        # pairs in different children of their lowest common ancestor x, a level above a
-        for x in range(a):
-            for level, coefficient in ((x, self.gamma[x] ** 2), (x + 1, None)):
-                if coefficient is None:  # the pairs inside one child of x: not apart at x
-                    coefficient = (self.gamma[x][self.parent_of[x + 1]] * self.steps[x + 1] ** 2) ** 2
-                left = self._group_sums(a, codes_a, n_a, level)
-                same = a == b and codes_b is codes_a
-                right = left if same else self._group_sums(b, codes_b, n_b, level)
-                sign = 1.0 if level == x else -1.0
+        for x in range(min(a, b)):
+            # the pairs apart at x or below, less the pairs inside one child of x (apart further down)
+            below = (self.gamma[x][self.parent_of[x + 1]] * self.steps[x + 1] ** 2) ** 2
+            for level, coefficient, sign in ((x, self.gamma[x] ** 2, 1.0), (x + 1, below, -1.0)):
+                left = self._group_sums(a, codes_a, n_a, level, values_a)
+                same = a == b and codes_b is codes_a and values_b is values_a
+                right = left if same else self._group_sums(b, codes_b, n_b, level, values_b)
                 out += sign * _weighted_cross(left, coefficient * self.weight(level), right)
-        # pairs of an entity of level a and one inside it (itself, when b = a)
+        return out
+
+    def nested_entries(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """For every entity ``w`` of level ``b``, its ancestor ``v`` at level ``a <= b`` and ``z_v' Sigma^{-1} z_w``."""
         ancestor, omega = np.arange(self.sizes[b]), np.ones(self.sizes[b])
         inner = np.zeros(self.sizes[b])
         for step in range(b, a, -1):
@@ -162,18 +174,17 @@ class NestedPrecision:
             ancestor = self.parent_of[step][ancestor]
             inner += self.coefficient[step - 1][ancestor] * omega
         if a == b:
-            entry = self.diagonal(a)
-        else:
-            entry = (self.rho[b] - self.inside[b] - inner
-                     - omega * (self.gamma[a][ancestor] - self.coefficient[a][ancestor]))
-        out += np.bincount(codes_a[ancestor] * n_b + codes_b, weights=entry**2 * self.weight(b),
-                           minlength=n_a * n_b).reshape(n_a, n_b)
-        return out
+            return ancestor, self.diagonal(a)
+        return ancestor, (self.rho[b] - self.inside[b] - inner
+                          - omega * (self.gamma[a][ancestor] - self.coefficient[a][ancestor]))
 
-    def _group_sums(self, level: int, codes: np.ndarray, n_groups: int, at: int) -> sp.csr_matrix:
-        """For every unit of level ``at``, the sums of ``omega^2`` of the entities of ``level`` inside it, by group."""
-        ancestor, omega = self._walk_up(level, at)
-        return sp.csr_matrix((omega**2, (ancestor, codes)), shape=(self.sizes[at], n_groups))
+    def _group_sums(self, level: int, codes: np.ndarray, n_groups: int, at: int, values=1.0) -> sp.csr_matrix:
+        """For every unit of level ``at``, the sums of ``omega^2`` (times ``values``) of the entities of ``level``
+        inside it, by group."""
+        ancestor, omega = self.ancestors(level, at)
+        # the entities of a unit are a run (units and rows are sorted by their parents): CSR as it stands
+        starts = np.searchsorted(ancestor, np.arange(self.sizes[at] + 1))
+        return sp.csr_matrix((omega**2 * values, codes, starts), shape=(self.sizes[at], n_groups))
 
 
 def _unit_means(unit: np.ndarray, weight: np.ndarray, n_units: int) -> sp.csr_matrix:

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..engine.segments import time_order
 from ..spec.layout import identifier, join_parts
 from ..spec.relax import MIN_PER_LABEL
-from .family_scores import fixed_effect_score_test, tested_from_the_fit, variance_score_test
+from .family_scores import correlation_score_test, fixed_effect_score_test, tested_from_the_fit, variance_score_test
 from .hypothesis import InformationNotPositiveDefinite, score_test
 
 __all__ = ["ScoreTests", "Family", "position_labels", "constraint_families", "score_tests"]
@@ -270,7 +271,8 @@ def constraint_families(model, t=None) -> list[Family]:
         t = np.full(len(model.model_data.rows_used), np.nan)  # the rows not used have no time
         t[input_rows] = np.arange(layout.n_rows) - first
     families.append(Family("rho", f"residuals of a {lowest} unit uncorrelated: AR(1) rho(Residual) = 0",
-                           "residual correlation", "Residual", "rho(Residual)", note, times=t))
+                           "residual correlation", "Residual", "rho(Residual)", note, input_rows=input_rows,
+                           n_input=len(model.model_data.rows_used), times=t))
     return families
 
 
@@ -365,8 +367,12 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
         ``lavTestScore(release = ...)``).
     information : {"expected", "observed"}
         The expected information is positive definite at any estimate; the observed one
-        need not be. The AR(1) family always uses the observed information (the expected
-        one is not available for AR(1) residuals) and says so.
+        need not be. With the expected information, families of a model of nested random
+        intercepts and independent residuals are tested from the fit alone
+        (:mod:`~sm_multisem.inference.family_scores`), in O(rows) memory; the others, and every
+        family under the observed information, from the relaxed model. The AR(1) family takes
+        the observed information of the relaxed model where it is not tested from the fit
+        (real or repeated times, other structures), and says so.
     t : str or array_like, optional
         Time of the AR(1) residuals (default: the order of the observations in their unit).
 
@@ -402,12 +408,17 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
         candidates = [f for f in candidates if f.label in families]
     rows, summaries = [], []
     for family in candidates:
-        summary = {"question": family.question, "chi2": np.nan, "df": 0, "pvalue": np.nan,
-                   "information": _information_of(family, information), "grouping": family.grouping,
-                   "note": family.note}
-        if not family.note:
-            if information == "expected" and tested_from_the_fit(model, family.kind):
-                outcome = _without_relaxing(results, family)
+        times, note = None, family.note
+        if family.kind == "residual correlation" and not note:
+            times, note = _sorted_times(model, family)
+        from_fit = information == "expected" and not note and tested_from_the_fit(model, family.kind)
+        from_fit = from_fit and (family.kind != "residual correlation" or times is not None)
+        used = information if from_fit or family.kind != "residual correlation" else "observed"
+        summary = {"question": family.question, "chi2": np.nan, "df": 0, "pvalue": np.nan, "information": used,
+                   "grouping": family.grouping, "note": note}
+        if not note:
+            if from_fit:
+                outcome = _without_relaxing(results, family, times)
             else:
                 outcome = _test(results, lambda m, f=family: f.relax(m), summary["information"])
             if isinstance(outcome, str):
@@ -429,9 +440,26 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
     return ScoreTests(_table(rows), pd.DataFrame.from_dict(dict(summaries), orient="index"), information)
 
 
-def _information_of(family: Family, information: str) -> str:
-    # Sigma is not linear in rho: the model has no expected information for it
-    return "observed" if family.kind == "residual correlation" else information
+def _sorted_times(model, family: Family) -> tuple[np.ndarray | None, str]:
+    """The integer time of every sorted row for the AR(1) family, or why there is no score test at rho = 0.
+
+    None without a reason when the times are a column name or repeat inside a unit: the relaxed
+    model reads them, and says what is wrong.
+    """
+    if isinstance(family.times, str):
+        return None, ""
+    times = np.asarray(family.times, dtype=float)[family.input_rows]
+    if not np.all(np.isfinite(times)):
+        return None, ""
+    if np.any(times != np.round(times)):
+        return None, ("the times are not whole numbers: in real time rho^|t - s| has no finite slope at rho = 0 "
+                      "for gaps below 1, so rho = 0 has no score test; compare the fits with lr_test")
+    times = times.astype(np.int64)
+    unit = model.layout.unit_of_rows(len(model.layout.levels) - 1)
+    order = time_order(times, unit)
+    if np.any((np.diff(times[order]) == 0) & (np.diff(unit[order]) == 0)):
+        return None, ""
+    return times, ""
 
 
 def _test(results, relax, information: str):
@@ -440,20 +468,25 @@ def _test(results, relax, information: str):
         relaxed = relax(results.model)
     except ValueError as err:  # the relaxation refuses positions the data cannot identify
         return str(err)
-    if len(relaxed.plan.ar1_entries) and not _ar1_identified(relaxed):
-        lowest = relaxed.layout.level_names[-1]
-        return (f"every {lowest} unit has at most two observations, all the same time apart: rho(Residual) and "
-                f"var({lowest}) then only enter as their sum, the covariance of the two")
+    if len(relaxed.plan.ar1_entries):  # AR(1) in real time is a dense block of every unit, with its times
+        plan = relaxed.plan
+        times = (plan.residual_ar1[0] if plan.residual_ar1 is not None
+                 else relaxed.labels.values[("residual correlation", "Residual")][0])
+        problem = _ar1_problem(relaxed.layout, times)
+        if problem:
+            return problem
     try:
         return score_test(results, relaxed, information=information)
     except InformationNotPositiveDefinite as err:
         return str(err)
 
 
-def _without_relaxing(results, family: Family):
+def _without_relaxing(results, family: Family, times: np.ndarray | None):
     """The score test of a family from the fit alone (:mod:`~sm_multisem.inference.family_scores`: no
     relaxed model is built), or why it cannot be computed."""
     try:
+        if family.kind == "residual correlation":
+            return _ar1_problem(results.model.layout, times) or correlation_score_test(results, times)
         if family.kind in ("intercept", "slope"):
             return fixed_effect_score_test(results, family.target, family.codes, family.names)
         layout = results.model.layout
@@ -463,20 +496,20 @@ def _without_relaxing(results, family: Family):
         return str(err)
 
 
-def _ar1_identified(model) -> bool:
-    """Whether the residual correlation can be told from the lowest level's variance.
+def _ar1_problem(layout, times: np.ndarray) -> str:
+    """Why the residual correlation cannot be told from the lowest level's variance (empty when it can).
 
     Both add to the covariance of two observations of a unit, the correlation as ``rho^lag``:
     they are apart only when some pairs are further apart than others, i.e. when some unit
     has three observations, or units of two observations have different gaps.
     """
-    layout = model.layout
-    times = model.labels.values[("residual correlation", "Residual")][0]
     sizes = np.diff(np.append(layout.row_starts, layout.n_rows))
-    if np.any(sizes > 2):
-        return True
     pairs = layout.row_starts[sizes == 2]
-    return len(np.unique(np.abs(times[pairs + 1] - times[pairs]))) > 1
+    if np.any(sizes > 2) or len(np.unique(np.abs(times[pairs + 1] - times[pairs]))) > 1:
+        return ""
+    lowest = layout.level_names[-1]
+    return (f"every {lowest} unit has at most two observations, all the same time apart: rho(Residual) and "
+            f"var({lowest}) then only enter as their sum, the covariance of the two")
 
 
 def _released(families: list[Family], names: list[str]) -> list[tuple[Family, np.ndarray | None]]:

@@ -169,22 +169,31 @@ class NestedPrecision:
         """For every entity ``w`` of level ``b``, its ancestor ``v`` at level ``a <= b`` and ``z_v' Sigma^{-1} z_w``."""
         ancestor, omega = np.arange(self.sizes[b]), np.ones(self.sizes[b])
         inner = np.zeros(self.sizes[b])
-        for step in range(b, a, -1):
-            omega = omega * self.steps[step][ancestor]
+        for step in range(b, a, -1):  # in place: a million rows make every temporary count
+            omega *= self.steps[step][ancestor]
             ancestor = self.parent_of[step][ancestor]
             inner += self.coefficient[step - 1][ancestor] * omega
         if a == b:
             return ancestor, self.diagonal(a)
-        return ancestor, (self.rho[b] - self.inside[b] - inner
-                          - omega * (self.gamma[a][ancestor] - self.coefficient[a][ancestor]))
+        entry = (self.gamma[a] - self.coefficient[a])[ancestor]
+        entry *= omega
+        entry += inner
+        del omega, inner
+        np.subtract(self.rho[b], entry, out=entry)
+        entry -= self.inside[b]
+        return ancestor, entry
 
-    def _group_sums(self, level: int, codes: np.ndarray, n_groups: int, at: int, values=1.0) -> sp.csr_matrix:
+    def _group_sums(self, level: int, codes: np.ndarray, n_groups: int, at: int, values=1.0):
         """For every unit of level ``at``, the sums of ``omega^2`` (times ``values``) of the entities of ``level``
         inside it, by group."""
         ancestor, omega = self.ancestors(level, at)
+        weight = omega**2 * values
+        if self.sizes[at] * n_groups <= len(ancestor):  # a dense array no larger than the sparse one
+            return np.bincount(ancestor * n_groups + codes, weights=weight,
+                               minlength=self.sizes[at] * n_groups).reshape(self.sizes[at], n_groups)
         # the entities of a unit are a run (units and rows are sorted by their parents): CSR as it stands
         starts = np.searchsorted(ancestor, np.arange(self.sizes[at] + 1))
-        return sp.csr_matrix((omega**2 * values, codes, starts), shape=(self.sizes[at], n_groups))
+        return sp.csr_matrix((weight, codes, starts), shape=(self.sizes[at], n_groups))
 
 
 def _unit_means(unit: np.ndarray, weight: np.ndarray, n_units: int) -> sp.csr_matrix:

@@ -155,8 +155,9 @@ def correlation_score_test(results, times: np.ndarray) -> ScoreTest:
     rows, lowest = len(layout.levels), len(layout.levels) - 1
     unit = precision.parent_of[rows]
     order = time_order(times, unit)
-    lag_one = np.flatnonzero((unit[order][1:] == unit[order][:-1]) & (np.diff(times[order]) == 1))
+    lag_one = np.flatnonzero((np.diff(unit[order]) == 0) & (np.diff(times[order]) == 1))
     first, second = order[lag_one], order[lag_one + 1]
+    del order, lag_one  # row-length: the pairs are all that is kept
     n_units = precision.sizes[lowest]
     pair_unit = unit[first]
     weight = precision.steps[rows]  # lambda: a row's weight in its unit's GLS mean
@@ -183,22 +184,31 @@ def correlation_score_test(results, times: np.ndarray) -> ScoreTest:
     rho_rho = 0.5 * np.sum(unit_weight * same) + 2.0 * precision.apart_sums(lowest, one, 1, lowest, one, 1,
                                                                             spread, spread)[0, 0]
     labelings = _variance_labelings(plan, layout)
-    variance_score, variance_info = _variance_score_and_information(precision, kr, labelings)
+    entries = _labelled_entries(plan, layout)
+    # the variances among themselves: the model's own score and expected information (O(units) memory)
+    params = np.asarray(results.params)
+    variance_params = plan.variance_index[entries]
+    variance_score = model.score(params)[variance_params]
+    variance_info = model.information(params, kind="eim")[np.ix_(variance_params, variance_params)]
     with_variances = []
     for level, codes, n in labelings:
         apart = precision.apart_sums(level, codes, n, lowest, one, 1, 1.0, spread)[:, 0]
         if level == rows:  # a row and the pairs of its own unit
-            inside_values = unit_variance[unit] * (gamma[unit] * weight ** 2 * pair_lambda[unit] * gamma[unit]
-                                                   - gamma[unit] * weight * neighbours * row_precision)
+            # sigma^2 (gamma^2 lambda_i^2 sum lambda_a lambda_b - gamma lambda_i (its neighbours' lambda) / sigma_i^2)
+            row_gamma = gamma[unit]
+            inside_values = (unit_variance * pair_lambda)[unit] * (row_gamma * weight) ** 2
+            inside_values -= unit_variance[unit] * row_gamma * weight * neighbours * row_precision
+            del row_gamma
             inside = np.bincount(codes, weights=inside_values * precision.weight(rows), minlength=n)
+            del inside_values
         else:  # a unit and the pairs of the lowest units inside it
             ancestor, entry = precision.nested_entries(level, rows)
             values = (unit_weight * unit_variance)[pair_unit] * entry[first] * entry[second]
             inside = np.bincount(codes[ancestor[first]], weights=values, minlength=n)
+            del ancestor, entry, values
         with_variances.append(apart + inside)
     with_variances = np.concatenate(with_variances)
     info = np.block([[variance_info, with_variances[:, None]], [with_variances[None, :], np.array([[rho_rho]])]])
-    entries = [int(e) for e in _labelled_entries(plan, layout)]
     mapping = np.vstack([np.eye(len(entries)), np.zeros((1, len(entries)))])
     names = _entry_names(plan, entries) + ["rho(Residual)"]
     return score_statistics(np.append(variance_score, score), info, mapping, names, "expected")

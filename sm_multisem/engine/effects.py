@@ -55,6 +55,7 @@ from functools import cached_property
 import numpy as np
 
 from .likelihood import NestedNormal
+from .moment_normal import NotPositiveDefinite
 from .segments import Segments
 from .siblings import GroupedSiblings, SiblingCovariances, SiblingSteps, covariance_scales
 from .whitened import AR1Residuals, BlockResiduals, IndependentResiduals
@@ -173,7 +174,10 @@ def _inverse_and_logdet(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return inverse, np.log(det)
     stacked = np.moveaxis(matrix, -1, 0)
     _, logdet = np.linalg.slogdet(stacked)
-    return np.ascontiguousarray(np.moveaxis(np.linalg.inv(stacked), 0, -1)), logdet
+    try:  # singular at the edge of the definite ones (free covariances of siblings)
+        return np.ascontiguousarray(np.moveaxis(np.linalg.inv(stacked), 0, -1)), logdet
+    except np.linalg.LinAlgError:
+        raise NotPositiveDefinite("the covariance of some cluster is singular at these parameters") from None
 
 
 class _Step:
@@ -538,6 +542,7 @@ class EffectsNormal(NestedNormal):
             self.covariances = siblings.covariance_entries
             self.scaled_covariances = siblings.scales()
             self.covariance_lower = -np.ones(len(self.scaled_covariances))
+            self.correlation_blocks = siblings.free_blocks()
             self._dense_siblings = SiblingSteps(siblings, self.child_starts[siblings.level - 1], sizes[siblings.level])
             groups = siblings.equal_groups()
             # one covariance per group of slots: the fast path of GroupedSiblings (predictions stay dense)

@@ -103,6 +103,9 @@ class NestedNormal(MomentNormal):
     #: of exchangeable residuals (``a = b``, their units' residual variance) and of correlated siblings
     scaled_covariances = np.zeros((0, 3), dtype=np.intp)
     covariance_lower = np.zeros(0)
+    #: Sets of scaled covariances (entries of a symmetric matrix, -1 on the diagonal) that make one correlation
+    #: matrix, one parameter per pair: the free covariances of sibling slots
+    correlation_blocks: tuple[np.ndarray, ...] = ()
     #: Correlations raised to fractional powers (AR(1) residuals in real time), which must be positive
     positive_correlations = np.zeros(0, dtype=np.intp)
 

@@ -182,6 +182,7 @@ class PatternNormal(MomentNormal):
     cholesky_blocks = NestedNormal.cholesky_blocks
     scaled_covariances, covariance_lower = NestedNormal.scaled_covariances, NestedNormal.covariance_lower
     positive_correlations = NestedNormal.positive_correlations
+    correlation_blocks = NestedNormal.correlation_blocks
 
     def __init__(self, columns: np.ndarray, positions: Positions, patterns: Patterns, nested: NestedNormal):
         columns = np.asarray(columns, dtype=float)

@@ -78,6 +78,20 @@ class SiblingCovariances:
             entries.append(off[0])
         return group, np.array(entries, dtype=np.intp)
 
+    def free_blocks(self) -> tuple[np.ndarray, ...]:
+        """The slots whose every pair has a covariance of its own (``among=``, not ``equal=``): for each such
+        set, the symmetric matrix of its pairs' entries (-1 on the diagonal). Their correlations make one
+        correlation matrix, which the optimizer takes by its partial correlations."""
+        joined = self.pair_entry >= 0
+        _, component = connected_components(joined, directed=False)
+        blocks = []
+        for members in (np.flatnonzero(component == c) for c in np.unique(component[joined.any(1)])):
+            entries = self.pair_entry[np.ix_(members, members)]
+            off = entries[~np.eye(len(members), dtype=bool)]
+            if len(members) > 2 and np.all(off >= 0) and len(np.unique(off)) == len(off) // 2:
+                blocks.append(np.where(np.eye(len(members), dtype=bool), -1, entries))
+        return tuple(blocks)
+
     def scales(self) -> np.ndarray:
         """:func:`covariance_scales` of the siblings' covariances, by the variance of every slot."""
         variance_of_slot = np.zeros(len(self.pair_entry), dtype=np.intp)

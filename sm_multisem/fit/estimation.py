@@ -19,6 +19,7 @@ from scipy import optimize
 
 from ..engine.likelihood import NestedNormal
 from ..engine.moment_normal import NotPositiveDefinite
+from .partial_correlations import correlation_gradient, correlation_matrix, partial_correlations
 
 __all__ = ["Optimum", "ProfiledObjective", "fit_profiled", "convergence_problems", "START_MULTIPLIERS"]
 
@@ -103,15 +104,19 @@ class ProfiledObjective:
     of its units, inside ``(-1/(n - 1), 1)`` for the largest unit size ``n``: a box that keeps
     every block positive definite; the covariance of correlated siblings as its share
     ``c / sqrt(v_a v_b)`` of their variances, inside (-1, 1) (``(-1/(n - 1), 1)`` for one covariance
-    shared by ``n`` slots). The last few evaluations
+    shared by ``n`` slots). With ``definite``, the covariances of every pair of a set of sibling slots,
+    one each, enter instead by the partial correlations of their correlation matrix
+    (:mod:`~sm_multisem.fit.partial_correlations`), each inside (-1, 1), which keeps that matrix positive
+    definite (the start of :func:`fit_profiled`). The last few evaluations
     are remembered: the start grid, the optimizer, the Newton polish and the final report
     often ask for the same point again.
     """
 
-    def __init__(self, lik: NestedNormal, reml: bool):
+    def __init__(self, lik: NestedNormal, reml: bool, definite: bool = False):
         self.lik, self.reml, self.count = lik, reml, 0
         self._recent: dict[bytes, tuple[float, np.ndarray]] = {}
         self._defined: np.ndarray | None = None  # the last point where the deviance was defined
+        self.best: tuple[float, np.ndarray] | None = None  # the lowest deviance evaluated, and where
         self.reference = int(lik.residual_variances[0])
         self.free = np.delete(np.arange(lik.n_var), self.reference)
         self.is_level = np.isin(self.free, lik.level_variances)
@@ -131,6 +136,11 @@ class ProfiledObjective:
         # every scaled covariance c and the variances v_a, v_b it is a share of
         self._covariance, self._scale_a, self._scale_b = lik.scaled_covariances.T
         self._covariance_theta = np.searchsorted(self.free, self._covariance)
+        # with definite, the shares that make one correlation matrix are taken by its partial correlations
+        index_of = {int(c): k for k, c in enumerate(self._covariance)}
+        self._correlation_blocks = [
+            (np.array([index_of[int(e)] for e in block[np.tril_indices(len(block), -1)]], dtype=np.intp), len(block))
+            for block in (lik.correlation_blocks if definite else ())]
 
     @property
     def is_effect(self) -> np.ndarray:
@@ -147,8 +157,17 @@ class ProfiledObjective:
             values[block[lower]] = (factor @ factor.T)[lower]
         rho = np.ones(self.lik.n_var)
         rho[self.free] = values
-        rho[self._covariance] = theta[self._covariance_theta] * np.sqrt(rho[self._scale_a] * rho[self._scale_b])
+        rho[self._covariance] = self._shares(theta)[0] * np.sqrt(rho[self._scale_a] * rho[self._scale_b])
         return rho
+
+    def _shares(self, theta: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Every scaled covariance's share of its variances, and the factor ``L`` of every correlation block."""
+        shares, factors = theta[self._covariance_theta].copy(), []
+        for index, size in self._correlation_blocks:
+            matrix, factor = correlation_matrix(theta[self._covariance_theta[index]], size)
+            shares[index] = matrix[np.tril_indices(size, -1)]
+            factors.append(factor)
+        return shares, factors
 
     def _chain(self, theta: np.ndarray, grad_rho: np.ndarray) -> np.ndarray:
         """Gradient in ``theta`` from the gradient in the relative variances of :meth:`rel_var`
@@ -178,6 +197,11 @@ class ProfiledObjective:
         scale = np.sqrt(variances[self._scale_a] * variances[self._scale_b])
         theta[self._covariance_theta] = np.divide(variances[self._covariance], scale, out=np.zeros(len(scale)),
                                                   where=scale > 0)
+        for index, size in self._correlation_blocks:
+            matrix = np.eye(size)
+            matrix[np.tril_indices(size, -1)] = theta[self._covariance_theta[index]]
+            matrix = np.tril(matrix) + np.tril(matrix, -1).T
+            theta[self._covariance_theta[index]] = partial_correlations(matrix, _LARGEST_CORRELATION)
         return theta
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -203,6 +227,17 @@ class ProfiledObjective:
         self._defined = theta
         return value
 
+    def defined(self, theta: np.ndarray) -> np.ndarray:
+        """``theta`` where every covariance is positive definite; else the lowest deviance evaluated (the
+        optimizer can stop on the wall of :meth:`__call__`, which a long step overshoots into)."""
+        try:
+            self.lik.definite_moments(self.rel_var(theta))
+            return theta
+        except NotPositiveDefinite:
+            if self.best is None:
+                raise
+            return self.best[1].copy()
+
     def _last_defined(self, theta: np.ndarray) -> np.ndarray:
         """The last point of the segment from the last defined point to ``theta`` where the deviance is
         defined (to 1/2^20 of the segment)."""
@@ -223,16 +258,21 @@ class ProfiledObjective:
             rel_var = self.rel_var(theta)
             deviance, grad_rho = self.lik.profiled_deviance(rel_var, self.reml)
             # c = share * sqrt(v_a v_b) moves with v_a and v_b: dc/dv_a = share * sqrt(v_a v_b) / (2 v_a)
-            share, by_covariance = theta[self._covariance_theta], grad_rho[self._covariance]
+            (share, factors), by_covariance = self._shares(theta), grad_rho[self._covariance]
             scale = np.sqrt(rel_var[self._scale_a] * rel_var[self._scale_b])
             for variance in (self._scale_a, self._scale_b):
                 half = np.divide(0.5 * scale, rel_var[variance], out=np.zeros(len(scale)), where=rel_var[variance] > 0)
                 np.add.at(grad_rho, variance, share * by_covariance * half)
             gradient = self._chain(theta, grad_rho)
             gradient[self._covariance_theta] = by_covariance * scale
+            for (index, _), factor in zip(self._correlation_blocks, factors):
+                gradient[self._covariance_theta[index]] = correlation_gradient(
+                    theta[self._covariance_theta[index]], factor, gradient[self._covariance_theta[index]])
             if len(self._recent) >= _REMEMBERED:
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[key] = (deviance, gradient)
+            if self.best is None or deviance < self.best[0]:
+                self.best = (float(deviance), theta.copy())
         deviance, gradient = self._recent[key]
         return deviance, gradient.copy()
 
@@ -357,6 +397,8 @@ def fit_profiled(
     """
     objective = ProfiledObjective(lik, reml)
     theta0 = _start(objective) if start_theta is None else np.asarray(start_theta, dtype=float)
+    if lik.correlation_blocks and start_theta is None:
+        theta0 = _definite_start(objective, theta0, maxiter)
     held = np.zeros(len(theta0), dtype=bool) if fixed_zero is None else np.asarray(fixed_zero, dtype=bool)
     theta0 = np.where(held, 0.0, theta0)
     bounds = [(0.0, 0.0) if h else b for h, b in zip(held, objective.bounds)]
@@ -386,10 +428,11 @@ def fit_profiled(
             for i in np.flatnonzero(stranded[np.diagonal(block)[:-1]]):
                 theta[block[i + 1:, i]] *= -1.0
         theta = np.where(stranded, _RESTART_THETA, theta)
+    theta = objective.defined(theta)
     small, rises = _kuhn_tucker(objective, theta)
     boundary = held | (small & rises)
     theta[boundary] = 0.0
-    theta = _newton_polish(objective, theta, ~boundary)
+    theta = objective.defined(_newton_polish(objective, theta, ~boundary))
     deviance, gradient = objective(theta)
     gradient = np.where(boundary, 0.0, gradient)
     rho = objective.rel_var(theta)
@@ -418,6 +461,23 @@ def fit_profiled(
         message=message,
         singular=singular,
     )
+
+
+def _definite_start(objective: ProfiledObjective, theta: np.ndarray, maxiter: int) -> np.ndarray:
+    """The maximum over correlation matrices of the free sibling pairs that are positive definite, as a start.
+
+    The likelihood is defined wherever every cluster's covariance is, which admits a slightly indefinite
+    matrix of the siblings' effects (the wide SEM's, as lavaan fits it); taken pair by pair, though, the
+    optimizer stalls against the edge of the definite ones long before reaching it. Over the partial
+    correlations (:mod:`~sm_multisem.fit.partial_correlations`) it cannot leave them: the optimum there
+    is the start of the fit in the pairs, which goes on past that edge only if the likelihood does.
+    """
+    definite = ProfiledObjective(objective.lik, objective.reml, definite=True)
+    start = definite.theta_of(objective.rel_var(theta))
+    result = optimize.minimize(definite, start, jac=True, method="L-BFGS-B", bounds=definite.bounds,
+                               options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8})
+    objective.count += definite.count
+    return objective.theta_of(definite.rel_var(np.asarray(result.x, dtype=float)))
 
 
 def _kuhn_tucker(objective: ProfiledObjective, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -267,3 +267,32 @@ def test_refusals(article):
         res.score_tests(["S_k"])
     with pytest.raises(ValueError, match="level must be one of"):
         position_labels(model, "k")
+
+
+def test_families_of_ragged_keyed_data_equal_the_relaxed_models():
+    """Ragged districts with the school variance by type (slots keyed by type): more than 16 groups of
+    school slots, held as small integer codes, for every family tested from the fit."""
+    data = sms.simulate_districts(3000, seed=1)
+    rng = np.random.default_rng(1)
+    school = data.groupby(["k", "j"]).ngroup().to_numpy()
+    data["type"] = rng.choice(["pub", "prv", "chr"], size=school.max() + 1)[school]
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_variance("k:j", by="type")
+    res = model.fit()
+    tests = res.score_tests(["c", "S_e"])
+    families = {f.label: f for f in constraint_families(model)}
+    for label in ("c", "S_e"):
+        assert tests.families.loc[label, "df"] > 16
+        direct = score_test(res, families[label].relax(model))
+        assert tests.families.loc[label, "chi2"] == pytest.approx(direct.statistic, rel=1e-7)
+
+
+def test_families_of_an_ar1_fit_take_the_observed_information():
+    data = simulate(80, seed=9, departure="rho", size=0.3)
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).relax_residuals(structure="ar1", t="i").fit()
+    tests = res.score_tests()
+    assert tests.families.loc["rho", "note"].startswith("already relaxed")
+    for label in ("c", "bx", "S_j"):
+        assert tests.families.loc[label, "information"] == "observed"
+        assert tests.families.loc[label, "note"] == "" and np.isfinite(tests.families.loc[label, "chi2"])
+    assert "relax_residuals(structure='ar1', t=..., by=...)" in tests.families.loc["S_e", "note"]
+    assert "[observed information]" in str(tests)

@@ -413,7 +413,9 @@ def score_tests(results, families=None, *, release=None, information: str = "exp
             times, note = _sorted_times(model, family)
         from_fit = information == "expected" and not note and tested_from_the_fit(model, family.kind)
         from_fit = from_fit and (family.kind != "residual correlation" or times is not None)
-        used = information if from_fit or family.kind != "residual correlation" else "observed"
+        # the relaxed model of an AR(1) fit, or of the AR(1) family, has no expected information
+        observed_only = len(model.plan.ar1_entries) or family.kind == "residual correlation"
+        used = "observed" if observed_only and not from_fit else information
         summary = {"question": family.question, "chi2": np.nan, "df": 0, "pvalue": np.nan, "information": used,
                    "grouping": family.grouping, "note": note}
         if not note:

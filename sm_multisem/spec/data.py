@@ -163,6 +163,13 @@ class _DropMissing(NAAction):
     500,000-row design); data without missing values are the common case.
     """
 
+    def is_categorical_NA(self, obj) -> bool:
+        """patsy's test, value by value, of a categorical factor (``C(type)`` reads every row through it):
+        text and integers are never missing, and answered without patsy's general NaN check."""
+        if isinstance(obj, (str, int)):
+            return False
+        return super().is_categorical_NA(obj)
+
     def _handle_NA_drop(self, values, is_nas, origins):
         if any(np.any(is_na) for is_na in is_nas):
             return super()._handle_NA_drop(values, is_nas, origins)

@@ -144,10 +144,10 @@ class NestedPrecision:
         """
         if a > b:
             return self.squared_sums(b, codes_b, n_b, a, codes_a, n_a).T
-        codes_a, codes_b = np.asarray(codes_a, dtype=np.intp), np.asarray(codes_b, dtype=np.intp)  # no overflow
         ancestor, entry = self.nested_entries(a, b)
-        inside = np.bincount(codes_a[ancestor] * n_b + codes_b, weights=entry**2 * self.weight(b),
-                             minlength=n_a * n_b).reshape(n_a, n_b)
+        pair = np.multiply(codes_a[ancestor], n_b, dtype=np.intp)  # codes may come as small integers: widened
+        pair += codes_b
+        inside = np.bincount(pair, weights=entry**2 * self.weight(b), minlength=n_a * n_b).reshape(n_a, n_b)
         return self.apart_sums(a, codes_a, n_a, b, codes_b, n_b) + inside
 
     def apart_sums(self, a: int, codes_a: np.ndarray, n_a: int, b: int, codes_b: np.ndarray, n_b: int,
@@ -188,10 +188,9 @@ class NestedPrecision:
         """For every unit of level ``at``, the sums of ``omega^2`` (times ``values``) of the entities of ``level``
         inside it, by group."""
         ancestor, omega = self.ancestors(level, at)
-        codes = np.asarray(codes, dtype=np.intp)  # group codes may come as small integers: no overflow below
         weight = omega**2 * values
         if self.sizes[at] * n_groups <= len(ancestor):  # a dense array no larger than the sparse one
-            return np.bincount(ancestor * n_groups + codes, weights=weight,
+            return np.bincount(ancestor * n_groups + codes, weights=weight,  # ancestor is intp: no overflow
                                minlength=self.sizes[at] * n_groups).reshape(self.sizes[at], n_groups)
         # the entities of a unit are a run (units and rows are sorted by their parents): CSR as it stands
         starts = np.searchsorted(ancestor, np.arange(self.sizes[at] + 1))

@@ -123,6 +123,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
 
         .. math:: \\exp\\{\\log\\hat v \\pm z_{1-\\alpha/2}\\,\\mathrm{se}(\\hat v)/\\hat v\\}
         """
+        if not 0.0 < alpha < 1.0:  # NaN fails too
+            raise ValueError(f"alpha must lie strictly between 0 and 1 (0.05 for 95% intervals), got {alpha!r}")
         params, bse = np.asarray(self.params), np.asarray(self.bse)
         q = stats.norm.ppf(1 - alpha / 2)
         lower, upper = params - q * bse, params + q * bse

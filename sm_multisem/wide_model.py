@@ -33,6 +33,7 @@ from .engine.ram import RamModel, compile_ram
 from .engine.wide_normal import PatternedNormal
 from .fit.covariance import check_cov_options, covariance, difference_scale, numerical_jacobian
 from .fit.gmm import fit_gmm
+from .inference.hypothesis import check_same_rows
 
 __all__ = ["MAX_POSITIONS", "ExtraTest", "WideFit", "WideSEM", "WideSEMResults"]
 
@@ -476,6 +477,7 @@ class WideSEMResults(GenericLikelihoodModelResults):
         """LR test against a fit nested in this one (or containing it); df = difference in parameters."""
         if self.method != "ml" or getattr(other, "method", "ml") != "ml":
             raise ValueError("LR tests compare ML fits")
+        check_same_rows(self.model, other.model)
         small, big = sorted([self, other], key=lambda r: len(r.params))
         statistic = max(2.0 * (big.llf - small.llf), 0.0)
         df = len(big.params) - len(small.params)

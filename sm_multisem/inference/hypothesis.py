@@ -21,7 +21,7 @@ from ..spec.spec import INTERCEPT
 from .gof import fit_saturated, wide_data_of
 
 __all__ = ["LRTest", "ScoreTest", "InformationNotPositiveDefinite", "score_test", "score_statistics", "lr_test",
-           "lr_test_saturated", "constraint_map"]
+           "lr_test_saturated", "constraint_map", "check_same_rows"]
 
 _LABEL_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
 #: Parameters a relaxation may add, and the value the constrained model holds them at.
@@ -127,6 +127,31 @@ def constraint_map(constrained_names: list[str], relaxed_names: list[str],
     return mapping, held
 
 
+def check_same_rows(model, other) -> None:
+    """Refuse a test between models of different rows: their likelihoods are of different data.
+
+    Raises
+    ------
+    ValueError
+        Naming the rows each model uses (of the rows given), or that the same number of rows are
+        different ones (a covariate missing in other rows).
+    """
+    first, second = getattr(model, "row_accounting", None), getattr(other, "row_accounting", None)
+    if first is None or second is None:  # models built without row accounting: their clusters at least
+        if model.nobs != other.nobs:
+            raise ValueError(f"the two models have different clusters ({model.nobs:,} and {other.nobs:,}); "
+                             "a test compares two models of the same data")
+        return
+    if (first.n_used, first.n_input) != (second.n_used, second.n_input):
+        raise ValueError(f"the two models use different rows ({first.n_used:,} of {first.n_input:,} rows and "
+                         f"{second.n_used:,} of {second.n_input:,}); a test compares two models of the same rows "
+                         "(drop the rows with a missing value in either model's columns from the data of both)")
+    used = [getattr(getattr(m, "model_data", None), "rows_used", None) for m in (model, other)]
+    if used[0] is not None and used[1] is not None and not np.array_equal(used[0], used[1]):
+        raise ValueError(f"the two models use {first.n_used:,} rows each, but not the same ones (a value missing "
+                         "in different rows); a test compares two models of the same rows")
+
+
 def score_test(results, relaxed_model, information: str = "expected") -> ScoreTest:
     """Score test of the constraints ``relaxed_model`` releases, at the estimate in ``results``.
 
@@ -157,6 +182,7 @@ def score_test(results, relaxed_model, information: str = "expected") -> ScoreTe
                          "different fixed effects are not comparable")
     if information not in ("expected", "observed"):
         raise ValueError(f"information must be 'expected' or 'observed', got {information!r}")
+    check_same_rows(results.model, relaxed_model)
     mapping, held = constraint_map(results.model.param_names, relaxed_model.param_names,
                                    _covariances_held_at_zero(relaxed_model))
     theta = mapping @ np.asarray(results.params) + held
@@ -234,6 +260,7 @@ def lr_test(restricted, unrestricted) -> LRTest:
     """
     if restricted.reml or unrestricted.reml:
         raise ValueError("LR tests need ML fits (reml=False)")
+    check_same_rows(restricted.model, unrestricted.model)
     names0, names1 = restricted.model.param_names, unrestricted.model.param_names
     held = _covariances_held_at_zero(unrestricted.model)
     constraint_map(names0, names1, held)  # refuses fits that are not nested

@@ -211,6 +211,12 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise ValueError("data has no rows")
+    text = " ".join([parsed.fixed] + [term.effects for term in parsed.terms] + list(parsed.columns))
+    used = _referenced(data.columns, text)
+    repeated = [c for c in dict.fromkeys(data.columns[data.columns.duplicated()]) if c in used]
+    if repeated:
+        raise ValueError(f"the data have two or more columns named {repeated[0]!r}; the formula cannot tell them "
+                         "apart: rename or drop the copies")
     check_columns(data, parsed.columns, "grouping factor")
     if re.fullmatch(r"\w+", parsed.outcome):  # a transform such as log(y) is left to the formula engine
         check_columns(data, [parsed.outcome], "outcome")

@@ -50,7 +50,9 @@ def _codes(values: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, int]:
     kind, size = values.dtype.kind, getattr(values.dtype, "itemsize", 0)
     if len(values) and (kind == "i" or (kind == "u" and size < 8)):  # integer ids: no sort if their range is small
         array = np.asarray(values, dtype=np.int64)
-        dense = dense_codes(array - array.min())
+        low, high = int(array.min()), int(array.max())  # Python integers: the range itself cannot overflow
+        # a range wider than dense_codes takes would overflow int64 in the difference, near the ends of int64
+        dense = dense_codes(array - low) if high - low < 4 * len(array) + 1024 else None
         if dense is not None:
             return dense
     try:

@@ -1,0 +1,64 @@
+"""Inputs that gave silently wrong numbers: each now gives the right fit or an error naming the culprit."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sm_multisem as sms
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sms.simulate_article_data(n_clusters=75, seed=3)
+
+
+def test_tests_between_fits_of_different_rows_are_refused(data):
+    full = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    fewer = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.iloc[:200]).fit()
+    relaxed_on_fewer = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.iloc[:200]).relax_variance(
+        "k:j", by=(data["j"].iloc[:200] == 1).map({True: "a", False: "b"}).to_numpy())
+    with pytest.raises(ValueError, match=r"different rows \(200 of 200 rows and 300 of 300\)"):
+        full.lr_test(fewer)  # the smaller model first
+    with pytest.raises(ValueError, match=r"different rows \(300 of 300 rows and 200 of 200\)"):
+        full.score_test(relaxed_on_fewer)
+
+
+def test_tests_between_fits_of_as_many_but_other_rows_are_refused(data):
+    first, second = data.copy(), data.copy()
+    first["w"] = second["w"] = np.random.default_rng(0).normal(size=len(data))
+    first.loc[0, "w"], second.loc[1, "w"] = np.nan, np.nan
+    a = sms.MultilevelSEM.from_formula("y ~ x + w + (1|k/j)", first).fit()
+    b = sms.MultilevelSEM.from_formula("y ~ x + w + (1|k/j)", second).relax_variance(
+        "k:j", by=np.where(second["j"] == 1, "a", "b"))
+    with pytest.raises(ValueError, match="299 rows each, but not the same ones"):
+        a.score_test(b)
+
+
+@pytest.mark.parametrize("spread", ["ends", "halves"])
+def test_integer_ids_anywhere_in_int64_keep_their_clusters(data, spread):
+    """Ids at both ends of int64 (the difference from the smallest overflowed) or spanning -2**62..2**62."""
+    k = data["k"].to_numpy(dtype=np.int64)
+    if spread == "ends":
+        ids = np.where(k % 2 == 0, np.int64(2**63 - 1) - k, np.int64(-(2**63) + 1) + k)
+    else:
+        ids = np.where(k % 2 == 0, np.int64(-(2**62)), np.int64(2**62)) + k
+    reference = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(k=ids)).fit()
+    assert res.model.layout.n_clusters == 75
+    assert res.llf == pytest.approx(reference.llf, rel=1e-12)
+
+
+def test_duplicate_column_names_are_refused(data):
+    twice = pd.concat([data, data[["x"]]], axis=1)
+    with pytest.raises(ValueError, match=r"the data have two or more columns named 'x'"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", twice)
+    # a duplicated column the formula does not use is no problem
+    other = pd.concat([data, data[["x"]].rename(columns={"x": "z"}), data[["x"]].rename(columns={"x": "z"})], axis=1)
+    assert sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", other).nobs == 75
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 1.5, -0.1, np.nan])
+def test_conf_int_refuses_an_alpha_outside_0_1(data, alpha):
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
+        res.conf_int(alpha=alpha)

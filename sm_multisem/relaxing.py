@@ -257,12 +257,24 @@ class Relaxing:
 
     @staticmethod
     def _label_values(by, frame, source: ModelData) -> np.ndarray:
-        """The values of a labelling column (its name in ``frame``, or one value per input row) on the rows used."""
+        """The values of a labelling column (its name in ``frame``, or one value per input row) on the rows used.
+
+        A pandas Series is aligned on the data's index, as statsmodels aligns its inputs: reordered, it
+        labels the same rows; an index that does not hold the data's rows once each is refused.
+        """
         if isinstance(by, str):
             if frame is None or by not in frame.columns:
                 where = "the data" if frame is not None else "a model built from arrays (pass the labels)"
                 raise ValueError(f"labelling column {by!r} is not in {where}")
             return frame[by].to_numpy()[source.rows_used]
+        if isinstance(by, pd.Series) and frame is not None and not by.index.equals(frame.index):
+            same_rows = (not by.index.has_duplicates and not frame.index.has_duplicates and len(by) == len(frame)
+                         and by.index.isin(frame.index).all())
+            if not same_rows:
+                raise ValueError(f"the Series {by.name!r} is aligned on the data's index, and its index does not "
+                                 "hold the data's rows once each; pass a Series on the data's index, or an array "
+                                 "in the data's row order")
+            by = by.reindex(frame.index)
         values = np.asarray(by, dtype=object)
         if values.shape != source.rows_used.shape:
             raise ValueError(f"labels have shape {values.shape}; give one label per input row "

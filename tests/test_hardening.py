@@ -62,3 +62,20 @@ def test_conf_int_refuses_an_alpha_outside_0_1(data, alpha):
     res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
     with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
         res.conf_int(alpha=alpha)
+
+
+def test_a_series_of_labels_or_times_is_aligned_on_the_data_index(data):
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    label = pd.Series(np.where(data["j"] == 1, "first", "second"), index=data.index, name="slot")
+    shuffled = label.sample(frac=1.0, random_state=4)
+    assert model.relax_variance("k:j", by=shuffled).fit().llf == pytest.approx(
+        model.relax_variance("k:j", by=label).fit().llf, rel=1e-12)
+    rows = sms.simulate_districts(2000, 2)
+    timed = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", rows)
+    time = rows.groupby(["k", "j"]).cumcount().rename("t")
+    assert timed.relax_residuals(structure="ar1", t=time.sample(frac=1.0, random_state=5)).fit().llf == \
+        pytest.approx(timed.relax_residuals(structure="ar1", t=time).fit().llf, rel=1e-12)
+    with pytest.raises(ValueError, match="Series 'slot' is aligned on the data's index"):
+        model.relax_variance("k:j", by=label.iloc[:-1])
+    with pytest.raises(ValueError, match="Series 'slot' is aligned on the data's index"):
+        model.relax_variance("k:j", by=label.set_axis(label.index + 1000))

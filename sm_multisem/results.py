@@ -380,7 +380,8 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
             self.model.model_data, frame)
         total = np.zeros(len(frame))
         for level, (grouping, ids) in enumerate(zip(layout.levels[:depth], layout.unit_ids)):
-            found = pd.MultiIndex.from_frame(ids).get_indexer(pd.MultiIndex.from_frame(frame[list(grouping)]))
+            new_ids = pd.DataFrame({c: _as_ids_of(frame[c], ids[c]) for c in grouping}, index=frame.index)
+            found = pd.MultiIndex.from_frame(ids).get_indexer(pd.MultiIndex.from_frame(new_ids))
             total += self._level_effects_of_rows(level, found, values)
         return total
 
@@ -474,3 +475,15 @@ class MultilevelSEMResultsWrapper(LikelihoodResultsWrapper):
 
 
 wrap.populate_wrapper(MultilevelSEMResultsWrapper, MultilevelSEMResults)
+
+
+def _as_ids_of(new: pd.Series, fitted: pd.Series) -> pd.Series:
+    """New ids in the kind of the fit's, as factor levels match: the text ``"5"`` is the integer id 5 (and
+    an integer 5 the text id ``"5"``); numbers match numbers whatever their width, text matches text."""
+    numeric = [series.dtype.kind in "iufb" for series in (new, fitted)]
+    if numeric[1] and not numeric[0]:
+        return pd.to_numeric(new, errors="coerce")
+    if numeric[0] and not numeric[1]:
+        whole = new.dtype.kind == "f" and bool(np.all(np.isnan(new) | (new == np.round(new))))
+        return (new.astype("Int64") if whole else new).astype(str)
+    return new

@@ -79,3 +79,22 @@ def test_a_series_of_labels_or_times_is_aligned_on_the_data_index(data):
         model.relax_variance("k:j", by=label.iloc[:-1])
     with pytest.raises(ValueError, match="Series 'slot' is aligned on the data's index"):
         model.relax_variance("k:j", by=label.set_axis(label.index + 1000))
+
+
+def test_predict_matches_ids_of_another_dtype_as_text(data):
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    new = data.iloc[:20]
+    as_text = new.assign(k=new["k"].astype(str), j=new["j"].astype(str))
+    np.testing.assert_allclose(res.predict(as_text, level="k:j"), res.predict(new, level="k:j"), rtol=1e-12)
+    np.testing.assert_allclose(res.predict(new.assign(k=new["k"].astype(float)), level="k"),
+                               res.predict(new, level="k"), rtol=1e-12)
+    assert not np.allclose(res.predict(new, level="k"), res.predict(new))  # the effects are there
+
+
+def test_predict_matches_integer_ids_against_text_ids_of_the_fit(data):
+    text = data.assign(k=data["k"].astype(str))
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", text).fit()
+    new = data.iloc[:10]
+    np.testing.assert_allclose(res.predict(new, level="k"), res.predict(text.iloc[:10], level="k"), rtol=1e-12)
+    np.testing.assert_allclose(res.predict(new.assign(k=new["k"].astype(float)), level="k"),
+                               res.predict(text.iloc[:10], level="k"), rtol=1e-12)

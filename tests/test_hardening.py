@@ -98,3 +98,12 @@ def test_predict_matches_integer_ids_against_text_ids_of_the_fit(data):
     np.testing.assert_allclose(res.predict(new, level="k"), res.predict(text.iloc[:10], level="k"), rtol=1e-12)
     np.testing.assert_allclose(res.predict(new.assign(k=new["k"].astype(float)), level="k"),
                                res.predict(text.iloc[:10], level="k"), rtol=1e-12)
+
+
+def test_to_stata_refuses_names_longer_than_stata_takes(data):
+    long_name = "household_income_in_thousands_x"  # 31 characters: y..._1_2 of it is longer than 32
+    model = sms.MultilevelSEM.from_formula(f"y ~ {long_name} + (1|k/j)", data.rename(columns={"x": long_name}))
+    with pytest.raises(ValueError, match=r"has \d+ characters; Stata takes at most 32: rename the column"):
+        model.to_stata()
+    assert "sem (" in sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).to_stata()
+    assert model.to_lavaan()  # lavaan has no such limit

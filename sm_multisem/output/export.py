@@ -59,7 +59,18 @@ def to_stata_wide(expanded: pd.DataFrame, balanced: bool) -> str:
     return _stata_command(expanded[own], balanced, observed_exogenous=bool(exogenous))
 
 
+#: The longest name Stata takes, for a variable or a parameter's label.
+STATA_NAME_LENGTH = 32
+
+
 def _stata_command(expanded: pd.DataFrame, balanced: bool, observed_exogenous: bool) -> str:
+    names = pd.concat([expanded["lhs"], expanded["rhs"], expanded["label"]]).dropna().astype(str)
+    too_long = names[names.str.len() > STATA_NAME_LENGTH]
+    if len(too_long):
+        name = too_long.iloc[0]
+        raise ValueError(f"the wide model's name {name!r} has {len(name)} characters; Stata takes at most "
+                         f"{STATA_NAME_LENGTH}: rename the column (or label) it is made from, shorter by "
+                         f"{len(name) - STATA_NAME_LENGTH} at least")
     equations = []
     loadings = expanded[expanded["op"] == "=~"]
     for y, rows in expanded[expanded["op"].isin(["~", "~1"])].groupby("lhs", sort=False):

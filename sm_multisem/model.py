@@ -145,6 +145,10 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
         if covariates == "joint":
             return systems.joint_model(formula, data, subset=subset, **kwargs)
         if subset is not None:
+            mask = np.asarray(subset)
+            if mask.dtype == bool and mask.shape != (len(data),):
+                raise ValueError(f"subset has {mask.size:,} values; a boolean subset takes one per row of the data "
+                                 f"({len(data):,})")
             data = data.loc[subset]
         eval_env = kwargs.pop("eval_env", 0)
         weights = kwargs.pop("weights", None)
@@ -502,6 +506,10 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
             return self._fit_gmm(start_params, reml=reml, cov_type=cov_type, cov_kwds=cov_kwds)
         if method != "ml":
             raise ValueError(f"method must be 'ml' (REML with reml=True) or 'gmm', got {method!r}")
+        if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+            raise ValueError(f"maxiter must be a positive integer (iterations of the optimizer), got {maxiter!r}")
+        if not gtol > 0:
+            raise ValueError(f"gtol must be positive (the largest gradient accepted as converged), got {gtol!r}")
         weighted = self.cluster_weights is not None
         cov_type = cov_type or ("robust" if weighted else "oim")
         check_cov_options(cov_type, cov_kwds, reml, weighted=weighted)

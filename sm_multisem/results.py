@@ -6,6 +6,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from patsy import PatsyError
 from scipy import stats
 from statsmodels.base import wrapper as wrap
 from statsmodels.base.model import (
@@ -163,6 +164,16 @@ class MultilevelSEMResults(GenericLikelihoodModelResults):
             return LRTest(statistic, 1, pvalue, "chibar2(01)")
         pvalue = stats.chi2.sf(statistic, df)
         return LRTest(statistic, df, pvalue, f"chi2({df})", "LR test is conservative and provided only for reference.")
+
+    def wald_test(self, r_matrix, *args, **kwargs):
+        """statsmodels' Wald test; a constraint written with a name that is not a parameter is refused,
+        naming the parameters (the formula engine's own error named none)."""
+        try:
+            return super().wald_test(r_matrix, *args, **kwargs)
+        except PatsyError as err:
+            first = str(err).splitlines()[0]
+            raise ValueError(f"cannot read the constraint {r_matrix!r} ({first}); its names must be parameters: "
+                             f"{list(self.model.exog_names)} for the fixed effects") from None
 
     def wald_test_fixed(self) -> tuple[float, int, float]:
         """Joint Wald chi2 test that every fixed effect except the intercept is 0."""

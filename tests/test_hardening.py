@@ -107,3 +107,22 @@ def test_to_stata_refuses_names_longer_than_stata_takes(data):
         model.to_stata()
     assert "sem (" in sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).to_stata()
     assert model.to_lavaan()  # lavaan has no such limit
+
+
+def test_bad_options_and_names_are_named(data):
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data)
+    for maxiter in (-1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="maxiter must be a positive integer"):
+            model.fit(maxiter=maxiter)
+    with pytest.raises(ValueError, match="gtol must be positive"):
+        model.fit(gtol=0.0)
+    with pytest.raises(ValueError, match=r"subset has 5 values; a boolean subset takes one per row .* \(300\)"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, subset=np.ones(5, dtype=bool))
+    with pytest.raises(ValueError, match="grouping column named 'Residual'"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|Residual/j)", data.rename(columns={"k": "Residual"}))
+    with pytest.raises(ValueError, match=r"column 'yield' .* is a Python keyword.*Q\('yield'\)"):
+        sms.MultilevelSEM.from_formula("y ~ yield + (1|k/j)", data.rename(columns={"x": "yield"}))
+    res = model.fit()
+    with pytest.raises(ValueError, match=r"cannot read the constraint 'nope = 0'.*\['Intercept', 'x'\]"):
+        res.wald_test("nope = 0", scalar=True)
+    assert res.wald_test("x = 0", scalar=True).statistic > 0

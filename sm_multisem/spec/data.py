@@ -7,6 +7,7 @@ grouping id, are dropped here and counted by reason, never silently.
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -188,6 +189,10 @@ def _matrices(manager: FormulaManager, formula, data: pd.DataFrame, text: str, w
         drop = _DropMissing(on_NA="drop", NA_types=["None", "NaN"]) if manager.engine == "patsy" else "drop"
         return manager.get_matrices(formula, data, pandas=True, na_action=drop, **options)
     except Exception as err:  # the formula engine's own errors name the problem; keep its text
+        keywords = [c for c in _referenced(data.columns, text) if keyword.iskeyword(c)]
+        if "SyntaxError" in str(err) and keywords:
+            raise ValueError(f"column {keywords[0]!r} in {text!r} is a Python keyword, which the formula engine "
+                             f"cannot read as a name: write Q({keywords[0]!r}) in the formula") from None
         unknown = re.search(r"name '([^']+)' is not defined", str(err))
         if unknown:
             name = unknown.group(1)
@@ -217,6 +222,9 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     if repeated:
         raise ValueError(f"the data have two or more columns named {repeated[0]!r}; the formula cannot tell them "
                          "apart: rename or drop the copies")
+    if "Residual" in parsed.columns:
+        raise ValueError("a grouping column named 'Residual' would share its name with the residuals "
+                         "(var(Residual)); rename the column")
     check_columns(data, parsed.columns, "grouping factor")
     if re.fullmatch(r"\w+", parsed.outcome):  # a transform such as log(y) is left to the formula engine
         check_columns(data, [parsed.outcome], "outcome")

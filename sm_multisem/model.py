@@ -508,8 +508,8 @@ class MultilevelSEM(Relaxing, WideForm, GenericLikelihoodModel):
             raise ValueError(f"method must be 'ml' (REML with reml=True) or 'gmm', got {method!r}")
         if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
             raise ValueError(f"maxiter must be a positive integer (iterations of the optimizer), got {maxiter!r}")
-        if not gtol > 0:
-            raise ValueError(f"gtol must be positive (the largest gradient accepted as converged), got {gtol!r}")
+        if not gtol >= 0:  # NaN fails too
+            raise ValueError(f"gtol must be 0 or more (the largest gradient accepted as converged), got {gtol!r}")
         weighted = self.cluster_weights is not None
         cov_type = cov_type or ("robust" if weighted else "oim")
         check_cov_options(cov_type, cov_kwds, reml, weighted=weighted)

@@ -114,8 +114,8 @@ def test_bad_options_and_names_are_named(data):
     for maxiter in (-1, 0, 2.5, True):
         with pytest.raises(ValueError, match="maxiter must be a positive integer"):
             model.fit(maxiter=maxiter)
-    with pytest.raises(ValueError, match="gtol must be positive"):
-        model.fit(gtol=0.0)
+    with pytest.raises(ValueError, match="gtol must be 0 or more"):
+        model.fit(gtol=-1e-6)
     with pytest.raises(ValueError, match=r"subset has 5 values; a boolean subset takes one per row .* \(300\)"):
         sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, subset=np.ones(5, dtype=bool))
     with pytest.raises(ValueError, match="grouping column named 'Residual'"):

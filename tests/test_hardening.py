@@ -126,3 +126,22 @@ def test_bad_options_and_names_are_named(data):
     with pytest.raises(ValueError, match=r"cannot read the constraint 'nope = 0'.*\['Intercept', 'x'\]"):
         res.wald_test("nope = 0", scalar=True)
     assert res.wald_test("x = 0", scalar=True).statistic > 0
+
+
+def test_nullable_dtypes_fit_as_their_numpy_equivalents(data):
+    reference = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.drop(index=3)).fit()
+    outcome = data.assign(y=data["y"].astype("Float64"))
+    outcome.loc[3, "y"] = pd.NA
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", outcome)
+    assert model.row_accounting.dropped == {"missing outcome y": 1}
+    assert model.fit().llf == pytest.approx(reference.llf, rel=1e-12)
+    counts = data.assign(z=(data.index % 5).astype("Int64"))
+    counts.loc[4, "z"] = pd.NA
+    assert sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", counts).row_accounting.dropped == {
+        "missing covariate z": 1}
+    flags = data.assign(z=data.index % 2 == 0)
+    nullable = flags.astype({"z": "boolean"})
+    assert sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", nullable).fit().llf == pytest.approx(
+        sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", flags).fit().llf, rel=1e-12)
+    nullable.loc[5, "z"] = pd.NA
+    assert sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", nullable).row_accounting.n_used == 299

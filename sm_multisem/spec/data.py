@@ -234,6 +234,7 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
     labels = data.index
     data = data.reset_index(drop=True)  # rows by position: the index may repeat labels
     ids_all = data[list(parsed.columns)]
+    data = _as_numpy_columns(data, parsed)
     data = _text_as_categories(data, parsed)
     manager = FormulaManager()
     endog, exog = _matrices(manager, parsed.fixed, data, parsed.fixed, "the data", eval_env=eval_env + 2)
@@ -371,6 +372,28 @@ def effect_values_of_new_rows(model_data: ModelData, frame: pd.DataFrame) -> np.
 def _referenced(columns, text: str) -> list[str]:
     """The columns whose names appear in ``text`` as whole names."""
     return [c for c in map(str, columns) if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", text)]
+
+
+def _as_numpy_columns(data: pd.DataFrame, parsed: ParsedFormula) -> pd.DataFrame:
+    """``data`` with the nullable columns (``Int64``, ``Float64``, ``boolean``) the formula's fixed and random
+    parts name as their NumPy equivalents, ``pd.NA`` as a missing value the formula engine understands.
+
+    The formula engine tests values with ``bool()``, which ``pd.NA`` refuses; a ``boolean`` column it does
+    not read at all. Numbers become floats with NaN; booleans stay booleans (``x[T.True]``), with None
+    where missing. Id columns keep their type: they are read as codes.
+    """
+    text = " ".join([parsed.fixed] + [term.effects for term in parsed.terms])
+    nullable = [c for c in _referenced(data.columns, text)
+                if isinstance(data[c].dtype, pd.api.extensions.ExtensionDtype) and data[c].dtype.kind in "iufb"]
+    converted = {}
+    for c in nullable:
+        column = data[c]
+        if column.dtype.kind == "b":
+            converted[c] = (column.to_numpy(dtype=bool) if not column.isna().any()
+                            else column.astype(object).where(column.notna(), None).to_numpy())
+        else:
+            converted[c] = column.to_numpy(dtype=float, na_value=np.nan)
+    return data.assign(**converted) if converted else data
 
 
 def _text_as_categories(data: pd.DataFrame, parsed: ParsedFormula) -> pd.DataFrame:

@@ -62,7 +62,7 @@ def test_estimates_do_not_depend_on_the_covariance(model, data):
 
 
 @pytest.mark.parametrize("kwds, message", [
-    ({"groups": "j"}, r"one group per input row"),
+    ({"groups": "j"}, r"one value per input row"),
     (None, r'needs cov_kwds=\{"groups": ...\}'),
     ({"groups": None, "weights": 1}, r"\['weights'\] are not options"),
 ])

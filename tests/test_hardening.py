@@ -145,3 +145,13 @@ def test_nullable_dtypes_fit_as_their_numpy_equivalents(data):
         sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", flags).fit().llf, rel=1e-12)
     nullable.loc[5, "z"] = pd.NA
     assert sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", nullable).row_accounting.n_used == 299
+
+
+def test_multiindex_columns_and_design_options_are_named(data):
+    wide = data.copy()
+    wide.columns = pd.MultiIndex.from_tuples([(c, "") for c in data.columns])
+    with pytest.raises(ValueError, match="data has MultiIndex columns"):
+        sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", wide)
+    model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, weights=np.ones(len(data)))
+    with pytest.raises(ValueError, match=r"strata has shape \(5,\)"):
+        model.fit(cov_type="survey", cov_kwds={"strata": np.ones(5)})

@@ -74,7 +74,7 @@ def test_survey_without_design_is_robust(weighted):
     (lambda d: sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", d, weights="w").fit(
         cov_type="survey", cov_kwds={"psu": d["k"], "strata": d["k"]}), "single primary sampling unit"),
     (lambda d: sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", d, weights="w").fit(
-        cov_type="survey", cov_kwds={"psu": d["j"]}), "groups vary within units of 'k'"),
+        cov_type="survey", cov_kwds={"psu": d["j"]}), "psu vary within units of 'k'"),
 ])
 def test_refusals(data, build, message):
     with pytest.raises(ValueError, match=message):

@@ -154,8 +154,8 @@ def covariance(model, params: np.ndarray, *, reml: bool, cov_type: str, fixed: n
             inner = _inverse(scores.T @ scores)
         elif cov_type == "survey":
             bread = _inverse(model.information(params, kind="oim")[np.ix_(free, free)])
-            psu = cluster_groups(model, cov_kwds["psu"]) if "psu" in cov_kwds else np.arange(len(scores))
-            strata = (cluster_groups(model, cov_kwds["strata"], minimum=1) if "strata" in cov_kwds
+            psu = cluster_groups(model, cov_kwds["psu"], name="psu") if "psu" in cov_kwds else np.arange(len(scores))
+            strata = (cluster_groups(model, cov_kwds["strata"], minimum=1, name="strata") if "strata" in cov_kwds
                       else np.zeros(len(scores), dtype=int))
             meat, n_psu, n_strata = _stratified_meat(scores, psu, strata)
             inner = bread @ meat @ bread
@@ -195,27 +195,28 @@ def _stratified_meat(scores: np.ndarray, psu: np.ndarray, strata: np.ndarray) ->
     return meat, n_psu, len(np.unique(strata))
 
 
-def cluster_groups(model, groups, minimum: int = 2) -> np.ndarray:
+def cluster_groups(model, groups, minimum: int = 2, name: str = "groups") -> np.ndarray:
     """Group code of every top-level cluster; groups must not split a cluster.
 
     A row of the wide model is a top-level cluster, so its score cannot be divided among
-    groups: a grouping finer than the top level is refused.
+    groups: a grouping finer than the top level is refused. ``name`` is the option's, for the messages
+    (``groups``, ``psu``, ``strata``).
     """
     source = model.model_data
     groups = np.asarray(groups, dtype=object)
     if groups.shape != source.rows_used.shape:
-        raise ValueError(f"groups has shape {groups.shape}; give one group per input row ({len(source.rows_used):,})")
+        raise ValueError(f"{name} has shape {groups.shape}; give one value per input row ({len(source.rows_used):,})")
     used = groups[source.rows_used][model.layout.order]
     if any(g is None or (isinstance(g, float) and np.isnan(g)) for g in used):
-        raise ValueError("groups is missing for some rows used")
+        raise ValueError(f"{name} is missing for some rows used")
     codes = np.unique(used.astype(str), return_inverse=True)[1]
     per_cluster, varies = model.layout.per_unit(codes, 0)
     if varies is not None:
         top = model.layout.level_names[0]
         raise ValueError(
-            f"groups vary within units of {top!r}, the top level: a row of the wide model is one {top} "
-            f"unit, so clustering below it is impossible; use groups coarser than {top} (or cov_type='robust')"
+            f"{name} vary within units of {top!r}, the top level: a row of the wide model is one {top} "
+            f"unit, so clustering below it is impossible; use {name} coarser than {top} (or cov_type='robust')"
         )
     if len(np.unique(per_cluster)) < minimum:
-        raise ValueError("groups has a single group; a cluster-robust covariance needs at least two")
+        raise ValueError(f"{name} has a single group; a cluster-robust covariance needs at least two")
     return per_cluster

@@ -216,6 +216,9 @@ def data_from_formula(parsed: ParsedFormula, data: pd.DataFrame, eval_env: int =
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise ValueError("data has no rows")
+    if isinstance(data.columns, pd.MultiIndex):
+        raise ValueError("data has MultiIndex columns, which a formula cannot name; flatten them first, e.g. "
+                         "data.columns = ['_'.join(map(str, c)) for c in data.columns]")
     text = " ".join([parsed.fixed] + [term.effects for term in parsed.terms] + list(parsed.columns))
     used = _referenced(data.columns, text)
     repeated = [c for c in dict.fromkeys(data.columns[data.columns.duplicated()]) if c in used]

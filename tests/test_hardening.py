@@ -155,3 +155,14 @@ def test_multiindex_columns_and_design_options_are_named(data):
     model = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data, weights=np.ones(len(data)))
     with pytest.raises(ValueError, match=r"strata has shape \(5,\)"):
         model.fit(cov_type="survey", cov_kwds={"strata": np.ones(5)})
+
+
+@pytest.mark.parametrize("scale", [1e11, 1e12, 1e-9])
+def test_badly_scaled_covariates_fit_as_the_exact_rescaling(data, scale):
+    reference = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data).fit()
+    res = sms.MultilevelSEM.from_formula("y ~ x + (1|k/j)", data.assign(x=data["x"] * scale)).fit()
+    assert res.llf == pytest.approx(reference.llf, rel=1e-12)
+    assert res.params["x"] * scale == pytest.approx(reference.params["x"], rel=1e-10)
+    assert res.bse["x"] * scale == pytest.approx(reference.bse["x"], rel=1e-8)
+    with pytest.raises(ValueError, match=r"collinear: \['z'\]"):  # a dependence is still one at any scale
+        sms.MultilevelSEM.from_formula("y ~ x + z + (1|k/j)", data.assign(x=data["x"] * scale, z=data["x"] * 3))

@@ -117,8 +117,11 @@ def check_rank(model_data: ModelData) -> None:
     exog = model_data.exog
     if exog.shape[0] < exog.shape[1]:
         raise ValueError(f"{exog.shape[0]} rows cannot estimate {exog.shape[1]} fixed effects")
-    diag = np.abs(np.diag(np.linalg.qr(exog, mode="r")))
-    dependent = [name for name, d in zip(model_data.exog_names, diag) if d <= 1e-10 * diag.max()]
+    # each column to unit length first: a column around 1e11 (money in units) must not make the others look
+    # negligible; a diagonal of R then is the share of its column that the columns before it do not explain
+    norms = np.linalg.norm(exog, axis=0)
+    diag = np.abs(np.diag(np.linalg.qr(exog / np.where(norms > 0, norms, 1.0), mode="r")))
+    dependent = [name for name, d in zip(model_data.exog_names, diag) if d <= 1e-10]
     if dependent:
         raise ValueError(
             f"the fixed-effect columns are collinear: {dependent} "
